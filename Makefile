@@ -1,0 +1,64 @@
+# Developer entry points.  CI runs .ci/run, which uses the same targets.
+
+PYTHON ?= python3
+PYTEST_ARGS ?=
+# tests/c/Makefile targets run by `make ctest` (CI adds check-aarch64).
+CTEST_TARGETS ?= check
+# The sanitizer runtimes must match the compiler that built the extension.
+SAN_CC ?= gcc
+
+ASAN_RUNTIME = $(shell $(SAN_CC) -print-file-name=libasan.so) $(shell $(SAN_CC) -print-file-name=libubsan.so)
+ASAN_ENV = \
+	LD_PRELOAD="$(ASAN_RUNTIME)" \
+	ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0:abort_on_error=1:strict_init_order=1 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	PYTHONMALLOC=malloc
+
+.PHONY: all build inplace test ctest asan bench clean help
+
+all: build
+
+help:
+	@echo "make build   - editable install with the test extras (pip install -e '.[test]')"
+	@echo "make inplace - rebuild the extension in place (python setup.py build_ext --inplace)"
+	@echo "make test    - run the pytest suite"
+	@echo "make ctest   - C-only switch torture test (tests/c; CTEST_TARGETS='$(CTEST_TARGETS)')"
+	@echo "make asan    - ASan+UBSan build of the extension, whole suite under it, normal rebuild"
+	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
+	@echo "make clean   - remove build products"
+
+build:
+	$(PYTHON) -m pip install -e '.[test]'
+
+inplace:
+	$(PYTHON) setup.py build_ext --inplace
+
+test:
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+ctest:
+	$(MAKE) -C tests/c $(CTEST_TARGETS)
+
+# The stock interpreter is not instrumented, so the sanitizer runtimes are
+# preloaded into it; PYTHONMALLOC=malloc lets ASan see every allocation.
+# Stack-use-after-return detection is off: it moves locals to a fake stack
+# that the stack-slicing switch cannot copy.  Leak detection is off: the
+# interpreter itself does not free everything at exit.  The normal build is
+# restored whatever the outcome, and the suite's status is the target's.
+asan:
+	STACKLESS_COMPAT_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
+	@status=0; \
+	$(ASAN_ENV) $(PYTHON) -m pytest $(PYTEST_ARGS) || status=$$?; \
+	echo "== restoring the normal build"; \
+	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
+	if [ $$status -ne 0 ]; then echo "== sanitizer run FAILED (pytest exit $$status)"; fi; \
+	exit $$status
+
+bench:
+	$(PYTHON) benchmarks/run_all.py
+
+clean:
+	rm -rf build dist *.egg-info .eggs .pytest_cache .hypothesis
+	find . -name '__pycache__' -type d -prune -exec rm -rf {} +
+	rm -f stackless_compat/*.so
+	-[ -f tests/c/Makefile ] && $(MAKE) -C tests/c clean

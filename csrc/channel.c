@@ -1,0 +1,488 @@
+/* The channel type: rendezvous between tasklets (STACKLESS_API.md §4).
+ *
+ * A channel's queue holds the tasklets blocked on it, all in the same
+ * direction; `balance` counts them (> 0 senders, < 0 receivers).  A blocked
+ * sender keeps the value it sends in its tempval; a receiver that finds a
+ * waiting sender takes it from there.
+ */
+#include "module.h"
+
+#include "structmember.h"
+
+#define C(o) ((ChannelObject *)(o))
+
+static void
+channel_append(ChannelObject *ch, TaskletObject *t, int dir)
+{
+    Py_INCREF(t);
+    t->next = NULL;
+    t->prev = ch->tail;
+    if (ch->tail != NULL)
+        ch->tail->next = t;
+    else
+        ch->head = t;
+    ch->tail = t;
+    t->blocked = dir;
+    t->chan = ch;
+    ch->balance += dir;
+}
+
+void
+channel_remove_waiter(ChannelObject *ch, TaskletObject *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        ch->head = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    else
+        ch->tail = t->prev;
+    t->next = t->prev = NULL;
+    ch->balance -= t->blocked;
+    t->blocked = 0;
+    t->chan = NULL;
+}
+
+static int
+channel_notify(ChannelObject *ch, TaskletObject *t, int sending, int willblock)
+{
+    PyObject *cb = slp_st->channel_callback, *res;
+    if (slp_st->channel_cb_active) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Recursive channel call due to callbacks!");
+        return -1;
+    }
+    Py_INCREF(cb);
+    slp_st->channel_cb_active = 1;
+    res = PyObject_CallFunction(cb, "OOii", (PyObject *)ch, (PyObject *)t,
+                                sending, willblock);
+    slp_st->channel_cb_active = 0;
+    Py_DECREF(cb);
+    if (res == NULL)
+        PyErr_Clear();          /* errors in the callback are swallowed */
+    Py_XDECREF(res);
+    return 0;
+}
+
+/* send (dir 1, value borrowed) or receive (dir -1, value NULL). */
+static PyObject *
+channel_action(ChannelObject *ch, int dir, PyObject *value)
+{
+    sched_thread *ts = sched_get();
+    TaskletObject *cur, *w, *next;
+    PyObject *result = NULL, *r;
+    int waiting;
+
+    if (ts == NULL)
+        return NULL;
+    if (slp_st->channel_cb_active) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Recursive channel call due to callbacks!");
+        return NULL;
+    }
+    cur = ts->current;
+    waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
+    if (slp_st->channel_callback != NULL &&
+        channel_notify(ch, cur, dir > 0, !waiting) < 0)
+        return NULL;
+    /* the callback may have changed things */
+    waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
+
+    if (waiting) {
+        int mode;       /* 0 initiator continues, 1 waiter runs, 2 yield */
+        w = ch->head;
+        if (w->ts != ts) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "channel transfers between threads are not "
+                            "supported yet");
+            return NULL;
+        }
+        mode = ch->schedule_all ? 2 : (ch->preference == -dir ? 1 : 0);
+        if (mode != 0 && sched_check_switch(ts) < 0)
+            return NULL;
+        channel_remove_waiter(ch, w);       /* its reference is ours now */
+        if (dir > 0) {
+            Py_SETREF(w->tempval, Py_NewRef(value));
+        }
+        else {
+            result = w->tempval;
+            w->tempval = Py_NewRef(Py_None);
+        }
+        if (mode == 1) {
+            ring_insert_after(ts, cur, w);
+            Py_DECREF(w);
+            r = sched_switch(ts, w, NULL);
+        }
+        else {
+            ring_append(ts, w);
+            Py_DECREF(w);
+            r = mode == 2 ? sched_switch(ts, cur->next, NULL)
+                          : Py_NewRef(Py_None);
+        }
+        if (r == NULL) {
+            Py_XDECREF(result);
+            return NULL;
+        }
+        Py_DECREF(r);
+        if (dir > 0)
+            Py_RETURN_NONE;
+        if (Bomb_Check(result))
+            return bomb_explode(result);
+        return result;
+    }
+
+    /* Nobody waiting: block. */
+    if (cur->flags & TF_BLOCK_TRAP) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this tasklet does not like to be blocked.");
+        return NULL;
+    }
+    if (ch->closing) {
+        PyErr_SetString(PyExc_ValueError,
+                        "Send/receive operation on a closed channel");
+        return NULL;
+    }
+    if (sched_check_switch(ts) < 0)
+        return NULL;
+    next = sched_can_leave(ts);
+    if (next == NULL)
+        return NULL;
+    Py_SETREF(cur->tempval, Py_NewRef(dir > 0 ? value : Py_None));
+    channel_append(ch, cur, dir);
+    r = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+    if (r == NULL)
+        return NULL;
+    if (dir > 0) {
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    return r;
+}
+
+static PyObject *
+channel_send(PyObject *self, PyObject *value)
+{
+    return channel_action(C(self), 1, value);
+}
+
+static PyObject *
+channel_receive(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return channel_action(C(self), -1, NULL);
+}
+
+static PyObject *
+send_bomb(PyObject *self, PyObject *bomb)
+{
+    PyObject *r;
+    if (bomb == NULL)
+        return NULL;
+    r = channel_action(C(self), 1, bomb);
+    Py_DECREF(bomb);
+    return r;
+}
+
+static PyObject *
+channel_send_exception(PyObject *self, PyObject *const *args,
+                       Py_ssize_t nargs)
+{
+    PyObject *rest, *bomb;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send_exception() takes at least 1 argument");
+        return NULL;
+    }
+    if (!PyExceptionClass_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "send_exception() needs a BaseException subclass");
+        return NULL;
+    }
+    rest = slp_tuple_from_array(args + 1, nargs - 1);
+    if (rest == NULL)
+        return NULL;
+    bomb = bomb_new(args[0], rest, NULL);
+    Py_DECREF(rest);
+    return send_bomb(self, bomb);
+}
+
+static PyObject *
+channel_send_throw(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"exc", "val", "tb", NULL};
+    PyObject *exc, *val = Py_None, *tb = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OO:send_throw", kwlist,
+                                     &exc, &val, &tb))
+        return NULL;
+    return send_bomb(self, bomb_from_raise_args(exc, val, tb));
+}
+
+static PyObject *
+channel_send_sequence(PyObject *self, PyObject *seq)
+{
+    PyObject *it = PyObject_GetIter(seq), *item;
+    Py_ssize_t n = 0;
+    if (it == NULL)
+        return NULL;
+    while ((item = PyIter_Next(it)) != NULL) {
+        PyObject *r = channel_action(C(self), 1, item);
+        Py_DECREF(item);
+        if (r == NULL) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        Py_DECREF(r);
+        n++;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    return PyLong_FromSsize_t(n);
+}
+
+static PyObject *
+channel_iternext(PyObject *self)
+{
+    ChannelObject *ch = C(self);
+    if (ch->closing && ch->balance <= 0) {
+        PyErr_SetNone(PyExc_StopIteration);
+        return NULL;
+    }
+    return channel_action(ch, -1, NULL);
+}
+
+static PyObject *
+channel_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    C(self)->closing = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+channel_open(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    C(self)->closing = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+channel_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "pickling channels arrives with the API issue (#3)");
+    return NULL;
+}
+
+static PyObject *
+channel_repr(PyObject *self)
+{
+    ChannelObject *ch = C(self);
+    return PyUnicode_FromFormat("<%s object at %p, balance=%zd%s>",
+                                Py_TYPE(self)->tp_name, self, ch->balance,
+                                ch->closing ? ", closing" : "");
+}
+
+/* --- attributes -------------------------------------------------------- */
+
+static PyObject *
+channel_get_balance(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromSsize_t(C(self)->balance);
+}
+
+static PyObject *
+channel_get_closing(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(C(self)->closing);
+}
+
+static PyObject *
+channel_get_closed(PyObject *self, void *c)
+{
+    (void)c;
+    return PyBool_FromLong(C(self)->closing && C(self)->balance == 0);
+}
+
+static PyObject *
+channel_get_queue(PyObject *self, void *c)
+{
+    (void)c;
+    if (C(self)->head == NULL)
+        Py_RETURN_NONE;
+    return Py_NewRef((PyObject *)C(self)->head);
+}
+
+static PyObject *
+channel_get_preference(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(C(self)->preference);
+}
+
+static int
+channel_set_preference(PyObject *self, PyObject *v, void *c)
+{
+    int overflow;
+    long p;
+    (void)c;
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError, "preference must be set to an integer");
+        return -1;
+    }
+    p = PyLong_AsLongAndOverflow(v, &overflow);
+    if (overflow)
+        p = overflow;
+    else if (p == -1 && PyErr_Occurred())
+        return -1;
+    C(self)->preference = p > 0 ? 1 : (p < 0 ? -1 : 0);
+    return 0;
+}
+
+static PyObject *
+channel_get_schedule_all(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromLong(C(self)->schedule_all);
+}
+
+static int
+channel_set_schedule_all(PyObject *self, PyObject *v, void *c)
+{
+    int truth;
+    (void)c;
+    if (v == NULL || !PyLong_Check(v)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "schedule_all must be set to an integer");
+        return -1;
+    }
+    truth = PyObject_IsTrue(v);
+    if (truth < 0)
+        return -1;
+    C(self)->schedule_all = truth;
+    return 0;
+}
+
+static PyGetSetDef channel_getset[] = {
+    {"balance", channel_get_balance, NULL,
+     "> 0: blocked senders; < 0: blocked receivers", NULL},
+    {"closing", channel_get_closing, NULL, "close() was called", NULL},
+    {"closed", channel_get_closed, NULL, "closing and nobody blocked", NULL},
+    {"queue", channel_get_queue, NULL, "the first blocked tasklet or None", NULL},
+    {"preference", channel_get_preference, channel_set_preference,
+     "-1: prefer the receiver, 1: prefer the sender, 0: no preference", NULL},
+    {"schedule_all", channel_get_schedule_all, channel_set_schedule_all,
+     "every transfer yields to the next runnable tasklet", NULL},
+    {NULL}
+};
+
+static PyMemberDef channel_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET,
+     offsetof(ChannelObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(ChannelObject, dict), READONLY, NULL},
+    {NULL}
+};
+
+static PyMethodDef channel_methods[] = {
+    {"send", channel_send, METH_O, "send(value): rendezvous with a receiver"},
+    {"receive", channel_receive, METH_NOARGS, "receive() -> value"},
+    {"send_exception", (PyCFunction)(void (*)(void))channel_send_exception,
+     METH_FASTCALL, "send_exception(exc_class, *args)"},
+    {"send_throw", (PyCFunction)(void (*)(void))channel_send_throw,
+     METH_VARARGS | METH_KEYWORDS, "send_throw(exc, val=None, tb=None)"},
+    {"send_sequence", channel_send_sequence, METH_O,
+     "send_sequence(iterable) -> number of items sent"},
+    {"close", channel_close, METH_NOARGS, NULL},
+    {"open", channel_open, METH_NOARGS, NULL},
+    {"__reduce__", channel_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+/* --- lifetime ---------------------------------------------------------- */
+
+static PyObject *
+channel_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    ChannelObject *ch;
+    if (type == slp_st->channel_type &&
+        (PyTuple_GET_SIZE(args) != 0 || (kwds && PyDict_GET_SIZE(kwds)))) {
+        PyErr_SetString(PyExc_TypeError, "channel() takes no arguments");
+        return NULL;
+    }
+    ch = (ChannelObject *)type->tp_alloc(type, 0);
+    if (ch == NULL)
+        return NULL;
+    ch->preference = -1;
+    return (PyObject *)ch;
+}
+
+static int
+channel_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    TaskletObject *t;
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(C(self)->dict);
+    for (t = C(self)->head; t != NULL; t = t->next)
+        Py_VISIT((PyObject *)t);
+    return 0;
+}
+
+static int
+channel_clear(PyObject *self)
+{
+    ChannelObject *ch = C(self);
+    while (ch->head != NULL) {
+        TaskletObject *t = ch->head;
+        channel_remove_waiter(ch, t);
+        Py_DECREF(t);
+    }
+    Py_CLEAR(ch->dict);
+    return 0;
+}
+
+static void
+channel_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (C(self)->weakreflist != NULL)
+        PyObject_ClearWeakRefs(self);
+    channel_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyType_Slot channel_slots[] = {
+    {Py_tp_new, channel_tp_new},
+    {Py_tp_dealloc, channel_dealloc},
+    {Py_tp_traverse, channel_traverse},
+    {Py_tp_clear, channel_clear},
+    {Py_tp_iter, PyObject_SelfIter},
+    {Py_tp_iternext, channel_iternext},
+    {Py_tp_repr, channel_repr},
+    {Py_tp_getset, channel_getset},
+    {Py_tp_members, channel_members},
+    {Py_tp_methods, channel_methods},
+    {Py_tp_doc, "channel()\n\nA rendezvous point: send() blocks until a "
+                "receive() takes the value, and the other way round."},
+    {0, NULL}
+};
+
+static PyType_Spec channel_spec = {
+    "_stackless.channel", sizeof(ChannelObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
+    channel_slots
+};
+
+int
+channel_module_init(PyObject *module)
+{
+    PyTypeObject *tp = (PyTypeObject *)PyType_FromModuleAndSpec(
+        module, &channel_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->channel_type = tp;
+    return PyModule_AddObjectRef(module, "channel", (PyObject *)tp);
+}

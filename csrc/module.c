@@ -1,0 +1,425 @@
+/* The _stackless module: module-level functions, module state and init. */
+#include "module.h"
+
+#include "pythread.h"
+
+slp_module_state *slp_st = NULL;
+unsigned long slp_main_thread_ident;
+
+static sched_thread *
+current_sched(void)
+{
+    return sched_get();
+}
+
+/* --- scheduling -------------------------------------------------------- */
+
+static PyObject *
+mod_schedule(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
+             PyObject *kwnames)
+{
+    sched_thread *ts = current_sched();
+    PyObject *retval = NULL;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        if (nargs != 0 || PyTuple_GET_SIZE(kwnames) != 1 ||
+            !_PyUnicode_EqualToASCIIString(PyTuple_GET_ITEM(kwnames, 0),
+                                           "retval")) {
+            PyErr_SetString(PyExc_TypeError,
+                            "schedule() takes an optional 'retval' only");
+            return NULL;
+        }
+        retval = args[0];
+    }
+    else if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "schedule() takes at most 1 argument");
+        return NULL;
+    }
+    else if (nargs == 1) {
+        retval = args[0];
+    }
+    return sched_schedule(ts, retval, 0);
+}
+
+static PyObject *
+mod_schedule_remove(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"retval", NULL};
+    sched_thread *ts = current_sched();
+    PyObject *retval = NULL;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|O:schedule_remove",
+                                     kwlist, &retval))
+        return NULL;
+    return sched_schedule(ts, retval, 1);
+}
+
+static PyObject *
+mod_run(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"timeout", "threadblock", "soft",
+                             "ignore_nesting", "totaltimeout", NULL};
+    sched_thread *ts = current_sched();
+    PyObject *timeout = NULL;
+    int threadblock = 0, soft = 0, ignore_nesting = 0, totaltimeout = 0;
+    double t = 0.0;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|Opppp:run", kwlist,
+                                     &timeout, &threadblock, &soft,
+                                     &ignore_nesting, &totaltimeout))
+        return NULL;
+    if (timeout != NULL) {
+        t = PyFloat_AsDouble(timeout);
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+    }
+    return sched_run(ts, t);
+}
+
+static PyObject *
+mod_getcurrent(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    return Py_NewRef((PyObject *)ts->current);
+}
+
+static PyObject *
+mod_getmain(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    return Py_NewRef((PyObject *)ts->main);
+}
+
+static PyObject *
+mod_getruncount(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    return PyLong_FromSsize_t(ts->runcount);
+}
+
+static PyObject *
+mod_getcurrentid(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = sched_peek();
+    (void)m;
+    if (ts == NULL || ts->current == ts->main)
+        return PyLong_FromUnsignedLong(PyThread_get_thread_ident());
+    return PyLong_FromVoidPtr(ts->current);
+}
+
+static PyObject *
+mod_get_thread_info(PyObject *m, PyObject *args)
+{
+    sched_thread *ts;
+    PyObject *tid = NULL;
+    long flags = 0;
+    (void)m;
+    if (!PyArg_ParseTuple(args, "|Ol:get_thread_info", &tid, &flags))
+        return NULL;
+    ts = current_sched();
+    if (ts == NULL)
+        return NULL;
+    if (tid != NULL && tid != Py_None) {
+        long v = PyLong_AsLong(tid);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (v != -1 && (unsigned long)v != ts->thread_id) {
+            PyErr_SetString(PyExc_RuntimeError, "Thread id not found");
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(OOn)", (PyObject *)ts->main,
+                         (PyObject *)ts->current, ts->runcount);
+}
+
+static PyObject *
+mod_getthreads(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    unsigned long me = PyThread_get_thread_ident();
+    (void)m;
+    if (me == slp_main_thread_ident)
+        return Py_BuildValue("[k]", me);
+    return Py_BuildValue("[kk]", slp_main_thread_ident, me);
+}
+
+static PyObject *
+mod_switch_trap(PyObject *m, PyObject *args)
+{
+    sched_thread *ts = current_sched();
+    int change = 0, old;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    if (!PyArg_ParseTuple(args, "|i:switch_trap", &change))
+        return NULL;
+    old = ts->switch_trap;
+    ts->switch_trap += change;
+    return PyLong_FromLong(old);
+}
+
+static PyObject *
+mod_enable_softswitch(PyObject *m, PyObject *flag)
+{
+    (void)m;
+    if (flag != Py_None) {
+        int v = PyObject_IsTrue(flag);
+        if (v < 0)
+            return NULL;
+        slp_st->softswitch = v;
+    }
+    /* Switching is always hard (stack slicing) on a stock interpreter. */
+    Py_RETURN_FALSE;
+}
+
+static PyObject *
+swap_callback(PyObject **slot, PyObject *cb, const char *what)
+{
+    PyObject *old;
+    if (cb != Py_None && !PyCallable_Check(cb)) {
+        PyErr_Format(PyExc_TypeError, "%s must be callable or None", what);
+        return NULL;
+    }
+    old = *slot;
+    *slot = cb == Py_None ? NULL : Py_NewRef(cb);
+    return old ? old : Py_NewRef(Py_None);
+}
+
+static PyObject *
+mod_set_error_handler(PyObject *m, PyObject *cb)
+{
+    (void)m;
+    return swap_callback(&slp_st->error_handler, cb, "error handler");
+}
+
+static PyObject *
+mod_set_channel_callback(PyObject *m, PyObject *cb)
+{
+    (void)m;
+    return swap_callback(&slp_st->channel_callback, cb, "channel callback");
+}
+
+static PyObject *
+mod_get_channel_callback(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return Py_NewRef(slp_st->channel_callback ? slp_st->channel_callback
+                                              : Py_None);
+}
+
+static PyObject *
+mod_set_schedule_callback(PyObject *m, PyObject *cb)
+{
+    (void)m;
+    return swap_callback(&slp_st->schedule_callback, cb, "schedule callback");
+}
+
+static PyObject *
+mod_get_schedule_callback(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+    return Py_NewRef(slp_st->schedule_callback ? slp_st->schedule_callback
+                                               : Py_None);
+}
+
+static PyObject *
+mod_getdebug(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    (void)m;
+#ifdef SLP_DEBUG
+    Py_RETURN_TRUE;
+#else
+    Py_RETURN_FALSE;
+#endif
+}
+
+static PyObject *
+mod_getuncollectables(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    /* Suspended tasklets are visible to the collector (their frames are
+     * traversed), so none is uncollectable by construction. */
+    (void)m;
+    return PyList_New(0);
+}
+
+static PyObject *
+mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = sched_peek();
+    (void)m;
+    if (ts != NULL && sched_kill_all(ts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+mod_stack_info(PyObject *m, PyObject *t)
+{
+    /* Test helper: bytes of C stack a suspended tasklet keeps. */
+    (void)m;
+    if (!Tasklet_Check(t)) {
+        PyErr_SetString(PyExc_TypeError, "a tasklet is required");
+        return NULL;
+    }
+    return Py_BuildValue("(nn)",
+                         (Py_ssize_t)slp_stack_size(&((TaskletObject *)t)->stack),
+                         (Py_ssize_t)((TaskletObject *)t)->stack.capacity);
+}
+
+static PyMethodDef module_methods[] = {
+    {"schedule", (PyCFunction)(void (*)(void))mod_schedule,
+     METH_FASTCALL | METH_KEYWORDS,
+     "schedule(retval=current): let the next runnable tasklet run"},
+    {"schedule_remove", (PyCFunction)(void (*)(void))mod_schedule_remove,
+     METH_VARARGS | METH_KEYWORDS,
+     "schedule_remove(retval=current): pause the current tasklet"},
+    {"run", (PyCFunction)(void (*)(void))mod_run,
+     METH_VARARGS | METH_KEYWORDS,
+     "run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, "
+     "totaltimeout=False): run the scheduler until the queue is empty"},
+    {"getcurrent", mod_getcurrent, METH_NOARGS, NULL},
+    {"getmain", mod_getmain, METH_NOARGS, NULL},
+    {"getruncount", mod_getruncount, METH_NOARGS, NULL},
+    {"getcurrentid", mod_getcurrentid, METH_NOARGS, NULL},
+    {"get_thread_info", mod_get_thread_info, METH_VARARGS, NULL},
+    {"getthreads", mod_getthreads, METH_NOARGS, NULL},
+    {"switch_trap", mod_switch_trap, METH_VARARGS, NULL},
+    {"enable_softswitch", mod_enable_softswitch, METH_O, NULL},
+    {"set_error_handler", mod_set_error_handler, METH_O, NULL},
+    {"set_channel_callback", mod_set_channel_callback, METH_O, NULL},
+    {"get_channel_callback", mod_get_channel_callback, METH_NOARGS, NULL},
+    {"set_schedule_callback", mod_set_schedule_callback, METH_O, NULL},
+    {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS, NULL},
+    {"getdebug", mod_getdebug, METH_NOARGS, NULL},
+    {"getuncollectables", mod_getuncollectables, METH_NOARGS, NULL},
+    {"_atexit_kill", mod_atexit_kill, METH_NOARGS, NULL},
+    {"_stack_info", mod_stack_info, METH_O, NULL},
+    {NULL}
+};
+
+/* --- module state and init --------------------------------------------- */
+
+static int
+module_traverse(PyObject *m, visitproc visit, void *arg)
+{
+    slp_module_state *st = PyModule_GetState(m);
+    Py_VISIT(st->tasklet_type);
+    Py_VISIT(st->channel_type);
+    Py_VISIT(st->bomb_type);
+    Py_VISIT(st->atomic_type);
+    Py_VISIT(st->TaskletExit);
+    Py_VISIT(st->error_handler);
+    Py_VISIT(st->channel_callback);
+    Py_VISIT(st->schedule_callback);
+    return 0;
+}
+
+static int
+module_clear(PyObject *m)
+{
+    slp_module_state *st = PyModule_GetState(m);
+    Py_CLEAR(st->error_handler);
+    Py_CLEAR(st->channel_callback);
+    Py_CLEAR(st->schedule_callback);
+    /* The types stay: tasklets may outlive the module during teardown. */
+    return 0;
+}
+
+static int
+module_exec(PyObject *m)
+{
+    slp_module_state *st = PyModule_GetState(m);
+    PyObject *builtins, *threading, *mt, *ident;
+
+    if (pystate_check_version() < 0)
+        return -1;
+    if (slp_st != NULL) {
+        PyErr_SetString(PyExc_ImportError,
+                        "stackless_compat._stackless can be loaded once per "
+                        "process (subinterpreters are not supported)");
+        return -1;
+    }
+    slp_st = st;
+    st->softswitch = 1;
+
+    threading = PyImport_ImportModule("threading");
+    if (threading == NULL)
+        goto fail;
+    mt = PyObject_CallMethod(threading, "main_thread", NULL);
+    Py_DECREF(threading);
+    if (mt == NULL)
+        goto fail;
+    ident = PyObject_GetAttrString(mt, "ident");
+    Py_DECREF(mt);
+    if (ident == NULL)
+        goto fail;
+    slp_main_thread_ident = PyLong_AsUnsignedLong(ident);
+    Py_DECREF(ident);
+    if (PyErr_Occurred())
+        goto fail;
+
+    builtins = PyEval_GetBuiltins();
+    st->TaskletExit = PyDict_GetItemString(builtins, "TaskletExit");
+    if (st->TaskletExit != NULL && PyExceptionClass_Check(st->TaskletExit)) {
+        Py_INCREF(st->TaskletExit);
+    }
+    else {
+        st->TaskletExit = PyErr_NewExceptionWithDoc(
+            "builtins.TaskletExit",
+            "Raised in a tasklet to end it (tasklet.kill()); a subclass of "
+            "SystemExit that ends only the tasklet.",
+            PyExc_SystemExit, NULL);
+        if (st->TaskletExit == NULL)
+            goto fail;
+        if (PyDict_SetItemString(builtins, "TaskletExit",
+                                 st->TaskletExit) < 0)
+            goto fail;
+    }
+    if (PyModule_AddObjectRef(m, "TaskletExit", st->TaskletExit) < 0)
+        goto fail;
+    if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0)
+        goto fail;
+    pystate_install_chunk_cache();
+    return 0;
+fail:
+    slp_st = NULL;
+    return -1;
+}
+
+static PyModuleDef_Slot module_slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL}
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    "_stackless",
+    "Tasklets, channels and a cooperative scheduler on stock CPython.",
+    sizeof(slp_module_state),
+    module_methods,
+    module_slots,
+    module_traverse,
+    module_clear,
+    NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__stackless(void)
+{
+    return PyModuleDef_Init(&module_def);
+}

@@ -1,0 +1,167 @@
+/* Shared declarations of the Stackless layer: the tasklet, channel and bomb
+ * objects, the per-thread scheduler and the module state.
+ *
+ * Ownership rules (see also DESIGN.md §6):
+ *   - the run queue (a ring that contains the current tasklet), a channel's
+ *     queue and the watchdog list each own one reference to every tasklet in
+ *     them; a tasklet is in at most one queue at a time;
+ *   - sched_thread.current and TaskletObject.chan are borrowed;
+ *   - a reference given up by a tasklet that is switching away is released
+ *     by whoever runs next (sched_thread.pending_decref), so that a tasklet
+ *     is never deallocated while its own code is still on the C stack.
+ */
+#ifndef SLP_MODULE_H
+#define SLP_MODULE_H
+
+#include <Python.h>
+#include "switch.h"
+#include "pystate.h"
+
+typedef struct sched_thread sched_thread;
+typedef struct TaskletObject TaskletObject;
+typedef struct ChannelObject ChannelObject;
+
+/* tasklet flags */
+#define TF_MAIN            0x0001
+#define TF_SETUP           0x0002  /* bound with arguments, not yet started */
+#define TF_IN_RING         0x0004  /* in its thread's run queue */
+#define TF_ATOMIC          0x0008
+#define TF_IGNORE_NESTING  0x0010
+#define TF_BLOCK_TRAP      0x0020
+#define TF_WATCHDOG        0x0040  /* paused in run(), in the watchdog list */
+#define TF_FINALIZING      0x0080
+
+struct TaskletObject {
+    PyObject_HEAD
+    vectorcallfunc vectorcall;    /* tasklet(...)(*args) is setup() */
+    TaskletObject *next, *prev;   /* links in the ring or a channel queue */
+    TaskletObject *all_next, *all_prev; /* the thread's started tasklets */
+    PyObject *tempval;            /* owned, never NULL */
+    PyObject *func;               /* owned bound callable, or NULL */
+    PyObject *args;               /* owned tuple when set up, else NULL */
+    PyObject *kwargs;             /* owned dict or NULL */
+    PyObject *context;            /* owned start context (not yet started) */
+    sched_thread *ts;             /* owning thread, NULL once it ended */
+    ChannelObject *chan;          /* borrowed: channel it is blocked on */
+    PyObject *weakreflist;
+    PyObject *dict;
+    unsigned long thread_id;
+    int flags;
+    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked */
+    slp_stack stack;
+    pystate_saved ps;
+};
+
+struct ChannelObject {
+    PyObject_HEAD
+    TaskletObject *head, *tail;   /* blocked tasklets, FIFO, owned */
+    Py_ssize_t balance;           /* > 0 senders waiting, < 0 receivers */
+    int preference;
+    int schedule_all;
+    int closing;
+    PyObject *weakreflist;
+    PyObject *dict;
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *type, *value, *traceback;
+} BombObject;
+
+typedef struct {
+    PyObject_HEAD
+    int saved;
+} AtomicObject;
+
+struct sched_thread {
+    PyThreadState *tstate;
+    unsigned long thread_id;
+    TaskletObject *main;          /* owned */
+    TaskletObject *current;       /* borrowed */
+    Py_ssize_t runcount;          /* length of the ring */
+    slp_thread sw;
+    int switch_trap;
+    int in_callback;              /* inside the schedule callback */
+    PyObject *watchdogs;          /* list: run() callers, innermost last */
+    PyObject *pending_decref;     /* released after the next switch */
+    TaskletObject *all;           /* started tasklets (borrowed list head) */
+};
+
+typedef struct {
+    PyTypeObject *tasklet_type;
+    PyTypeObject *channel_type;
+    PyTypeObject *bomb_type;
+    PyTypeObject *atomic_type;
+    PyObject *TaskletExit;
+    PyObject *error_handler;
+    PyObject *channel_callback;
+    PyObject *schedule_callback;
+    int softswitch;
+    int channel_cb_active;
+    int schedule_cb_active;
+} slp_module_state;
+
+/* The one module state of the process (the module refuses to load twice). */
+extern slp_module_state *slp_st;
+
+#define Tasklet_Check(o) PyObject_TypeCheck((o), slp_st->tasklet_type)
+#define Channel_Check(o) PyObject_TypeCheck((o), slp_st->channel_type)
+#define Bomb_Check(o) Py_IS_TYPE((o), slp_st->bomb_type)
+
+static inline int tasklet_started(TaskletObject *t)
+{
+    return slp_stack_started(&t->stack);
+}
+static inline int tasklet_alive(TaskletObject *t)
+{
+    return (t->flags & (TF_SETUP | TF_MAIN)) || tasklet_started(t);
+}
+
+static inline PyObject *
+slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    Py_ssize_t i;
+    if (t == NULL)
+        return NULL;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
+    return t;
+}
+
+/* scheduler.c */
+sched_thread *sched_get(void);           /* NULL with MemoryError */
+int sched_module_init(PyObject *module);
+void ring_append(sched_thread *ts, TaskletObject *t);       /* new reference */
+void ring_insert_after(sched_thread *ts, TaskletObject *pos,
+                       TaskletObject *t);                  /* new reference */
+TaskletObject *ring_remove(sched_thread *ts, TaskletObject *t); /* gives ref */
+int sched_check_switch(sched_thread *ts);
+PyObject *sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop);
+PyObject *sched_block_current(sched_thread *ts, PyObject *drop_if_ok);
+PyObject *sched_take_tempval(TaskletObject *t);
+PyObject *sched_schedule(sched_thread *ts, PyObject *retval, int remove);
+PyObject *sched_run(sched_thread *ts, double timeout);
+void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
+PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
+                      int is_kill);
+int sched_kill_all(sched_thread *ts);
+TaskletObject *sched_can_leave(sched_thread *ts);
+sched_thread *sched_peek(void);
+void sched_forget(TaskletObject *t);
+extern unsigned long slp_main_thread_ident;
+
+/* tasklet.c */
+int tasklet_module_init(PyObject *module);
+TaskletObject *tasklet_new_main(sched_thread *ts);
+PyObject *bomb_new(PyObject *type, PyObject *value, PyObject *tb);
+PyObject *bomb_from_error(void);         /* packs the raised exception */
+PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
+PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
+int tasklet_finalize_kill(TaskletObject *t);
+
+/* channel.c */
+int channel_module_init(PyObject *module);
+void channel_remove_waiter(ChannelObject *ch, TaskletObject *t); /* gives ref */
+
+#endif /* SLP_MODULE_H */

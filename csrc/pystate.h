@@ -1,0 +1,86 @@
+/* Per-tasklet interpreter state: what CPython keeps in the thread state but
+ * Stackless keeps per tasklet.  This layer hides the interpreter's private
+ * structures from the rest of the extension; pystate.c is the only file
+ * that depends on the exact CPython version.
+ */
+#ifndef SLP_PYSTATE_H
+#define SLP_PYSTATE_H
+
+#include <Python.h>
+
+typedef struct pystate_saved {
+    void *cframe;               /* _PyCFrame *, lives on the tasklet's C stack */
+    void *top_frame;            /* _PyInterpreterFrame * at the time of saving */
+    void *chunk;                /* _PyStackChunk *: the data stack */
+    PyObject **ds_top;
+    PyObject **ds_limit;
+    void *exc_info;             /* _PyErr_StackItem *: top of the handled stack */
+    PyObject *exc_value;        /* owned: bottom item of the handled stack */
+    void *exc_previous;
+    PyObject *context;          /* owned: contextvars context, may be NULL */
+    Py_tracefunc tracefunc;
+    Py_tracefunc profilefunc;
+    PyObject *traceobj;         /* owned */
+    PyObject *profileobj;       /* owned */
+    int recursion_depth;
+    int trash_delete_nesting;
+    int tracing;
+} pystate_saved;
+
+/* Room for a _PyCFrame on a new tasklet's C stack. */
+typedef struct { void *slot[3]; } pystate_cframe_buf;
+
+/* ImportError unless the running interpreter is the one we were built for. */
+int pystate_check_version(void);
+
+/* Cache the data stack chunks CPython allocates for deep calls, so that a
+ * tasklet whose small first chunk overflows does not map and unmap memory
+ * on every call.  Called once at import. */
+void pystate_install_chunk_cache(void);
+
+/* Move the running tasklet's state out of the thread state into s. */
+void pystate_save(PyThreadState *ts, pystate_saved *s);
+
+/* Move s back into the thread state (s keeps no references). */
+void pystate_restore(PyThreadState *ts, pystate_saved *s);
+
+/* First thing a new tasklet does: give the thread state a fresh frame chain
+ * rooted in cf (on the new tasklet's stack), a small data stack sized for
+ * `callable`, recursion depth 0, no handled exception, no tracing, and the
+ * context `context` (a new reference is taken; NULL for an empty one).
+ * Returns 0, or -1 with MemoryError set. */
+int pystate_start(PyThreadState *ts, pystate_cframe_buf *cf,
+                  PyObject *callable, PyObject *context);
+
+/* Last thing a finished tasklet does before it switches away for good:
+ * release the references it holds in the thread state (this may run Python
+ * code), then free its data stack.  Afterwards the thread state must not be
+ * used until another tasklet's state is restored. */
+void pystate_finish_release(PyThreadState *ts);
+void pystate_finish_free(PyThreadState *ts);
+
+/* Drop the state of a suspended tasklet that will never run again
+ * (its frames are abandoned, not finalized). */
+void pystate_discard(pystate_saved *s);
+
+/* The top Python frame of a suspended tasklet (new reference), or None. */
+PyObject *pystate_frame(PyThreadState *ts, pystate_saved *s);
+/* Same for the running tasklet of ts. */
+PyObject *pystate_current_frame(PyThreadState *ts);
+
+/* Entry frames below the top minus one (0 for plain Python code);
+ * s == NULL means the running tasklet of ts. */
+int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
+int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
+
+/* GC support for a suspended tasklet: visit the references its state and
+ * its thread-owned frames hold. */
+int pystate_traverse(pystate_saved *s, visitproc visit, void *arg);
+
+/* The running tasklet's context (borrowed, may be NULL) and replacing it. */
+PyObject *pystate_get_context(PyThreadState *ts);
+void pystate_set_context(PyThreadState *ts, PyObject *ctx);
+
+/* Trace/profile functions of a suspended tasklet (for the tasklet's
+ * trace_function/profile_function attributes). */
+#endif /* SLP_PYSTATE_H */

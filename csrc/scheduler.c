@@ -1,0 +1,669 @@
+/* The per-thread scheduler: the run queue, switching between tasklets,
+ * blocking and the deadlock rules, run() and the end of a tasklet.
+ *
+ * The run queue is a ring that contains the current tasklet; "the end of
+ * the queue" is just before the current tasklet.  Every transfer of control
+ * goes through sched_switch(), which saves the interpreter state of the
+ * tasklet that leaves, moves the C stack (switch.c), and restores the state
+ * of the tasklet that resumes.
+ */
+#include "module.h"
+
+#include <stddef.h>
+#include "pythread.h"
+
+static _Thread_local sched_thread *sched_tls;
+
+static void sched_entry(slp_thread *sw);
+
+/* ------------------------------------------------------------------------
+ * Per-thread state.
+ */
+static void sched_call_schedule_cb(sched_thread *ts, PyObject *prev,
+                                   PyObject *next);
+
+static sched_thread *
+sched_create(void)
+{
+    sched_thread *ts = PyMem_RawCalloc(1, sizeof(sched_thread));
+    TaskletObject *main;
+    if (ts == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    ts->tstate = PyThreadState_Get();
+    ts->thread_id = PyThread_get_thread_ident();
+    ts->watchdogs = PyList_New(0);
+    if (ts->watchdogs == NULL) {
+        PyMem_RawFree(ts);
+        return NULL;
+    }
+    main = tasklet_new_main(ts);
+    if (main == NULL) {
+        Py_DECREF(ts->watchdogs);
+        PyMem_RawFree(ts);
+        return NULL;
+    }
+    slp_thread_init(&ts->sw, &main->stack, sched_entry);
+    ts->main = main;                    /* owned by ts */
+    Py_INCREF(main);                    /* owned by the ring */
+    main->next = main->prev = main;
+    main->flags |= TF_IN_RING;
+    ts->current = main;
+    ts->runcount = 1;
+    sched_tls = ts;
+    if (slp_st->schedule_callback != NULL)
+        sched_call_schedule_cb(ts, Py_None, (PyObject *)main);
+    return ts;
+}
+
+sched_thread *
+sched_get(void)
+{
+    sched_thread *ts = sched_tls;
+    if (ts != NULL)
+        return ts;
+    return sched_create();
+}
+
+/* ------------------------------------------------------------------------
+ * The ring.
+ */
+void
+ring_insert_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
+{
+    Py_INCREF(t);
+    t->prev = pos;
+    t->next = pos->next;
+    pos->next->prev = t;
+    pos->next = t;
+    t->flags |= TF_IN_RING;
+    ts->runcount++;
+}
+
+void
+ring_append(sched_thread *ts, TaskletObject *t)
+{
+    ring_insert_after(ts, ts->current->prev, t);
+}
+
+TaskletObject *
+ring_remove(sched_thread *ts, TaskletObject *t)
+{
+    t->prev->next = t->next;
+    t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+    t->flags &= ~TF_IN_RING;
+    ts->runcount--;
+    return t;
+}
+
+static void
+watchdog_remove(sched_thread *ts, TaskletObject *t)
+{
+    Py_ssize_t i = PyList_GET_SIZE(ts->watchdogs);
+    t->flags &= ~TF_WATCHDOG;
+    while (--i >= 0) {
+        if (PyList_GET_ITEM(ts->watchdogs, i) == (PyObject *)t) {
+            PyObject *exc, *val, *tb;
+            PyErr_Fetch(&exc, &val, &tb);
+            if (PySequence_DelItem(ts->watchdogs, i) < 0)
+                PyErr_Clear();
+            PyErr_Restore(exc, val, tb);
+            return;
+        }
+    }
+}
+
+/* The tasklet revived when the queue runs dry: the innermost run() caller,
+ * or main. */
+static TaskletObject *
+wakeup_target(sched_thread *ts)
+{
+    Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
+    if (n > 0)
+        return (TaskletObject *)PyList_GET_ITEM(ts->watchdogs, n - 1);
+    return ts->main;
+}
+
+/* Put t, which is not in the ring, right after pos; a watchdog leaves the
+ * watchdog list, a blocked tasklet leaves its channel. */
+static void
+make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
+{
+    ring_insert_after(ts, pos, t);
+    if (t->blocked)
+        sched_unblock(t);
+    if (t->flags & TF_WATCHDOG)
+        watchdog_remove(ts, t);
+}
+
+void
+sched_unblock(TaskletObject *t)
+{
+    channel_remove_waiter(t->chan, t);
+    Py_DECREF(t);               /* the channel's reference */
+}
+
+/* ------------------------------------------------------------------------
+ * Switching.
+ */
+static void
+sched_call_schedule_cb(sched_thread *ts, PyObject *prev, PyObject *next)
+{
+    PyObject *cb = slp_st->schedule_callback, *res;
+    PyObject *exc, *val, *tb;
+    if (ts->in_callback)
+        return;
+    PyErr_Fetch(&exc, &val, &tb);
+    Py_INCREF(cb);
+    ts->in_callback = 1;
+    res = PyObject_CallFunctionObjArgs(cb, prev, next, NULL);
+    ts->in_callback = 0;
+    if (res == NULL)
+        PyErr_WriteUnraisable(cb);
+    Py_XDECREF(res);
+    Py_DECREF(cb);
+    PyErr_Restore(exc, val, tb);
+}
+
+int
+sched_check_switch(sched_thread *ts)
+{
+    char here;
+    TaskletObject *cur = ts->current;
+    char *stop;
+
+    if (ts->switch_trap) {
+        PyErr_SetString(PyExc_RuntimeError, "switch_trap");
+        return -1;
+    }
+    if (ts->in_callback) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "cannot switch tasklets inside the schedule callback");
+        return -1;
+    }
+    /* Reserve the heap room the switch will need to save the current
+     * tasklet's stack (the frames below this one are small), so that the
+     * switch itself cannot fail. */
+    stop = (cur->flags & TF_MAIN) ? ts->sw.base : cur->stack.stop;
+    if (stop != NULL && stop > &here &&
+        slp_stack_reserve(&cur->stack, (size_t)(stop - &here) + 4096) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static void
+sched_resumed(sched_thread *ts, TaskletObject *self)
+{
+    PyObject *drop = ts->pending_decref;
+    pystate_restore(ts->tstate, &self->ps);
+    ts->pending_decref = NULL;
+    Py_XDECREF(drop);
+}
+
+/* Run `next` (already in the ring, or the revived/blocked bookkeeping
+ * done).  `drop` is a reference the current tasklet gives up; it is released
+ * once the switch is complete.  Returns when the current tasklet is resumed.
+ * sched_check_switch() must have succeeded just before. */
+static SLP_NOINLINE void
+sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
+{
+    TaskletObject *self = ts->current;
+
+    if (slp_st->schedule_callback != NULL)
+        sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
+    pystate_save(ts->tstate, &self->ps);
+    ts->current = next;
+    ts->pending_decref = drop;
+    if (slp_switch(&ts->sw, &next->stack) < 0)
+        Py_FatalError("stackless_compat: switch failed after reserving");
+    sched_resumed(ts, self);
+}
+
+PyObject *
+sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
+{
+    TaskletObject *self = ts->current;
+    if (next != self)
+        sched_do_switch(ts, next, drop);
+    else
+        Py_XDECREF(drop);
+    return sched_take_tempval(self);
+}
+
+PyObject *
+sched_take_tempval(TaskletObject *t)
+{
+    PyObject *v = t->tempval;
+    t->tempval = Py_NewRef(Py_None);
+    if (Bomb_Check(v))
+        return bomb_explode(v);
+    return v;
+}
+
+/* The tasklet to run when the current one leaves the ring.  If it is the
+ * last runnable one, the innermost watchdog (or main) is revived when it is
+ * floating; otherwise this is a deadlock.  Returns NULL with RuntimeError,
+ * having changed nothing. */
+static TaskletObject *
+pick_after_leave(sched_thread *ts)
+{
+    TaskletObject *cur = ts->current, *w;
+    if (cur->next != cur)
+        return cur->next;
+    w = wakeup_target(ts);
+    if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
+        make_runnable_after(ts, cur, w);
+        return w;
+    }
+    PyErr_SetString(PyExc_RuntimeError,
+                    "Deadlock: the last runnable tasklet cannot be blocked.");
+    return NULL;
+}
+
+/* The current tasklet leaves the run queue: it was just queued on a channel
+ * by the caller (which took its own reference), or it pauses.  The ring's
+ * reference is dropped after the switch.  Call sched_check_switch() and
+ * sched_can_leave() first. */
+PyObject *
+sched_block_current(sched_thread *ts, PyObject *unused)
+{
+    TaskletObject *cur = ts->current, *next = cur->next;
+    (void)unused;
+    return sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+}
+
+/* schedule() and schedule_remove(). */
+PyObject *
+sched_schedule(sched_thread *ts, PyObject *retval, int remove)
+{
+    TaskletObject *cur = ts->current, *next;
+    if (retval == NULL)
+        retval = (PyObject *)cur;
+    if (!remove && cur->next == cur) {
+        /* Nobody else to run: no switch at all. */
+        return Py_NewRef(retval);
+    }
+    if (sched_check_switch(ts) < 0)
+        return NULL;
+    if (remove) {
+        next = pick_after_leave(ts);
+        if (next == NULL)
+            return NULL;
+    }
+    else {
+        next = cur->next;
+    }
+    Py_SETREF(cur->tempval, Py_NewRef(retval));
+    if (remove)
+        return sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+    return sched_switch(ts, next, NULL);
+}
+
+/* Block the current tasklet: the caller has checked that a switch is
+ * allowed.  Returns the next tasklet or NULL (deadlock). */
+TaskletObject *
+sched_can_leave(sched_thread *ts)
+{
+    return pick_after_leave(ts);
+}
+
+PyObject *
+sched_run(sched_thread *ts, double timeout)
+{
+    TaskletObject *cur = ts->current, *next;
+    PyObject *res;
+
+    if (timeout > 0) {
+        PyErr_SetString(PyExc_NotImplementedError,
+                        "run(timeout>0) needs the watchdog, which is not "
+                        "implemented yet (issue #3)");
+        return NULL;
+    }
+    if (cur->next == cur)
+        Py_RETURN_NONE;
+    if (sched_check_switch(ts) < 0)
+        return NULL;
+    if (PyList_Append(ts->watchdogs, (PyObject *)cur) < 0)
+        return NULL;
+    cur->flags |= TF_WATCHDOG;
+    next = cur->next;
+    Py_SETREF(cur->tempval, Py_NewRef(Py_None));
+    res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+    if (cur->flags & TF_WATCHDOG)
+        watchdog_remove(ts, cur);
+    if (res == NULL)
+        return NULL;
+    Py_DECREF(res);
+    Py_RETURN_NONE;
+}
+
+/* throw(), raise_exception(), kill(); `bomb` is stolen.  With
+ * return_here, the target is queued just before the caller, so that the
+ * caller runs again as soon as the target yields or ends (finalizers). */
+static PyObject *
+sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
+                 int return_here)
+{
+    sched_thread *ts = sched_get();
+    TaskletObject *cur;
+
+    if (ts == NULL) {
+        Py_DECREF(bomb);
+        return NULL;
+    }
+    cur = ts->current;
+    if (t->ts == NULL && !tasklet_alive(t)) {
+        if (is_kill) {
+            Py_DECREF(bomb);
+            Py_RETURN_NONE;
+        }
+    }
+    if (t->ts == NULL) {
+        Py_DECREF(bomb);
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return NULL;
+    }
+    if (t->ts != ts) {
+        Py_DECREF(bomb);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "throwing into a tasklet of a different thread is "
+                        "not supported yet");
+        return NULL;
+    }
+    if (t == cur)
+        return bomb_explode(bomb);
+    if (!tasklet_alive(t)) {
+        Py_DECREF(bomb);
+        if (is_kill)
+            Py_RETURN_NONE;
+        PyErr_SetString(PyExc_RuntimeError,
+                        "You cannot throw to a dead tasklet");
+        return NULL;
+    }
+    if (!pending && sched_check_switch(ts) < 0) {
+        Py_DECREF(bomb);
+        return NULL;
+    }
+    Py_SETREF(t->tempval, bomb);
+    if (return_here && (t->flags & TF_IN_RING)) {
+        Py_INCREF(t);
+        Py_DECREF(ring_remove(ts, t));
+        ring_insert_after(ts, cur->prev, t);
+        if (t->flags & TF_WATCHDOG)
+            watchdog_remove(ts, t);
+        Py_DECREF(t);
+    }
+    else if (!(t->flags & TF_IN_RING)) {
+        TaskletObject *pos = (pending || return_here) ? cur->prev : cur;
+        make_runnable_after(ts, pos, t);
+    }
+    if (pending)
+        Py_RETURN_NONE;
+    return sched_switch(ts, t, NULL);
+}
+
+PyObject *
+sched_throw(TaskletObject *t, PyObject *bomb, int pending, int is_kill)
+{
+    return sched_throw_impl(t, bomb, pending, is_kill, 0);
+}
+
+/* Kill a suspended tasklet so that its finally blocks run, and come back
+ * right after (finalizers, interpreter exit).  Returns 0 or -1. */
+int
+tasklet_finalize_kill(TaskletObject *t)
+{
+    PyObject *bomb, *res;
+    bomb = bomb_new(slp_st->TaskletExit, NULL, NULL);
+    if (bomb == NULL)
+        return -1;
+    res = sched_throw_impl(t, bomb, 0, 1, 1);
+    if (res == NULL)
+        return -1;
+    Py_DECREF(res);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * A tasklet's life on the C stack: sched_entry() runs on the thread's base
+ * when the tasklet is first switched to, and ends with slp_exit().
+ */
+static void all_link(sched_thread *ts, TaskletObject *t)
+{
+    t->all_prev = NULL;
+    t->all_next = ts->all;
+    if (ts->all != NULL)
+        ts->all->all_prev = t;
+    ts->all = t;
+}
+
+static void all_unlink(sched_thread *ts, TaskletObject *t)
+{
+    if (t->all_prev != NULL)
+        t->all_prev->all_next = t->all_next;
+    else if (ts->all == t)
+        ts->all = t->all_next;
+    if (t->all_next != NULL)
+        t->all_next->all_prev = t->all_prev;
+    t->all_next = t->all_prev = NULL;
+}
+
+static PyObject *
+make_runtime_bomb(const char *msg)
+{
+    PyObject *s = PyUnicode_FromString(msg), *b;
+    if (s == NULL)
+        return NULL;
+    b = bomb_new(PyExc_RuntimeError, s, NULL);
+    Py_DECREF(s);
+    return b;
+}
+
+/* An exception escaped tasklet t: decide where it goes (Stackless §6.4).
+ * Returns a bomb for the watchdog, or NULL when the error is done with.
+ * *to_main is set for SystemExit. */
+static PyObject *
+uncaught_error(sched_thread *ts, int *to_main)
+{
+    PyObject *handler;
+    if (PyErr_ExceptionMatches(slp_st->TaskletExit)) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit)) {
+        if (ts->thread_id != slp_main_thread_ident) {
+            PyErr_Clear();
+            return NULL;
+        }
+        *to_main = 1;
+        return bomb_from_error();
+    }
+    handler = slp_st->error_handler;
+    if (handler != NULL) {
+        PyObject *typ, *val, *tb, *res;
+        PyErr_Fetch(&typ, &val, &tb);
+        PyErr_NormalizeException(&typ, &val, &tb);
+        Py_INCREF(handler);
+        res = PyObject_CallFunctionObjArgs(handler, typ,
+                                           val ? val : Py_None,
+                                           tb ? tb : Py_None, NULL);
+        Py_DECREF(handler);
+        Py_XDECREF(typ);
+        Py_XDECREF(val);
+        Py_XDECREF(tb);
+        if (res != NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+    }
+    return bomb_from_error();
+}
+
+static SLP_NORETURN void
+sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
+{
+    PyObject *bomb = NULL;
+    TaskletObject *next, *w;
+    int to_main = 0;
+
+    if (result == NULL)
+        bomb = uncaught_error(ts, &to_main);
+    else
+        Py_DECREF(result);
+    if (bomb == NULL && PyErr_Occurred()) {
+        /* Could not even pack the error (out of memory). */
+        PyErr_WriteUnraisable((PyObject *)t);
+    }
+    pystate_finish_release(ts->tstate);     /* may run Python code */
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable((PyObject *)t);
+
+    /* From here on no Python code runs until the next tasklet does. */
+    if (bomb != NULL) {
+        w = to_main ? ts->main : wakeup_target(ts);
+        Py_SETREF(w->tempval, bomb);
+        if (!(w->flags & TF_IN_RING))
+            make_runnable_after(ts, t, w);
+        next = w;
+    }
+    else if (t->next != t) {
+        next = t->next;
+    }
+    else {
+        w = wakeup_target(ts);
+        if (w->blocked) {
+            PyObject *b = make_runtime_bomb(
+                w->blocked < 0
+                    ? "the main tasklet is receiving without a sender available."
+                    : "the main tasklet is sending without a receiver available.");
+            if (b == NULL) {
+                PyErr_Clear();
+                b = Py_NewRef(Py_None);
+            }
+            Py_SETREF(w->tempval, b);
+        }
+        else if (w->flags & TF_IN_RING) {
+            Py_FatalError("stackless_compat: run queue corrupted");
+        }
+        make_runnable_after(ts, t, w);
+        next = w;
+    }
+    all_unlink(ts, t);
+    pystate_finish_free(ts->tstate);
+    t->flags &= ~TF_SETUP;
+    ts->pending_decref = (PyObject *)ring_remove(ts, t);
+    ts->current = next;
+    if (slp_st->schedule_callback != NULL)
+        sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
+    slp_exit(&ts->sw, &next->stack);
+}
+
+static void
+sched_entry(slp_thread *sw)
+{
+    sched_thread *ts = (sched_thread *)((char *)sw -
+                                        offsetof(sched_thread, sw));
+    TaskletObject *t = ts->current;
+    pystate_cframe_buf cf;
+    PyObject *func, *args, *kwargs, *tv, *result;
+    PyObject *drop;
+
+    pystate_start(ts->tstate, &cf, t->func, t->context);
+    Py_CLEAR(t->context);
+    drop = ts->pending_decref;
+    ts->pending_decref = NULL;
+    Py_XDECREF(drop);
+    all_link(ts, t);
+
+    t->flags &= ~TF_SETUP;
+    func = t->func;
+    Py_XINCREF(func);
+    args = t->args;
+    kwargs = t->kwargs;
+    t->args = NULL;
+    t->kwargs = NULL;
+    tv = t->tempval;
+    t->tempval = Py_NewRef(Py_None);
+    if (Bomb_Check(tv)) {
+        /* Killed or thrown into before it started: raise in the bootstrap
+         * frame, before any of its code runs. */
+        result = bomb_explode(tv);
+    }
+    else {
+        Py_DECREF(tv);
+        if (func == NULL || args == NULL) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the tasklet was not bound to a function");
+            result = NULL;
+        }
+        else {
+            result = PyObject_Call(func, args, kwargs);
+        }
+    }
+    Py_XDECREF(func);
+    Py_XDECREF(args);
+    Py_XDECREF(kwargs);
+    sched_end(ts, t, result);
+}
+
+/* ------------------------------------------------------------------------
+ * Interpreter exit: kill every suspended tasklet of this thread with
+ * TaskletExit so that its finally blocks run, then empty the run queue.
+ */
+int
+sched_kill_all(sched_thread *ts)
+{
+    int round;
+    for (round = 0; round < 10; round++) {
+        TaskletObject *t;
+        PyObject *victims = PyList_New(0);
+        Py_ssize_t i;
+        if (victims == NULL)
+            return -1;
+        for (t = ts->all; t != NULL; t = t->all_next) {
+            if (t != ts->current && !(t->flags & TF_MAIN) &&
+                PyList_Append(victims, (PyObject *)t) < 0) {
+                Py_DECREF(victims);
+                return -1;
+            }
+        }
+        if (PyList_GET_SIZE(victims) == 0) {
+            Py_DECREF(victims);
+            break;
+        }
+        for (i = 0; i < PyList_GET_SIZE(victims); i++) {
+            t = (TaskletObject *)PyList_GET_ITEM(victims, i);
+            if (tasklet_started(t) && t != ts->current &&
+                tasklet_finalize_kill(t) < 0)
+                PyErr_WriteUnraisable((PyObject *)t);
+        }
+        Py_DECREF(victims);
+    }
+    /* Tasklets that never started are simply dropped from the queue. */
+    while (ts->current->next != ts->current) {
+        TaskletObject *t = ts->current->next;
+        t->flags &= ~TF_SETUP;
+        Py_CLEAR(t->args);
+        Py_CLEAR(t->kwargs);
+        Py_DECREF(ring_remove(ts, t));
+    }
+    return 0;
+}
+
+/* A suspended tasklet that cannot be killed is being deallocated. */
+void
+sched_forget(TaskletObject *t)
+{
+    if (t->ts != NULL)
+        all_unlink(t->ts, t);
+}
+
+sched_thread *
+sched_peek(void)
+{
+    return sched_tls;
+}

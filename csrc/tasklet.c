@@ -1,0 +1,1229 @@
+/* The tasklet, bomb and atomic types. */
+#include "module.h"
+
+#include "structmember.h"
+#include "pythread.h"
+
+/* ========================================================================
+ * bomb
+ */
+PyObject *
+bomb_new(PyObject *type, PyObject *value, PyObject *tb)
+{
+    BombObject *b = PyObject_GC_New(BombObject, slp_st->bomb_type);
+    if (b == NULL)
+        return NULL;
+    b->type = Py_XNewRef(type);
+    b->value = Py_XNewRef(value);
+    b->traceback = Py_XNewRef(tb);
+    PyObject_GC_Track(b);
+    return (PyObject *)b;
+}
+
+PyObject *
+bomb_from_error(void)
+{
+    PyObject *typ, *val, *tb, *b;
+    PyErr_Fetch(&typ, &val, &tb);
+    PyErr_NormalizeException(&typ, &val, &tb);
+    if (tb != NULL && val != NULL)
+        PyException_SetTraceback(val, tb);
+    b = bomb_new(typ, val, tb);
+    Py_XDECREF(typ);
+    Py_XDECREF(val);
+    Py_XDECREF(tb);
+    return b;
+}
+
+PyObject *
+bomb_explode(PyObject *bomb)
+{
+    BombObject *b = (BombObject *)bomb;
+    if (b->type == NULL || b->type == Py_None) {
+        Py_DECREF(bomb);
+        PyErr_SetString(PyExc_RuntimeError, "an empty bomb exploded");
+        return NULL;
+    }
+    PyErr_Restore(Py_NewRef(b->type),
+                  b->value == Py_None ? NULL : Py_XNewRef(b->value),
+                  b->traceback == Py_None ? NULL : Py_XNewRef(b->traceback));
+    Py_DECREF(bomb);
+    return NULL;
+}
+
+PyObject *
+bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb)
+{
+    if (tb == Py_None)
+        tb = NULL;
+    if (val == Py_None)
+        val = NULL;
+    if (tb != NULL && !PyTraceBack_Check(tb)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "throw() third argument must be a traceback object");
+        return NULL;
+    }
+    if (PyExceptionClass_Check(exc))
+        return bomb_new(exc, val, tb);
+    if (PyExceptionInstance_Check(exc)) {
+        if (val != NULL) {
+            PyErr_SetString(PyExc_TypeError,
+                            "instance exception may not have a separate value");
+            return NULL;
+        }
+        if (tb == NULL)
+            tb = PyException_GetTraceback(exc);
+        else
+            Py_INCREF(tb);
+        {
+            PyObject *b = bomb_new((PyObject *)Py_TYPE(exc), exc, tb);
+            Py_XDECREF(tb);
+            return b;
+        }
+    }
+    PyErr_Format(PyExc_TypeError,
+                 "exceptions must be classes, or instances, not %s",
+                 Py_TYPE(exc)->tp_name);
+    return NULL;
+}
+
+static PyObject *
+bomb_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"type", "value", "traceback", NULL};
+    PyObject *t = NULL, *v = NULL, *tb = NULL;
+    BombObject *b;
+    if (PyTuple_GET_SIZE(args) == 1 && kwds == NULL &&
+        PyTuple_Check(PyTuple_GET_ITEM(args, 0))) {
+        args = PyTuple_GET_ITEM(args, 0);     /* bomb(sys.exc_info()) */
+    }
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bomb", kwlist,
+                                     &t, &v, &tb))
+        return NULL;
+    b = (BombObject *)type->tp_alloc(type, 0);
+    if (b == NULL)
+        return NULL;
+    b->type = Py_NewRef(t ? t : Py_None);
+    b->value = Py_NewRef(v ? v : Py_None);
+    b->traceback = Py_NewRef(tb ? tb : Py_None);
+    return (PyObject *)b;
+}
+
+static int
+bomb_traverse(BombObject *b, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(b));
+    Py_VISIT(b->type);
+    Py_VISIT(b->value);
+    Py_VISIT(b->traceback);
+    return 0;
+}
+
+static int
+bomb_clear(BombObject *b)
+{
+    Py_CLEAR(b->type);
+    Py_CLEAR(b->value);
+    Py_CLEAR(b->traceback);
+    return 0;
+}
+
+static void
+bomb_dealloc(BombObject *b)
+{
+    PyTypeObject *tp = Py_TYPE(b);
+    PyObject_GC_UnTrack(b);
+    bomb_clear(b);
+    tp->tp_free(b);
+    Py_DECREF(tp);
+}
+
+static PyObject *
+bomb_get(BombObject *b, void *which)
+{
+    PyObject *v = which == (void *)0 ? b->type
+                : which == (void *)1 ? b->value : b->traceback;
+    return Py_NewRef(v ? v : Py_None);
+}
+
+static PyObject *
+bomb_reduce(BombObject *b, PyObject *Py_UNUSED(ignored))
+{
+    return Py_BuildValue("(O(OOO))", Py_TYPE(b),
+                         b->type ? b->type : Py_None,
+                         b->value ? b->value : Py_None,
+                         b->traceback ? b->traceback : Py_None);
+}
+
+static PyGetSetDef bomb_getset[] = {
+    {"type", (getter)bomb_get, NULL, "the exception type", (void *)0},
+    {"value", (getter)bomb_get, NULL, "the exception value", (void *)1},
+    {"traceback", (getter)bomb_get, NULL, "the traceback", (void *)2},
+    {NULL}
+};
+
+static PyMethodDef bomb_methods[] = {
+    {"__reduce__", (PyCFunction)bomb_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyType_Slot bomb_slots[] = {
+    {Py_tp_new, bomb_tp_new},
+    {Py_tp_dealloc, bomb_dealloc},
+    {Py_tp_traverse, bomb_traverse},
+    {Py_tp_clear, bomb_clear},
+    {Py_tp_getset, bomb_getset},
+    {Py_tp_methods, bomb_methods},
+    {Py_tp_doc, "bomb(type=None, value=None, traceback=None)\n\n"
+                "An exception in transit: raised by the tasklet that "
+                "receives it."},
+    {0, NULL}
+};
+
+static PyType_Spec bomb_spec = {
+    "_stackless.bomb", sizeof(BombObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_BASETYPE,
+    bomb_slots
+};
+
+/* ========================================================================
+ * atomic
+ */
+static PyObject *
+atomic_enter(AtomicObject *self, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    self->saved = (ts->current->flags & TF_ATOMIC) != 0;
+    ts->current->flags |= TF_ATOMIC;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+atomic_exit(AtomicObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    sched_thread *ts = sched_get();
+    (void)args;
+    (void)nargs;
+    if (ts == NULL)
+        return NULL;
+    if (self->saved)
+        ts->current->flags |= TF_ATOMIC;
+    else
+        ts->current->flags &= ~TF_ATOMIC;
+    Py_RETURN_NONE;
+}
+
+static void
+atomic_dealloc(AtomicObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+static PyMethodDef atomic_methods[] = {
+    {"__enter__", (PyCFunction)atomic_enter, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))atomic_exit, METH_FASTCALL,
+     NULL},
+    {NULL}
+};
+
+static PyType_Slot atomic_slots[] = {
+    {Py_tp_new, PyType_GenericNew},
+    {Py_tp_dealloc, atomic_dealloc},
+    {Py_tp_methods, atomic_methods},
+    {Py_tp_doc, "atomic()\n\nContext manager: the current tasklet is atomic "
+                "inside the block."},
+    {0, NULL}
+};
+
+static PyType_Spec atomic_spec = {
+    "_stackless.atomic", sizeof(AtomicObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE, atomic_slots
+};
+
+/* ========================================================================
+ * tasklet
+ */
+#define T(o) ((TaskletObject *)(o))
+
+static PyObject *tasklet_vectorcall(PyObject *self, PyObject *const *args,
+                                    size_t nargsf, PyObject *kwnames);
+
+static TaskletObject *
+tasklet_alloc(PyTypeObject *type, sched_thread *ts)
+{
+    TaskletObject *t = (TaskletObject *)type->tp_alloc(type, 0);
+    if (t == NULL)
+        return NULL;
+    t->vectorcall = tasklet_vectorcall;
+    t->tempval = Py_NewRef(Py_None);
+    t->ts = ts;
+    t->thread_id = ts->thread_id;
+    return t;
+}
+
+TaskletObject *
+tasklet_new_main(sched_thread *ts)
+{
+    TaskletObject *t = tasklet_alloc(slp_st->tasklet_type, ts);
+    if (t != NULL)
+        t->flags = TF_MAIN;
+    return t;
+}
+
+static PyObject *
+tasklet_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    sched_thread *ts = sched_get();
+    (void)args;
+    (void)kwds;
+    if (ts == NULL)
+        return NULL;
+    return (PyObject *)tasklet_alloc(type, ts);
+}
+
+static int
+tasklet_is_current(TaskletObject *t)
+{
+    return t->ts != NULL && t->ts->current == t;
+}
+
+/* The context a new tasklet starts in: a copy of its creator's. */
+static PyObject *
+creator_context(void)
+{
+    PyThreadState *tstate = PyThreadState_Get();
+    PyObject *cur = pystate_get_context(tstate);
+    if (cur == NULL)
+        return NULL;
+    return PyContext_Copy(cur);
+}
+
+static int
+tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
+                  PyObject *kwargs)
+{
+    if (func == Py_None)
+        func = NULL;
+    if (args == Py_None)
+        args = NULL;
+    if (kwargs == Py_None)
+        kwargs = NULL;
+    if (func != NULL && !PyCallable_Check(func)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "tasklet function must be a callable or None");
+        return -1;
+    }
+    if (tasklet_is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "can't (re)bind the current tasklet");
+        return -1;
+    }
+    if ((t->flags & TF_IN_RING) || t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
+        return -1;
+    }
+    if (tasklet_started(t)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "tasklet has C state on its stack");
+        return -1;
+    }
+    if (func == NULL && args == NULL && kwargs == NULL) {
+        if (t->flags & TF_MAIN) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "can't unbind the main tasklet");
+            return -1;
+        }
+        t->flags &= ~TF_SETUP;
+        Py_CLEAR(t->func);
+        Py_CLEAR(t->args);
+        Py_CLEAR(t->kwargs);
+        Py_CLEAR(t->context);
+        Py_SETREF(t->tempval, Py_NewRef(Py_None));
+        return 0;
+    }
+    if (func != NULL) {
+        Py_XSETREF(t->func, Py_NewRef(func));
+        if (args == NULL && kwargs == NULL) {
+            Py_SETREF(t->tempval, Py_NewRef(func));
+            return 0;
+        }
+    }
+    if (args != NULL || kwargs != NULL) {
+        PyObject *a, *k = NULL, *ctx;
+        if (t->func == NULL) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "the tasklet was not bound to a function");
+            return -1;
+        }
+        a = args ? PySequence_Tuple(args) : PyTuple_New(0);
+        if (a == NULL)
+            return -1;
+        if (kwargs != NULL) {
+            if (!PyDict_Check(kwargs)) {
+                Py_DECREF(a);
+                PyErr_SetString(PyExc_TypeError, "kwargs must be a dict");
+                return -1;
+            }
+            k = PyDict_Copy(kwargs);
+            if (k == NULL) {
+                Py_DECREF(a);
+                return -1;
+            }
+        }
+        ctx = creator_context();
+        if (ctx == NULL && PyErr_Occurred()) {
+            Py_DECREF(a);
+            Py_XDECREF(k);
+            return -1;
+        }
+        Py_XSETREF(t->args, a);
+        Py_XSETREF(t->kwargs, k);
+        Py_XSETREF(t->context, ctx);
+        Py_SETREF(t->tempval, Py_NewRef(Py_None));
+        t->flags |= TF_SETUP;
+    }
+    return 0;
+}
+
+static int
+tasklet_tp_init(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"func", "args", "kwargs", NULL};
+    PyObject *func = NULL, *a = NULL, *k = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:tasklet", kwlist,
+                                     &func, &a, &k))
+        return -1;
+    if (func == NULL && a == NULL && k == NULL)
+        return 0;
+    return tasklet_bind_impl(T(self), func, a, k);
+}
+
+static PyObject *
+tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"func", "args", "kwargs", NULL};
+    PyObject *func = NULL, *a = NULL, *k = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOO:bind", kwlist,
+                                     &func, &a, &k))
+        return NULL;
+    if (tasklet_bind_impl(T(self), func, a, k) < 0)
+        return NULL;
+    return Py_NewRef(self);
+}
+
+static sched_thread *
+own_thread(TaskletObject *t)
+{
+    sched_thread *ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    if (t->ts == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return NULL;
+    }
+    if (t->ts != ts) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "operations on a tasklet of a different thread are "
+                        "not supported yet");
+        return NULL;
+    }
+    return ts;
+}
+
+/* setup(*args, **kwargs) and tasklet(*args, **kwargs) */
+static PyObject *
+tasklet_setup_impl(PyObject *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
+{
+    TaskletObject *t = T(self);
+    sched_thread *ts;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject *a, *k = NULL, *ctx;
+
+    if (tasklet_alive(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is alive");
+        return NULL;
+    }
+    if (t->func == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the tasklet was not bound to a function");
+        return NULL;
+    }
+    ts = own_thread(t);
+    if (ts == NULL)
+        return NULL;
+    a = slp_tuple_from_array(args, nargs);
+    if (a == NULL)
+        return NULL;
+    if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
+        Py_ssize_t i;
+        k = PyDict_New();
+        if (k == NULL) {
+            Py_DECREF(a);
+            return NULL;
+        }
+        for (i = 0; i < PyTuple_GET_SIZE(kwnames); i++) {
+            if (PyDict_SetItem(k, PyTuple_GET_ITEM(kwnames, i),
+                               args[nargs + i]) < 0) {
+                Py_DECREF(a);
+                Py_DECREF(k);
+                return NULL;
+            }
+        }
+    }
+    ctx = creator_context();
+    if (ctx == NULL && PyErr_Occurred()) {
+        Py_DECREF(a);
+        Py_XDECREF(k);
+        return NULL;
+    }
+    Py_XSETREF(t->args, a);
+    Py_XSETREF(t->kwargs, k);
+    Py_XSETREF(t->context, ctx);
+    Py_SETREF(t->tempval, Py_NewRef(Py_None));
+    t->flags |= TF_SETUP;
+    ring_append(ts, t);
+    return Py_NewRef(self);
+}
+
+static PyObject *
+tasklet_setup(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    PyObject *res, *kwnames = NULL;
+    PyObject **stack;
+    Py_ssize_t n = PyTuple_GET_SIZE(args), nk = kwds ? PyDict_GET_SIZE(kwds) : 0;
+    Py_ssize_t i = 0, pos = 0;
+    PyObject *key, *value;
+    if (nk == 0)
+        return tasklet_setup_impl(self, &PyTuple_GET_ITEM(args, 0), n, NULL);
+    stack = PyMem_Malloc((n + nk) * sizeof(PyObject *));
+    kwnames = PyTuple_New(nk);
+    if (stack == NULL || kwnames == NULL) {
+        PyMem_Free(stack);
+        Py_XDECREF(kwnames);
+        return PyErr_NoMemory();
+    }
+    for (i = 0; i < n; i++)
+        stack[i] = PyTuple_GET_ITEM(args, i);
+    i = 0;
+    while (PyDict_Next(kwds, &pos, &key, &value)) {
+        PyTuple_SET_ITEM(kwnames, i, Py_NewRef(key));
+        stack[n + i] = value;
+        i++;
+    }
+    res = tasklet_setup_impl(self, stack, n, kwnames);
+    PyMem_Free(stack);
+    Py_DECREF(kwnames);
+    return res;
+}
+
+static PyObject *
+tasklet_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                   PyObject *kwnames)
+{
+    return tasklet_setup_impl(self, args, nargsf, kwnames);
+}
+
+static PyObject *
+tasklet_insert(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    TaskletObject *t = T(self);
+    sched_thread *ts;
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
+        return NULL;
+    }
+    if (!tasklet_alive(t)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "You cannot run an unbound(dead) tasklet");
+        return NULL;
+    }
+    ts = own_thread(t);
+    if (ts == NULL)
+        return NULL;
+    if (!(t->flags & TF_IN_RING)) {
+        ring_append(ts, t);
+        if (t->flags & TF_WATCHDOG) {
+            /* resumed by insert(): its run() notices and cleans up */
+        }
+    }
+    return Py_NewRef(self);
+}
+
+static PyObject *
+tasklet_remove(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    TaskletObject *t = T(self);
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "You cannot remove a blocked tasklet.");
+        return NULL;
+    }
+    if (tasklet_is_current(t)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "The current tasklet cannot be removed.");
+        return NULL;
+    }
+    if ((t->flags & TF_IN_RING) && t->ts != NULL &&
+        t->ts == sched_peek()) {
+        Py_INCREF(self);
+        Py_DECREF(ring_remove(t->ts, t));
+        return self;
+    }
+    return Py_NewRef(self);
+}
+
+/* run() and switch() */
+static PyObject *
+tasklet_run_impl(TaskletObject *t, int remove)
+{
+    sched_thread *ts;
+    TaskletObject *cur;
+    if (t->blocked) {
+        PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
+        return NULL;
+    }
+    if (!tasklet_alive(t)) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "You cannot run an unbound(dead) tasklet");
+        return NULL;
+    }
+    ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    if (t->ts != ts) {
+        if (remove) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "can't switch to a different thread.");
+            return NULL;
+        }
+        ts = own_thread(t);
+        if (ts == NULL)
+            return NULL;
+    }
+    cur = ts->current;
+    if (t == cur)
+        Py_RETURN_NONE;
+    if (sched_check_switch(ts) < 0)
+        return NULL;
+    if (!(t->flags & TF_IN_RING))
+        ring_insert_after(ts, cur, t);
+    if (t->flags & TF_WATCHDOG) {
+        /* its run() removes it from the watchdog list when it resumes */
+    }
+    if (remove)
+        return sched_switch(ts, t, (PyObject *)ring_remove(ts, cur));
+    return sched_switch(ts, t, NULL);
+}
+
+static PyObject *
+tasklet_run(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return tasklet_run_impl(T(self), 0);
+}
+
+static PyObject *
+tasklet_switch(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return tasklet_run_impl(T(self), 1);
+}
+
+static PyObject *
+tasklet_kill(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"pending", NULL};
+    int pending = 0;
+    PyObject *bomb;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|p:kill", kwlist, &pending))
+        return NULL;
+    if (!tasklet_alive(T(self))) {
+        /* a dead tasklet: nothing to do */
+        Py_RETURN_NONE;
+    }
+    bomb = bomb_new(slp_st->TaskletExit, NULL, NULL);
+    if (bomb == NULL)
+        return NULL;
+    return sched_throw(T(self), bomb, pending, 1);
+}
+
+static PyObject *
+tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"exc", "val", "tb", "pending", NULL};
+    PyObject *exc = NULL, *val = Py_None, *tb = Py_None, *bomb;
+    int pending = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOp:throw", kwlist,
+                                     &exc, &val, &tb, &pending))
+        return NULL;
+    if (exc == NULL || exc == Py_None)
+        exc = slp_st->TaskletExit;
+    bomb = bomb_from_raise_args(exc, val, tb);
+    if (bomb == NULL)
+        return NULL;
+    return sched_throw(T(self), bomb, pending,
+                       exc == slp_st->TaskletExit);
+}
+
+static PyObject *
+tasklet_raise_exception(PyObject *self, PyObject *args)
+{
+    PyObject *cls, *rest, *bomb;
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "raise_exception() takes at least 1 argument");
+        return NULL;
+    }
+    cls = PyTuple_GET_ITEM(args, 0);
+    if (!PyExceptionClass_Check(cls)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "raise_exception() needs a BaseException subclass");
+        return NULL;
+    }
+    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (rest == NULL)
+        return NULL;
+    bomb = bomb_new(cls, rest, NULL);
+    Py_DECREF(rest);
+    if (bomb == NULL)
+        return NULL;
+    return sched_throw(T(self), bomb, 0, 0);
+}
+
+static int
+flag_arg(PyObject *arg, const char *what, int *out)
+{
+    long v;
+    if (!PyLong_Check(arg)) {
+        PyErr_Format(PyExc_TypeError,
+                     "%s needs exactly one bool or integer", what);
+        return -1;
+    }
+    v = PyLong_AsLong(arg);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    *out = v != 0;
+    return 0;
+}
+
+static PyObject *
+tasklet_set_atomic(PyObject *self, PyObject *arg)
+{
+    TaskletObject *t = T(self);
+    int flag, old = (t->flags & TF_ATOMIC) != 0;
+    if (flag_arg(arg, "set_atomic", &flag) < 0)
+        return NULL;
+    if (flag)
+        t->flags |= TF_ATOMIC;
+    else
+        t->flags &= ~TF_ATOMIC;
+    return PyBool_FromLong(old);
+}
+
+static PyObject *
+tasklet_set_ignore_nesting(PyObject *self, PyObject *arg)
+{
+    TaskletObject *t = T(self);
+    int flag, old = (t->flags & TF_IGNORE_NESTING) != 0;
+    if (flag_arg(arg, "set_ignore_nesting", &flag) < 0)
+        return NULL;
+    if (flag)
+        t->flags |= TF_IGNORE_NESTING;
+    else
+        t->flags &= ~TF_IGNORE_NESTING;
+    return PyBool_FromLong(old);
+}
+
+static PyObject *
+tasklet_bind_thread(PyObject *self, PyObject *args)
+{
+    TaskletObject *t = T(self);
+    PyObject *tid = NULL;
+    sched_thread *ts;
+    if (!PyArg_ParseTuple(args, "|O:bind_thread", &tid))
+        return NULL;
+    ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    if (tid != NULL && tid != Py_None) {
+        long v = PyLong_AsLong(tid);
+        if (v == -1 && PyErr_Occurred())
+            return NULL;
+        if (v != -1 && (unsigned long)v != ts->thread_id) {
+            PyErr_SetString(PyExc_ValueError, "bad thread");
+            return NULL;
+        }
+    }
+    if (t->flags & TF_IN_RING) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "can't (re)bind a runnable tasklet");
+        return NULL;
+    }
+    if (tasklet_started(t) && t->ts != ts) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "tasklet has C state on its stack");
+        return NULL;
+    }
+    t->ts = ts;
+    t->thread_id = ts->thread_id;
+    Py_RETURN_NONE;
+}
+
+/* --- contexts ---------------------------------------------------------- */
+
+/* Borrowed reference to where t's context lives. */
+static PyObject **
+context_slot(TaskletObject *t, sched_thread *ts)
+{
+    if (tasklet_started(t) && !tasklet_is_current(t))
+        return &t->ps.context;
+    if (!tasklet_started(t))
+        return &t->context;
+    (void)ts;
+    return NULL;                /* current: in the thread state */
+}
+
+static PyObject *
+tasklet_get_context_obj(TaskletObject *t)
+{
+    sched_thread *ts = sched_get();
+    PyObject **slot, *ctx;
+    if (ts == NULL)
+        return NULL;
+    slot = context_slot(t, ts);
+    if (slot == NULL) {
+        ctx = PyContext_CopyCurrent();     /* creates it when missing */
+        if (ctx == NULL)
+            return NULL;
+        Py_DECREF(ctx);
+        return Py_XNewRef(pystate_get_context(ts->tstate));
+    }
+    if (*slot == NULL) {
+        *slot = PyContext_New();
+        if (*slot == NULL)
+            return NULL;
+    }
+    return Py_NewRef(*slot);
+}
+
+static PyObject *
+tasklet_set_context(PyObject *self, PyObject *ctx)
+{
+    TaskletObject *t = T(self);
+    sched_thread *ts = sched_get();
+    PyObject **slot;
+    if (ts == NULL)
+        return NULL;
+    if (!PyContext_CheckExact(ctx)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "set_context() needs a contextvars.Context");
+        return NULL;
+    }
+    slot = context_slot(t, ts);
+    if (slot == NULL)
+        pystate_set_context(ts->tstate, ctx);
+    else
+        Py_XSETREF(*slot, Py_NewRef(ctx));
+    return Py_NewRef(self);
+}
+
+static PyObject *
+tasklet_context_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                    PyObject *kwnames)
+{
+    TaskletObject *t = T(self);
+    PyObject *ctx, *run, *res;
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "context_run() missing required argument 'callable'");
+        return NULL;
+    }
+    if (tasklet_is_current(t))
+        return PyObject_Vectorcall(args[0], args + 1, nargs - 1, kwnames);
+    ctx = tasklet_get_context_obj(t);
+    if (ctx == NULL)
+        return NULL;
+    run = PyObject_GetAttrString(ctx, "run");
+    Py_DECREF(ctx);
+    if (run == NULL)
+        return NULL;
+    res = PyObject_Vectorcall(run, args, nargs, kwnames);
+    Py_DECREF(run);
+    return res;
+}
+
+static PyObject *
+tasklet_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    PyErr_SetString(PyExc_NotImplementedError,
+                    "pickling tasklets arrives with the API issue (#3)");
+    return NULL;
+}
+
+static PyObject *
+tasklet_repr(PyObject *self)
+{
+    TaskletObject *t = T(self);
+    const char *state =
+        tasklet_is_current(t) ? "current"
+        : t->blocked ? "blocked"
+        : (t->flags & TF_IN_RING) ? "scheduled"
+        : tasklet_alive(t) ? "paused" : "dead";
+    return PyUnicode_FromFormat("<%s object at %p%s, %s>",
+                                Py_TYPE(self)->tp_name, self,
+                                (t->flags & TF_MAIN) ? " (main)" : "", state);
+}
+
+/* --- GC and lifetime --------------------------------------------------- */
+
+static int
+tasklet_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    TaskletObject *t = T(self);
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(t->tempval);
+    Py_VISIT(t->func);
+    Py_VISIT(t->args);
+    Py_VISIT(t->kwargs);
+    Py_VISIT(t->context);
+    Py_VISIT(t->dict);
+    if (tasklet_started(t) && !tasklet_is_current(t) &&
+        !(t->flags & TF_MAIN))
+        return pystate_traverse(&t->ps, visit, arg);
+    return 0;
+}
+
+static int
+tasklet_clear(PyObject *self)
+{
+    TaskletObject *t = T(self);
+    if (t->tempval != Py_None)
+        Py_SETREF(t->tempval, Py_NewRef(Py_None));
+    if (!tasklet_started(t)) {
+        Py_CLEAR(t->func);
+        Py_CLEAR(t->args);
+        Py_CLEAR(t->kwargs);
+        t->flags &= ~TF_SETUP;
+    }
+    Py_CLEAR(t->context);
+    Py_CLEAR(t->dict);
+    return 0;
+}
+
+static void
+tasklet_finalize(PyObject *self)
+{
+    TaskletObject *t = T(self);
+    sched_thread *ts;
+    PyObject *exc, *val, *tb;
+    int i;
+
+    if (!tasklet_started(t) || (t->flags & TF_MAIN) || _Py_IsFinalizing())
+        return;
+    ts = sched_peek();
+    if (ts == NULL || t->ts != ts || ts->current == t || ts->switch_trap ||
+        ts->in_callback)
+        return;
+    PyErr_Fetch(&exc, &val, &tb);
+    for (i = 0; i < 10 && tasklet_started(t); i++) {
+        if (tasklet_finalize_kill(t) < 0)
+            PyErr_WriteUnraisable(self);
+    }
+    PyErr_Restore(exc, val, tb);
+}
+
+static void
+tasklet_dealloc(PyObject *self)
+{
+    TaskletObject *t = T(self);
+    PyTypeObject *tp = Py_TYPE(self);
+
+    PyObject_GC_UnTrack(self);
+    if (t->weakreflist != NULL)
+        PyObject_ClearWeakRefs(self);
+    PyObject_GC_Track(self);
+    if (PyObject_CallFinalizerFromDealloc(self) < 0)
+        return;                 /* resurrected */
+    PyObject_GC_UnTrack(self);
+    if (tasklet_started(t) && !(t->flags & TF_MAIN)) {
+        /* Could not be killed: its frames are abandoned. */
+        sched_forget(t);
+        pystate_discard(&t->ps);
+    }
+    slp_stack_free(&t->stack);
+    Py_CLEAR(t->tempval);
+    Py_CLEAR(t->func);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
+    Py_CLEAR(t->context);
+    Py_CLEAR(t->dict);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+/* --- attributes -------------------------------------------------------- */
+
+#define FLAG_GETTER(name, expr)                                          \
+    static PyObject *tasklet_get_##name(PyObject *self, void *c)        \
+    {                                                                    \
+        TaskletObject *t = T(self);                                      \
+        (void)c;                                                         \
+        return PyBool_FromLong(expr);                                    \
+    }
+
+FLAG_GETTER(alive, tasklet_alive(t))
+FLAG_GETTER(paused, tasklet_alive(t) && !(t->flags & TF_IN_RING) &&
+                    !t->blocked)
+FLAG_GETTER(blocked, t->blocked != 0)
+FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || t->blocked)
+FLAG_GETTER(atomic, (t->flags & TF_ATOMIC) != 0)
+FLAG_GETTER(ignore_nesting, (t->flags & TF_IGNORE_NESTING) != 0)
+FLAG_GETTER(block_trap, (t->flags & TF_BLOCK_TRAP) != 0)
+FLAG_GETTER(is_main, (t->flags & TF_MAIN) != 0)
+FLAG_GETTER(is_current, tasklet_is_current(t))
+
+static int
+tasklet_set_block_trap(PyObject *self, PyObject *v, void *c)
+{
+    int flag;
+    (void)c;
+    if (v == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "can't delete block_trap");
+        return -1;
+    }
+    if (flag_arg(v, "block_trap", &flag) < 0)
+        return -1;
+    if (flag)
+        T(self)->flags |= TF_BLOCK_TRAP;
+    else
+        T(self)->flags &= ~TF_BLOCK_TRAP;
+    return 0;
+}
+
+static PyObject *
+tasklet_get_thread_id(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    (void)c;
+    if (t->ts == NULL)
+        return PyLong_FromLong(-1);
+    return PyLong_FromUnsignedLong(t->thread_id);
+}
+
+static PyObject *
+link_or_none(TaskletObject *t, TaskletObject *link)
+{
+    if (((t->flags & TF_IN_RING) || t->blocked) && link != NULL)
+        return Py_NewRef((PyObject *)link);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tasklet_get_next(PyObject *self, void *c)
+{
+    (void)c;
+    return link_or_none(T(self), T(self)->next);
+}
+
+static PyObject *
+tasklet_get_prev(PyObject *self, void *c)
+{
+    (void)c;
+    return link_or_none(T(self), T(self)->prev);
+}
+
+static PyObject *
+tasklet_get_tempval(PyObject *self, void *c)
+{
+    (void)c;
+    return Py_NewRef(T(self)->tempval);
+}
+
+static int
+tasklet_set_tempval(PyObject *self, PyObject *v, void *c)
+{
+    (void)c;
+    Py_XSETREF(T(self)->tempval, Py_NewRef(v ? v : Py_None));
+    return 0;
+}
+
+static PyObject *
+tasklet_get_frame(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    (void)c;
+    if (t->ts == NULL || !tasklet_started(t))
+        Py_RETURN_NONE;
+    if (tasklet_is_current(t))
+        return pystate_current_frame(t->ts->tstate);
+    return pystate_frame(t->ts->tstate, &t->ps);
+}
+
+static PyObject *
+tasklet_get_recursion_depth(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    (void)c;
+    if (t->ts == NULL || !tasklet_started(t))
+        return PyLong_FromLong(0);
+    return PyLong_FromLong(pystate_recursion_depth(
+        t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
+}
+
+static PyObject *
+tasklet_get_nesting_level(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    (void)c;
+    if (t->ts == NULL || !tasklet_started(t))
+        return PyLong_FromLong(0);
+    return PyLong_FromLong(pystate_nesting_level(
+        t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
+}
+
+static PyObject *
+tasklet_get_restorable(PyObject *self, void *c)
+{
+    PyObject *n = tasklet_get_nesting_level(self, c);
+    long v;
+    if (n == NULL)
+        return NULL;
+    v = PyLong_AsLong(n);
+    Py_DECREF(n);
+    return PyBool_FromLong(v == 0);
+}
+
+static PyObject *
+tasklet_get_channel(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    (void)c;
+    if (t->blocked && t->chan != NULL)
+        return Py_NewRef((PyObject *)t->chan);
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+tasklet_get_context_id(PyObject *self, void *c)
+{
+    PyObject *ctx = tasklet_get_context_obj(T(self)), *id;
+    (void)c;
+    if (ctx == NULL)
+        return NULL;
+    id = PyLong_FromVoidPtr(ctx);
+    Py_DECREF(ctx);
+    return id;
+}
+
+static PyGetSetDef tasklet_getset[] = {
+    {"alive", tasklet_get_alive, NULL, "has a frame: set up or suspended", NULL},
+    {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
+    {"blocked", tasklet_get_blocked, NULL, "waiting on a channel", NULL},
+    {"scheduled", tasklet_get_scheduled, NULL, "runnable or blocked", NULL},
+    {"restorable", tasklet_get_restorable, NULL, "no C state (nesting 0)", NULL},
+    {"atomic", tasklet_get_atomic, NULL, "not pre-empted", NULL},
+    {"ignore_nesting", tasklet_get_ignore_nesting, NULL, NULL, NULL},
+    {"block_trap", tasklet_get_block_trap, tasklet_set_block_trap,
+     "blocking channel operations raise RuntimeError", NULL},
+    {"is_main", tasklet_get_is_main, NULL, NULL, NULL},
+    {"is_current", tasklet_get_is_current, NULL, NULL, NULL},
+    {"thread_id", tasklet_get_thread_id, NULL, NULL, NULL},
+    {"next", tasklet_get_next, NULL, "next in the run queue or channel", NULL},
+    {"prev", tasklet_get_prev, NULL, "previous in the run queue or channel", NULL},
+    {"tempval", tasklet_get_tempval, tasklet_set_tempval, NULL, NULL},
+    {"frame", tasklet_get_frame, NULL, "the top Python frame", NULL},
+    {"recursion_depth", tasklet_get_recursion_depth, NULL, NULL, NULL},
+    {"nesting_level", tasklet_get_nesting_level, NULL, NULL, NULL},
+    {"_channel", tasklet_get_channel, NULL, "the channel it is blocked on", NULL},
+    {"context_id", tasklet_get_context_id, NULL, NULL, NULL},
+    {NULL}
+};
+
+static PyMemberDef tasklet_members[] = {
+    {"__weaklistoffset__", T_PYSSIZET,
+     offsetof(TaskletObject, weakreflist), READONLY, NULL},
+    {"__dictoffset__", T_PYSSIZET, offsetof(TaskletObject, dict), READONLY, NULL},
+    {"__vectorcalloffset__", T_PYSSIZET,
+     offsetof(TaskletObject, vectorcall), READONLY, NULL},
+    {NULL}
+};
+
+static PyMethodDef tasklet_methods[] = {
+    {"bind", (PyCFunction)(void (*)(void))tasklet_bind,
+     METH_VARARGS | METH_KEYWORDS,
+     "bind(func=None, args=None, kwargs=None) -> self"},
+    {"setup", (PyCFunction)(void (*)(void))tasklet_setup,
+     METH_VARARGS | METH_KEYWORDS, "setup(*args, **kwargs) -> self"},
+    {"insert", tasklet_insert, METH_NOARGS, NULL},
+    {"remove", tasklet_remove, METH_NOARGS, NULL},
+    {"run", tasklet_run, METH_NOARGS, NULL},
+    {"switch", tasklet_switch, METH_NOARGS, NULL},
+    {"kill", (PyCFunction)(void (*)(void))tasklet_kill,
+     METH_VARARGS | METH_KEYWORDS, "kill(pending=False)"},
+    {"throw", (PyCFunction)(void (*)(void))tasklet_throw,
+     METH_VARARGS | METH_KEYWORDS,
+     "throw(exc=TaskletExit, val=None, tb=None, pending=False)"},
+    {"raise_exception", tasklet_raise_exception, METH_VARARGS,
+     "raise_exception(exc_class, *args)"},
+    {"set_atomic", tasklet_set_atomic, METH_O, NULL},
+    {"set_ignore_nesting", tasklet_set_ignore_nesting, METH_O, NULL},
+    {"bind_thread", tasklet_bind_thread, METH_VARARGS, NULL},
+    {"set_context", tasklet_set_context, METH_O, NULL},
+    {"context_run", (PyCFunction)(void (*)(void))tasklet_context_run,
+     METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"__reduce__", tasklet_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyType_Slot tasklet_slots[] = {
+    {Py_tp_new, tasklet_tp_new},
+    {Py_tp_init, tasklet_tp_init},
+    {Py_tp_dealloc, tasklet_dealloc},
+    {Py_tp_finalize, tasklet_finalize},
+    {Py_tp_traverse, tasklet_traverse},
+    {Py_tp_clear, tasklet_clear},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_repr, tasklet_repr},
+    {Py_tp_getset, tasklet_getset},
+    {Py_tp_members, tasklet_members},
+    {Py_tp_methods, tasklet_methods},
+    {Py_tp_doc, "tasklet(func=None, args=None, kwargs=None)\n\n"
+                "A micro-thread: tasklet(f)(*args) schedules f(*args)."},
+    {0, NULL}
+};
+
+static PyType_Spec tasklet_spec = {
+    "_stackless.tasklet", sizeof(TaskletObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC |
+        Py_TPFLAGS_HAVE_VECTORCALL,
+    tasklet_slots
+};
+
+int
+tasklet_module_init(PyObject *module)
+{
+    PyTypeObject *tp;
+    tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &tasklet_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->tasklet_type = tp;
+    if (PyModule_AddObjectRef(module, "tasklet", (PyObject *)tp) < 0)
+        return -1;
+    tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &bomb_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->bomb_type = tp;
+    if (PyModule_AddObjectRef(module, "bomb", (PyObject *)tp) < 0)
+        return -1;
+    tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &atomic_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->atomic_type = tp;
+    if (PyModule_AddObjectRef(module, "atomic", (PyObject *)tp) < 0)
+        return -1;
+    return 0;
+}

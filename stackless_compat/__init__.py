@@ -1,0 +1,65 @@
+"""stackless_compat: the Stackless Python API on stock CPython 3.11.
+
+``import stackless_compat as stackless`` gives tasklets, channels and the
+cooperative scheduler of Stackless Python, implemented in C on a
+stack-slicing switch core.  ``python -m stackless_compat program.py`` runs a
+legacy program with ``import stackless`` resolved to this module.
+"""
+import atexit as _atexit
+import sys as _sys
+
+from . import _stackless
+from ._stackless import (
+    TaskletExit, atomic, bomb, channel, enable_softswitch,
+    get_channel_callback, get_schedule_callback, get_thread_info,
+    getcurrent, getcurrentid, getdebug, getmain, getruncount, getthreads,
+    getuncollectables, run, schedule, schedule_remove,
+    set_channel_callback, set_error_handler, set_schedule_callback,
+    switch_trap, tasklet,
+)
+
+__version__ = "0.1.0.dev0"
+
+__all__ = [
+    "atomic", "channel", "enable_softswitch", "get_channel_callback",
+    "get_schedule_callback", "get_thread_info", "getcurrent",
+    "getcurrentid", "getdebug", "getmain", "getruncount", "getthreads",
+    "getuncollectables", "run", "schedule", "schedule_remove",
+    "set_channel_callback", "set_error_handler", "set_schedule_callback",
+    "switch_trap", "tasklet", "stackless",
+]
+
+# The module refers to itself, as Stackless's did (deprecated there too).
+stackless = _sys.modules[__name__]
+
+# Attributes Stackless computes on every access (PEP 562).
+_DYNAMIC = {
+    "current": getcurrent,
+    "main": getmain,
+    "runcount": getruncount,
+    "threads": getthreads,
+    "debug": getdebug,
+    "uncollectables": getuncollectables,
+}
+
+
+def __getattr__(name):
+    try:
+        return _DYNAMIC[name]()
+    except KeyError:
+        raise AttributeError(
+            "module %r has no attribute %r" % (__name__, name)) from None
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_DYNAMIC))
+
+
+def __reduce__():
+    return "stackless"
+
+
+# At interpreter exit (after the atexit functions registered later than
+# this import), every suspended tasklet gets TaskletExit so that its finally
+# blocks run.
+_atexit.register(_stackless._atexit_kill)
