@@ -71,7 +71,7 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
 {
     sched_thread *ts = sched_get();
     TaskletObject *cur, *w, *next;
-    PyObject *result = NULL, *r;
+    PyObject *result = NULL, *r, *drop;
     int waiting;
 
     if (ts == NULL)
@@ -92,7 +92,7 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
     if (waiting) {
         int mode;       /* 0 initiator continues, 1 waiter runs, 2 yield */
         w = ch->head;
-        if (w->ts != ts) {
+        if (tasklet_ts(w) != ts) {
             PyErr_SetString(PyExc_RuntimeError,
                             "channel transfers between threads are not "
                             "supported yet");
@@ -149,8 +149,10 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
     if (next == NULL)
         return NULL;
     Py_SETREF(cur->tempval, Py_NewRef(dir > 0 ? value : Py_None));
+    /* The ring and the channel share the link fields: leave one first. */
+    drop = (PyObject *)ring_remove(ts, cur);
     channel_append(ch, cur, dir);
-    r = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+    r = sched_switch(ts, next, drop);
     if (r == NULL)
         return NULL;
     if (dir > 0) {

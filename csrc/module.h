@@ -85,6 +85,7 @@ struct sched_thread {
     PyObject *watchdogs;          /* list: run() callers, innermost last */
     PyObject *pending_decref;     /* released after the next switch */
     TaskletObject *all;           /* started tasklets (borrowed list head) */
+    int dead;                     /* its thread has ended */
 };
 
 typedef struct {
@@ -108,6 +109,11 @@ extern slp_module_state *slp_st;
 #define Channel_Check(o) PyObject_TypeCheck((o), slp_st->channel_type)
 #define Bomb_Check(o) Py_IS_TYPE((o), slp_st->bomb_type)
 
+/* The tasklet's thread, or NULL once that thread has ended. */
+static inline sched_thread *tasklet_ts(TaskletObject *t)
+{
+    return (t->ts != NULL && !t->ts->dead) ? t->ts : NULL;
+}
 static inline int tasklet_started(TaskletObject *t)
 {
     return slp_stack_started(&t->stack);

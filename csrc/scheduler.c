@@ -22,6 +22,50 @@ static void sched_entry(slp_thread *sw);
 static void sched_call_schedule_cb(sched_thread *ts, PyObject *prev,
                                    PyObject *next);
 
+/* The thread ends (its thread state's dict is cleared): drop the run
+ * queue and main.  Suspended tasklets of the thread become thread-less
+ * (thread_id -1).  The record itself is kept, marked dead, because tasklets
+ * that were created here still point to it. */
+static void
+sched_thread_release(PyObject *capsule)
+{
+    sched_thread *ts = PyCapsule_GetPointer(capsule, "stackless_compat.thread");
+    if (ts == NULL) {
+        PyErr_Clear();
+        return;
+    }
+    if (sched_tls == ts)
+        sched_tls = NULL;
+    ts->dead = 1;
+    if (_Py_IsFinalizing() || ts->current == NULL)
+        return;
+    while (ts->current->next != ts->current) {
+        TaskletObject *t = ts->current->next;
+        t->flags &= ~TF_SETUP;
+        Py_DECREF(ring_remove(ts, t));
+    }
+    if (ts->current->flags & TF_IN_RING)
+        Py_DECREF(ring_remove(ts, ts->current));
+    ts->current = NULL;
+    Py_CLEAR(ts->main);
+    Py_CLEAR(ts->watchdogs);
+}
+
+static int
+sched_register_thread(sched_thread *ts)
+{
+    PyObject *dict = PyThreadState_GetDict(), *cap;
+    int r;
+    if (dict == NULL)
+        return 0;
+    cap = PyCapsule_New(ts, "stackless_compat.thread", sched_thread_release);
+    if (cap == NULL)
+        return -1;
+    r = PyDict_SetItemString(dict, "stackless_compat.thread", cap);
+    Py_DECREF(cap);
+    return r;
+}
+
 static sched_thread *
 sched_create(void)
 {
@@ -52,6 +96,8 @@ sched_create(void)
     ts->current = main;
     ts->runcount = 1;
     sched_tls = ts;
+    if (sched_register_thread(ts) < 0)
+        PyErr_Clear();      /* then the thread's tasklets leak at its end */
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, Py_None, (PyObject *)main);
     return ts;
@@ -131,9 +177,17 @@ wakeup_target(sched_thread *ts)
 static void
 make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    ring_insert_after(ts, pos, t);
-    if (t->blocked)
-        sched_unblock(t);
+    /* The ring and a channel share the link fields: leave the channel
+     * first.  The channel's reference keeps t alive until the ring has its
+     * own. */
+    if (t->blocked) {
+        channel_remove_waiter(t->chan, t);
+        ring_insert_after(ts, pos, t);
+        Py_DECREF(t);
+    }
+    else {
+        ring_insert_after(ts, pos, t);
+    }
     if (t->flags & TF_WATCHDOG)
         watchdog_remove(ts, t);
 }
@@ -356,18 +410,18 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         return NULL;
     }
     cur = ts->current;
-    if (t->ts == NULL && !tasklet_alive(t)) {
+    if (tasklet_ts(t) == NULL && !tasklet_alive(t)) {
         if (is_kill) {
             Py_DECREF(bomb);
             Py_RETURN_NONE;
         }
     }
-    if (t->ts == NULL) {
+    if (tasklet_ts(t) == NULL) {
         Py_DECREF(bomb);
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return NULL;
     }
-    if (t->ts != ts) {
+    if (tasklet_ts(t) != ts) {
         Py_DECREF(bomb);
         PyErr_SetString(PyExc_RuntimeError,
                         "throwing into a tasklet of a different thread is "
@@ -580,12 +634,12 @@ sched_entry(slp_thread *sw)
     all_link(ts, t);
 
     t->flags &= ~TF_SETUP;
+    /* The function and its arguments stay owned by the tasklet while it
+     * runs (borrowed here): references held only by this C frame would be
+     * invisible to the garbage collector. */
     func = t->func;
-    Py_XINCREF(func);
     args = t->args;
     kwargs = t->kwargs;
-    t->args = NULL;
-    t->kwargs = NULL;
     tv = t->tempval;
     t->tempval = Py_NewRef(Py_None);
     if (Bomb_Check(tv)) {
@@ -604,9 +658,8 @@ sched_entry(slp_thread *sw)
             result = PyObject_Call(func, args, kwargs);
         }
     }
-    Py_XDECREF(func);
-    Py_XDECREF(args);
-    Py_XDECREF(kwargs);
+    Py_CLEAR(t->args);
+    Py_CLEAR(t->kwargs);
     sched_end(ts, t, result);
 }
 
@@ -658,7 +711,7 @@ sched_kill_all(sched_thread *ts)
 void
 sched_forget(TaskletObject *t)
 {
-    if (t->ts != NULL)
+    if (tasklet_ts(t) != NULL)
         all_unlink(t->ts, t);
 }
 

@@ -288,7 +288,7 @@ tasklet_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 static int
 tasklet_is_current(TaskletObject *t)
 {
-    return t->ts != NULL && t->ts->current == t;
+    return tasklet_ts(t) != NULL && t->ts->current == t;
 }
 
 /* The context a new tasklet starts in: a copy of its creator's. */
@@ -326,17 +326,30 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
-    if (tasklet_started(t)) {
+    /* "C state" is what Stackless could not drop: C frames between the
+     * tasklet's Python frames (nesting_level > 0). */
+    if (tasklet_started(t) && tasklet_ts(t) != NULL &&
+        pystate_nesting_level(t->ts->tstate, &t->ps) > 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return -1;
     }
+    if (t->flags & TF_MAIN) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        func == NULL && args == NULL && kwargs == NULL
+                            ? "can't unbind the main tasklet"
+                            : "tasklet has C state on its stack");
+        return -1;
+    }
+    if (tasklet_started(t)) {
+        /* Suspended in plain Python code: its frames are dropped without
+         * running finally blocks (the frames' objects are leaked, not
+         * freed: C code of the abandoned stack still refers to them). */
+        sched_forget(t);
+        pystate_discard(&t->ps);
+        slp_stack_reset(&t->stack);
+    }
     if (func == NULL && args == NULL && kwargs == NULL) {
-        if (t->flags & TF_MAIN) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "can't unbind the main tasklet");
-            return -1;
-        }
         t->flags &= ~TF_SETUP;
         Py_CLEAR(t->func);
         Py_CLEAR(t->args);
@@ -421,11 +434,11 @@ own_thread(TaskletObject *t)
     sched_thread *ts = sched_get();
     if (ts == NULL)
         return NULL;
-    if (t->ts == NULL) {
+    if (tasklet_ts(t) == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return NULL;
     }
-    if (t->ts != ts) {
+    if (tasklet_ts(t) != ts) {
         PyErr_SetString(PyExc_RuntimeError,
                         "operations on a tasklet of a different thread are "
                         "not supported yet");
@@ -568,7 +581,7 @@ tasklet_remove(PyObject *self, PyObject *Py_UNUSED(ignored))
                         "The current tasklet cannot be removed.");
         return NULL;
     }
-    if ((t->flags & TF_IN_RING) && t->ts != NULL &&
+    if ((t->flags & TF_IN_RING) && tasklet_ts(t) != NULL &&
         t->ts == sched_peek()) {
         Py_INCREF(self);
         Py_DECREF(ring_remove(t->ts, t));
@@ -595,7 +608,7 @@ tasklet_run_impl(TaskletObject *t, int remove)
     ts = sched_get();
     if (ts == NULL)
         return NULL;
-    if (t->ts != ts) {
+    if (tasklet_ts(t) != ts) {
         if (remove) {
             PyErr_SetString(PyExc_RuntimeError,
                             "can't switch to a different thread.");
@@ -762,7 +775,7 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
                         "can't (re)bind a runnable tasklet");
         return NULL;
     }
-    if (tasklet_started(t) && t->ts != ts) {
+    if (tasklet_started(t) && tasklet_ts(t) != ts) {
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return NULL;
@@ -925,7 +938,7 @@ tasklet_finalize(PyObject *self)
     if (!tasklet_started(t) || (t->flags & TF_MAIN) || _Py_IsFinalizing())
         return;
     ts = sched_peek();
-    if (ts == NULL || t->ts != ts || ts->current == t || ts->switch_trap ||
+    if (ts == NULL || tasklet_ts(t) != ts || ts->current == t || ts->switch_trap ||
         ts->in_callback)
         return;
     PyErr_Fetch(&exc, &val, &tb);
@@ -1009,7 +1022,7 @@ tasklet_get_thread_id(PyObject *self, void *c)
 {
     TaskletObject *t = T(self);
     (void)c;
-    if (t->ts == NULL)
+    if (tasklet_ts(t) == NULL)
         return PyLong_FromLong(-1);
     return PyLong_FromUnsignedLong(t->thread_id);
 }
@@ -1056,7 +1069,7 @@ tasklet_get_frame(PyObject *self, void *c)
 {
     TaskletObject *t = T(self);
     (void)c;
-    if (t->ts == NULL || !tasklet_started(t))
+    if (tasklet_ts(t) == NULL || !tasklet_started(t))
         Py_RETURN_NONE;
     if (tasklet_is_current(t))
         return pystate_current_frame(t->ts->tstate);
@@ -1068,7 +1081,7 @@ tasklet_get_recursion_depth(PyObject *self, void *c)
 {
     TaskletObject *t = T(self);
     (void)c;
-    if (t->ts == NULL || !tasklet_started(t))
+    if (tasklet_ts(t) == NULL || !tasklet_started(t))
         return PyLong_FromLong(0);
     return PyLong_FromLong(pystate_recursion_depth(
         t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
@@ -1079,7 +1092,7 @@ tasklet_get_nesting_level(PyObject *self, void *c)
 {
     TaskletObject *t = T(self);
     (void)c;
-    if (t->ts == NULL || !tasklet_started(t))
+    if (tasklet_ts(t) == NULL || !tasklet_started(t))
         return PyLong_FromLong(0);
     return PyLong_FromLong(pystate_nesting_level(
         t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
