@@ -105,13 +105,14 @@ arena_free_chunk(_PyStackChunk *c)
     a.free(a.ctx, c, c->size);
 }
 
-/* Free a tasklet's chunk chain: the root (previous == NULL) is ours. */
+/* Free a tasklet's chunk chain; the root (previous == NULL) is ours when
+ * own_root is set. */
 static void
-free_chunks(_PyStackChunk *c)
+free_chunks(_PyStackChunk *c, int own_root)
 {
     while (c != NULL) {
         _PyStackChunk *prev = c->previous;
-        if (prev == NULL)
+        if (prev == NULL && own_root)
             PyMem_Free(c);
         else
             arena_free_chunk(c);
@@ -194,36 +195,41 @@ pystate_restore(PyThreadState *ts, pystate_saved *s)
     s->chunk = NULL;
 }
 
-int
-pystate_start(PyThreadState *ts, pystate_cframe_buf *buf,
-              PyObject *callable, PyObject *context)
+void
+pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
+              PyObject *context)
 {
-    _PyCFrame *cf = (_PyCFrame *)buf;
+    _PyCFrame *cf = (_PyCFrame *)&s->root_cframe;
     size_t slots = frame_slots(callable);
     size_t words;
     _PyStackChunk *chunk;
 
     /* One skipped slot (so CPython never frees our root chunk), the frame,
-     * and room for a small call or two before CPython needs a chunk of its
-     * own. */
-    words = 1 + (slots ? slots + 24 : 120);
+     * and a little room; deeper calls get CPython's own chunks, which the
+     * chunk cache recycles. */
+    words = 1 + (slots ? slots + 8 : 120);
     chunk = (_PyStackChunk *)PyMem_Malloc(
         (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
-    if (chunk == NULL) {
-        PyErr_NoMemory();
-        return -1;
+    if (chunk != NULL) {
+        chunk->previous = NULL;
+        chunk->size = (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *);
+        chunk->top = 0;
+        ts->datastack_chunk = chunk;
+        ts->datastack_top = &chunk->data[1];
+        ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
+        s->own_root = 1;
     }
-    chunk->previous = NULL;
-    chunk->size = (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *);
-    chunk->top = 0;
-
+    else {
+        /* CPython allocates a root chunk on the first call. */
+        ts->datastack_chunk = NULL;
+        ts->datastack_top = NULL;
+        ts->datastack_limit = NULL;
+        s->own_root = 0;
+    }
     cf->use_tracing = 0;
     cf->current_frame = NULL;
     cf->previous = &ts->root_cframe;
     ts->cframe = cf;
-    ts->datastack_chunk = chunk;
-    ts->datastack_top = &chunk->data[1];
-    ts->datastack_limit = (PyObject **)((char *)chunk + chunk->size);
     ts->exc_info = &ts->exc_state;
     ts->exc_state.exc_value = NULL;
     ts->exc_state.previous_item = NULL;
@@ -237,7 +243,6 @@ pystate_start(PyThreadState *ts, pystate_cframe_buf *buf,
     ts->recursion_remaining = ts->recursion_limit;
     ts->trash_delete_nesting = 0;
     ts->tracing = 0;
-    return 0;
 }
 
 void
@@ -263,9 +268,9 @@ pystate_finish_release(PyThreadState *ts)
 }
 
 void
-pystate_finish_free(PyThreadState *ts)
+pystate_finish_free(PyThreadState *ts, pystate_saved *s)
 {
-    free_chunks(ts->datastack_chunk);
+    free_chunks(ts->datastack_chunk, s->own_root);
     ts->datastack_chunk = NULL;
     ts->datastack_top = NULL;
     ts->datastack_limit = NULL;

@@ -8,6 +8,10 @@
 
 #include <Python.h>
 
+/* Room for a _PyCFrame: a tasklet's root C frame record lives in its
+ * pystate_saved, not on its C stack, to keep suspended stacks small. */
+typedef struct { void *slot[3]; } pystate_cframe_buf;
+
 typedef struct pystate_saved {
     void *cframe;               /* _PyCFrame *, lives on the tasklet's C stack */
     void *top_frame;            /* _PyInterpreterFrame * at the time of saving */
@@ -25,10 +29,9 @@ typedef struct pystate_saved {
     int recursion_depth;
     int trash_delete_nesting;
     int tracing;
+    int own_root;               /* the first data stack chunk is ours */
+    pystate_cframe_buf root_cframe;
 } pystate_saved;
-
-/* Room for a _PyCFrame on a new tasklet's C stack. */
-typedef struct { void *slot[3]; } pystate_cframe_buf;
 
 /* ImportError unless the running interpreter is the one we were built for. */
 int pystate_check_version(void);
@@ -45,19 +48,19 @@ void pystate_save(PyThreadState *ts, pystate_saved *s);
 void pystate_restore(PyThreadState *ts, pystate_saved *s);
 
 /* First thing a new tasklet does: give the thread state a fresh frame chain
- * rooted in cf (on the new tasklet's stack), a small data stack sized for
- * `callable`, recursion depth 0, no handled exception, no tracing, and the
- * context `context` (a new reference is taken; NULL for an empty one).
- * Returns 0, or -1 with MemoryError set. */
-int pystate_start(PyThreadState *ts, pystate_cframe_buf *cf,
-                  PyObject *callable, PyObject *context);
+ * rooted in s->root_cframe, a small data stack sized for `callable`,
+ * recursion depth 0, no handled exception, no tracing, and the context
+ * `context` (a new reference is taken; NULL for an empty one).  Cannot
+ * fail: without memory for a small first chunk, CPython allocates one. */
+void pystate_start(PyThreadState *ts, pystate_saved *s,
+                   PyObject *callable, PyObject *context);
 
 /* Last thing a finished tasklet does before it switches away for good:
  * release the references it holds in the thread state (this may run Python
  * code), then free its data stack.  Afterwards the thread state must not be
  * used until another tasklet's state is restored. */
 void pystate_finish_release(PyThreadState *ts);
-void pystate_finish_free(PyThreadState *ts);
+void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
 
 /* Drop the state of a suspended tasklet that will never run again
  * (its frames are abandoned, not finalized). */

@@ -12,7 +12,10 @@
 #include <stddef.h>
 #include "pythread.h"
 
-static _Thread_local sched_thread *sched_tls;
+/* initial-exec: one instruction to reach it instead of a call; the module
+ * needs only a pointer of static TLS. */
+static _Thread_local sched_thread *sched_tls
+    __attribute__((tls_model("initial-exec")));
 
 static void sched_entry(slp_thread *sw);
 
@@ -242,7 +245,7 @@ sched_check_switch(sched_thread *ts)
      * switch itself cannot fail. */
     stop = (cur->flags & TF_MAIN) ? ts->sw.base : cur->stack.stop;
     if (stop != NULL && stop > &here &&
-        slp_stack_reserve(&cur->stack, (size_t)(stop - &here) + 4096) < 0) {
+        slp_stack_reserve(&cur->stack, (size_t)(stop - &here) + 192) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -520,7 +523,7 @@ make_runtime_bomb(const char *msg)
 /* An exception escaped tasklet t: decide where it goes (Stackless §6.4).
  * Returns a bomb for the watchdog, or NULL when the error is done with.
  * *to_main is set for SystemExit. */
-static PyObject *
+static SLP_NOINLINE PyObject *
 uncaught_error(sched_thread *ts, int *to_main)
 {
     PyObject *handler;
@@ -557,7 +560,7 @@ uncaught_error(sched_thread *ts, int *to_main)
     return bomb_from_error();
 }
 
-static SLP_NORETURN void
+static SLP_NOINLINE SLP_NORETURN void
 sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
 {
     PyObject *bomb = NULL;
@@ -607,7 +610,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         next = w;
     }
     all_unlink(ts, t);
-    pystate_finish_free(ts->tstate);
+    pystate_finish_free(ts->tstate, &t->ps);
     t->flags &= ~TF_SETUP;
     ts->pending_decref = (PyObject *)ring_remove(ts, t);
     ts->current = next;
@@ -616,30 +619,40 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     slp_exit(&ts->sw, &next->stack);
 }
 
+/* Call the tasklet's function with the arguments it owns (borrowed here:
+ * references held only by this C frame would be invisible to the garbage
+ * collector). */
+static PyObject *
+call_bound(TaskletObject *t)
+{
+    PyObject *args = t->args;
+    if (t->func == NULL || args == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the tasklet was not bound to a function");
+        return NULL;
+    }
+    if (t->kwargs == NULL)
+        return PyObject_Vectorcall(t->func, &PyTuple_GET_ITEM(args, 0),
+                                   PyTuple_GET_SIZE(args), NULL);
+    return PyObject_VectorcallDict(t->func, &PyTuple_GET_ITEM(args, 0),
+                                   PyTuple_GET_SIZE(args), t->kwargs);
+}
+
+/* The bottom of every tasklet's C stack; its frame is part of every
+ * suspended tasklet's saved slice, so it stays small. */
 static void
 sched_entry(slp_thread *sw)
 {
     sched_thread *ts = (sched_thread *)((char *)sw -
                                         offsetof(sched_thread, sw));
     TaskletObject *t = ts->current;
-    pystate_cframe_buf cf;
-    PyObject *func, *args, *kwargs, *tv, *result;
-    PyObject *drop;
+    PyObject *tv, *result;
 
-    pystate_start(ts->tstate, &cf, t->func, t->context);
+    pystate_start(ts->tstate, &t->ps, t->func, t->context);
     Py_CLEAR(t->context);
-    drop = ts->pending_decref;
-    ts->pending_decref = NULL;
-    Py_XDECREF(drop);
+    Py_CLEAR(ts->pending_decref);
     all_link(ts, t);
-
     t->flags &= ~TF_SETUP;
-    /* The function and its arguments stay owned by the tasklet while it
-     * runs (borrowed here): references held only by this C frame would be
-     * invisible to the garbage collector. */
-    func = t->func;
-    args = t->args;
-    kwargs = t->kwargs;
     tv = t->tempval;
     t->tempval = Py_NewRef(Py_None);
     if (Bomb_Check(tv)) {
@@ -649,14 +662,7 @@ sched_entry(slp_thread *sw)
     }
     else {
         Py_DECREF(tv);
-        if (func == NULL || args == NULL) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "the tasklet was not bound to a function");
-            result = NULL;
-        }
-        else {
-            result = PyObject_Call(func, args, kwargs);
-        }
+        result = call_bound(t);
     }
     Py_CLEAR(t->args);
     Py_CLEAR(t->kwargs);

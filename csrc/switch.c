@@ -174,10 +174,9 @@ slp_restore_cb(void *ctx, char *sp)
     }
     th->current = target;
     th->target = NULL;
-    if (is_new) {
-        th->entry(th);
-        abort();                /* an entry function must not return */
-    }
+    if (is_new)
+        th->entry(th);          /* never returns; a tail call keeps this
+                                   frame off the new context's stack */
 }
 
 void
