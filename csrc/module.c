@@ -4,6 +4,10 @@
 #include "pythread.h"
 
 slp_module_state *slp_st = NULL;
+
+/* The hub (hub/, libev and c-ares) is compiled into the same extension when
+ * present; the core builds and works without it. */
+extern int hub_module_init(PyObject *module) __attribute__((weak));
 unsigned long slp_main_thread_ident;
 
 static sched_thread *
@@ -393,6 +397,8 @@ module_exec(PyObject *m)
     if (PyModule_AddObjectRef(m, "TaskletExit", st->TaskletExit) < 0)
         goto fail;
     if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0)
+        goto fail;
+    if (hub_module_init != NULL && hub_module_init(m) < 0)
         goto fail;
     pystate_install_chunk_cache();
     return 0;

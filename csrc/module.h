@@ -21,6 +21,9 @@ typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
 typedef struct ChannelObject ChannelObject;
 
+/* tasklet.blocked of a tasklet waiting in sched_park() (I/O, timer, DNS) */
+#define TASKLET_PARKED 2
+
 /* tasklet flags */
 #define TF_MAIN            0x0001
 #define TF_SETUP           0x0002  /* bound with arguments, not yet started */
@@ -47,7 +50,10 @@ struct TaskletObject {
     PyObject *dict;
     unsigned long thread_id;
     int flags;
-    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked */
+    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
+                                     TASKLET_PARKED: waiting in sched_park */
+    void (*abort_fn)(TaskletObject *t, void *arg); /* parked: stop waiting */
+    void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
 };
@@ -86,6 +92,9 @@ struct sched_thread {
     PyObject *pending_decref;     /* released after the next switch */
     TaskletObject *all;           /* started tasklets (borrowed list head) */
     int dead;                     /* its thread has ended */
+    Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
+    int parking;                  /* inside sched_park(), before the switch */
+    void *hub;                    /* the hub's per-thread state, or NULL */
 };
 
 typedef struct {
@@ -97,6 +106,14 @@ typedef struct {
     PyObject *error_handler;
     PyObject *channel_callback;
     PyObject *schedule_callback;
+    /* Set by the hub: called when nothing is runnable but tasklets are
+     * parked.  Waits (releasing the GIL) until something can run; callbacks
+     * only call sched_unpark().  Returns 1 after waiting, 0 when there is
+     * nothing that could ever wake a parked tasklet, -1 with an exception
+     * (for example KeyboardInterrupt from a signal). */
+    int (*idle_hook)(sched_thread *ts);
+    /* Set by the hub: the thread's scheduler is going away. */
+    void (*thread_end_hook)(sched_thread *ts);
     int softswitch;
     int channel_cb_active;
     int schedule_cb_active;
@@ -152,6 +169,24 @@ void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
 int sched_kill_all(sched_thread *ts);
+
+/* The one way to wait for something other than a channel (DESIGN.md §3):
+ * the current tasklet leaves the run queue and is `blocked` until
+ * sched_unpark() makes it runnable again.  kill()/throw()/raise_exception()
+ * of a parked tasklet first call abort(t, arg), which must stop whatever
+ * would unpark it (a watcher); it runs no Python code.  While tasklets are
+ * parked and nothing is runnable, the scheduler calls the idle hook instead
+ * of declaring a deadlock.  Returns the value given to sched_unpark() (a
+ * new reference), or NULL with an exception (a bomb, a deadlock, the idle
+ * hook's error).  On error abort(t, arg) has been called. */
+typedef void (*sched_abort_fn)(TaskletObject *t, void *arg);
+PyObject *sched_park(sched_thread *ts, sched_abort_fn abort, void *arg);
+
+/* Make a parked tasklet of this thread runnable (appended to the run
+ * queue) with `value` (stolen; a bomb is raised in it).  Runs no Python
+ * code, never switches: safe from watcher callbacks.  Returns 0, or -1
+ * (value released) when t is not parked. */
+int sched_unpark(TaskletObject *t, PyObject *value);
 TaskletObject *sched_can_leave(sched_thread *ts);
 sched_thread *sched_peek(void);
 void sched_forget(TaskletObject *t);

@@ -39,6 +39,8 @@ sched_thread_release(PyObject *capsule)
     }
     if (sched_tls == ts)
         sched_tls = NULL;
+    if (slp_st != NULL && slp_st->thread_end_hook != NULL)
+        slp_st->thread_end_hook(ts);
     ts->dead = 1;
     if (_Py_IsFinalizing() || ts->current == NULL)
         return;
@@ -183,7 +185,17 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
     /* The ring and a channel share the link fields: leave the channel
      * first.  The channel's reference keeps t alive until the ring has its
      * own. */
-    if (t->blocked) {
+    if (t->blocked == TASKLET_PARKED) {
+        /* the scheduler's park reference becomes the ring's */
+        t->abort_fn(t, t->abort_arg);
+        t->blocked = 0;
+        t->abort_fn = NULL;
+        t->abort_arg = NULL;
+        ts->nparked--;
+        ring_insert_after(ts, pos, t);
+        Py_DECREF(t);
+    }
+    else if (t->blocked) {
         channel_remove_waiter(t->chan, t);
         ring_insert_after(ts, pos, t);
         Py_DECREF(t);
@@ -311,6 +323,20 @@ pick_after_leave(sched_thread *ts)
     TaskletObject *cur = ts->current, *w;
     if (cur->next != cur)
         return cur->next;
+    /* Nothing else is runnable.  While tasklets wait in the hub, wait for
+     * the hub rather than give up: run() goes on while waits can still
+     * complete (STACKLESS_API.md, decisions). */
+    while (ts->nparked > 0 && slp_st->idle_hook != NULL) {
+        int r = slp_st->idle_hook(ts);
+        if (r < 0)
+            return NULL;
+        if (cur->next != cur)
+            return cur->next;
+        if (cur->blocked == 0 && ts->parking)
+            return cur;         /* the parking tasklet itself was woken */
+        if (r == 0)
+            break;
+    }
     w = wakeup_target(ts);
     if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
         make_runnable_after(ts, cur, w);
@@ -319,6 +345,67 @@ pick_after_leave(sched_thread *ts)
     PyErr_SetString(PyExc_RuntimeError,
                     "Deadlock: the last runnable tasklet cannot be blocked.");
     return NULL;
+}
+
+PyObject *
+sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
+{
+    TaskletObject *cur = ts->current, *next;
+    if (cur->flags & TF_BLOCK_TRAP) {
+        abort(cur, arg);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this tasklet does not like to be blocked.");
+        return NULL;
+    }
+    if (sched_check_switch(ts) < 0) {
+        abort(cur, arg);
+        return NULL;
+    }
+    cur->blocked = TASKLET_PARKED;
+    cur->abort_fn = abort;
+    cur->abort_arg = arg;
+    ts->nparked++;
+    Py_SETREF(cur->tempval, Py_NewRef(Py_None));
+    ts->parking = 1;
+    next = pick_after_leave(ts);
+    ts->parking = 0;
+    if (next == NULL || next == cur) {
+        if (cur->blocked == TASKLET_PARKED) {
+            cur->blocked = 0;
+            cur->abort_fn = NULL;
+            cur->abort_arg = NULL;
+            ts->nparked--;
+            abort(cur, arg);
+        }
+        if (next == NULL)
+            return NULL;
+        return sched_take_tempval(cur);
+    }
+    /* The ring's reference to cur becomes the park reference: a parked
+     * tasklet stays alive whoever else lets go of it. */
+    ring_remove(ts, cur);
+    return sched_switch(ts, next, NULL);
+}
+
+int
+sched_unpark(TaskletObject *t, PyObject *value)
+{
+    sched_thread *ts = t->ts;
+    if (t->blocked != TASKLET_PARKED) {
+        Py_XDECREF(value);
+        return -1;
+    }
+    t->blocked = 0;
+    t->abort_fn = NULL;
+    t->abort_arg = NULL;
+    ts->nparked--;
+    Py_XSETREF(t->tempval, value ? value : Py_NewRef(Py_None));
+    if (!(t->flags & TF_IN_RING)) {
+        /* the park reference becomes the ring's */
+        ring_append(ts, t);
+        Py_DECREF(t);
+    }
+    return 0;
 }
 
 /* The current tasklet leaves the run queue: it was just queued on a channel
@@ -560,6 +647,33 @@ uncaught_error(sched_thread *ts, int *to_main)
     return bomb_from_error();
 }
 
+/* A tasklet ends and nothing else is runnable: wait for the hub while
+ * tasklets are parked.  Returns 1 when something became runnable.  An error
+ * of the wait (KeyboardInterrupt) goes to main as a bomb. */
+static int
+sched_end_wait(sched_thread *ts, TaskletObject *t)
+{
+    while (ts->nparked > 0 && slp_st->idle_hook != NULL) {
+        int r = slp_st->idle_hook(ts);
+        if (r < 0) {
+            PyObject *bomb = bomb_from_error();
+            if (bomb == NULL) {
+                PyErr_Clear();
+                return t->next != t;
+            }
+            Py_SETREF(ts->main->tempval, bomb);
+            if (!(ts->main->flags & TF_IN_RING))
+                make_runnable_after(ts, t, ts->main);
+            return 1;
+        }
+        if (t->next != t)
+            return 1;
+        if (r == 0)
+            break;
+    }
+    return 0;
+}
+
 static SLP_NOINLINE SLP_NORETURN void
 sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
 {
@@ -587,7 +701,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
             make_runnable_after(ts, t, w);
         next = w;
     }
-    else if (t->next != t) {
+    else if (t->next != t || sched_end_wait(ts, t)) {
         next = t->next;
     }
     else {
