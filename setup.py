@@ -47,7 +47,7 @@ libraries = []
 
 # The hub (libev + c-ares) is compiled into the same extension once hub/
 # exists.  It is picked up here so adding it needs no packaging change.
-hub_sources = _rel("hub/*.c")
+hub_sources = [] if _flag("STACKLESS_COMPAT_NO_HUB") else _rel("hub/*.c")
 if hub_sources:
     sources += hub_sources
     depends += _rel("hub/*.h")

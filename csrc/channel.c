@@ -15,10 +15,10 @@ static void
 channel_append(ChannelObject *ch, TaskletObject *t, int dir)
 {
     Py_INCREF(t);
-    t->next = NULL;
-    t->prev = ch->tail;
+    t->cnext = NULL;
+    t->cprev = ch->tail;
     if (ch->tail != NULL)
-        ch->tail->next = t;
+        ch->tail->cnext = t;
     else
         ch->head = t;
     ch->tail = t;
@@ -30,15 +30,15 @@ channel_append(ChannelObject *ch, TaskletObject *t, int dir)
 void
 channel_remove_waiter(ChannelObject *ch, TaskletObject *t)
 {
-    if (t->prev != NULL)
-        t->prev->next = t->next;
+    if (t->cprev != NULL)
+        t->cprev->cnext = t->cnext;
     else
-        ch->head = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
+        ch->head = t->cnext;
+    if (t->cnext != NULL)
+        t->cnext->cprev = t->cprev;
     else
-        ch->tail = t->prev;
-    t->next = t->prev = NULL;
+        ch->tail = t->cprev;
+    t->cnext = t->cprev = NULL;
     ch->balance -= t->blocked;
     t->blocked = 0;
     t->chan = NULL;
@@ -71,7 +71,7 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
 {
     sched_thread *ts = sched_get();
     TaskletObject *cur, *w, *next;
-    PyObject *result = NULL, *r, *drop;
+    PyObject *result = NULL, *r;
     int waiting;
 
     if (ts == NULL)
@@ -93,10 +93,28 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
         int mode;       /* 0 initiator continues, 1 waiter runs, 2 yield */
         w = ch->head;
         if (tasklet_ts(w) != ts) {
-            PyErr_SetString(PyExc_RuntimeError,
-                            "channel transfers between threads are not "
-                            "supported yet");
-            return NULL;
+            /* The waiter belongs to another thread: make it runnable there
+             * and wake that thread; no local switch, no preference. */
+            sched_thread *wts = tasklet_ts(w);
+            if (wts == NULL) {
+                PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+                return NULL;
+            }
+            channel_remove_waiter(ch, w);
+            if (dir > 0) {
+                Py_SETREF(w->tempval, Py_NewRef(value));
+            }
+            else {
+                result = w->tempval;
+                w->tempval = Py_NewRef(Py_None);
+            }
+            sched_remote_insert(wts, w, 0);
+            Py_DECREF(w);
+            if (dir > 0)
+                Py_RETURN_NONE;
+            if (Bomb_Check(result))
+                return bomb_explode(result);
+            return result;
         }
         mode = ch->schedule_all ? 2 : (ch->preference == -dir ? 1 : 0);
         if (mode != 0 && sched_check_switch(ts) < 0)
@@ -132,7 +150,10 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
         return result;
     }
 
-    /* Nobody waiting: block. */
+    /* Nobody waiting: block.  The tasklet joins the channel's queue
+     * before the scheduler looks for something else to run, because that
+     * may wait for the hub or for another thread, which may complete the
+     * transfer meanwhile. */
     if (cur->flags & TF_BLOCK_TRAP) {
         PyErr_SetString(PyExc_RuntimeError,
                         "this tasklet does not like to be blocked.");
@@ -145,14 +166,21 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
     }
     if (sched_check_switch(ts) < 0)
         return NULL;
-    next = sched_can_leave(ts);
-    if (next == NULL)
-        return NULL;
     Py_SETREF(cur->tempval, Py_NewRef(dir > 0 ? value : Py_None));
-    /* The ring and the channel share the link fields: leave one first. */
-    drop = (PyObject *)ring_remove(ts, cur);
     channel_append(ch, cur, dir);
-    r = sched_switch(ts, next, drop);
+    next = sched_block_pick(ts);
+    if (next == NULL) {
+        if (cur->blocked) {
+            channel_remove_waiter(ch, cur);
+            Py_DECREF(cur);
+        }
+        Py_SETREF(cur->tempval, Py_NewRef(Py_None));
+        return NULL;
+    }
+    if (next == cur)
+        r = sched_take_tempval(cur);     /* completed while we waited */
+    else
+        r = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
     if (r == NULL)
         return NULL;
     if (dir > 0) {
@@ -426,7 +454,7 @@ channel_traverse(PyObject *self, visitproc visit, void *arg)
     TaskletObject *t;
     Py_VISIT(Py_TYPE(self));
     Py_VISIT(C(self)->dict);
-    for (t = C(self)->head; t != NULL; t = t->next)
+    for (t = C(self)->head; t != NULL; t = t->cnext)
         Py_VISIT((PyObject *)t);
     return 0;
 }

@@ -127,39 +127,114 @@ mod_getcurrentid(PyObject *m, PyObject *Py_UNUSED(ignored))
     return PyLong_FromVoidPtr(ts->current);
 }
 
+/* Is thread_id one of the interpreter's threads? */
+static int
+interp_has_thread(unsigned long thread_id)
+{
+    PyInterpreterState *interp = PyThreadState_Get()->interp;
+    PyThreadState *t;
+    for (t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t))
+        if (t->thread_id == thread_id)
+            return 1;
+    return 0;
+}
+
 static PyObject *
 mod_get_thread_info(PyObject *m, PyObject *args)
 {
     sched_thread *ts;
-    PyObject *tid = NULL;
+    PyObject *tid = NULL, *res, *extra;
     long flags = 0;
+    unsigned long id;
     (void)m;
     if (!PyArg_ParseTuple(args, "|Ol:get_thread_info", &tid, &flags))
         return NULL;
-    ts = current_sched();
-    if (ts == NULL)
+    if (sched_get() == NULL)
         return NULL;
+    id = PyThread_get_thread_ident();
     if (tid != NULL && tid != Py_None) {
         long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred())
-            return NULL;
-        if (v != -1 && (unsigned long)v != ts->thread_id) {
+        if (v == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            id = PyLong_AsUnsignedLong(tid);
+            if (id == (unsigned long)-1 && PyErr_Occurred())
+                return NULL;
+        }
+        else if (v != -1) {
+            id = (unsigned long)v;
+        }
+    }
+    ts = sched_find_thread(id);
+    if (ts == NULL) {
+        if (!interp_has_thread(id)) {
             PyErr_SetString(PyExc_RuntimeError, "Thread id not found");
             return NULL;
         }
+        res = Py_BuildValue("(OOi)", Py_None, Py_None, 0);
     }
-    return Py_BuildValue("(OOn)", (PyObject *)ts->main,
-                         (PyObject *)ts->current, ts->runcount);
+    else {
+        res = Py_BuildValue("(OOn)", (PyObject *)ts->main,
+                            (PyObject *)ts->current, ts->runcount);
+    }
+    if (res == NULL || !(flags & ((1L << 30) | (1L << 31))))
+        return res;
+    /* Undocumented Stackless extras: bit 30 appends (serial,
+     * serial_last_jump, initial_stub), bit 31 the watchdog list. */
+    if (flags & (1L << 30)) {
+        extra = Py_BuildValue("(kkO)", ts ? ts->switches : 0UL,
+                              ts ? ts->switches : 0UL, Py_None);
+        if (extra == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        Py_SETREF(res, PySequence_Concat(res, extra));
+        Py_DECREF(extra);
+        if (res == NULL)
+            return NULL;
+    }
+    if (flags & (1L << 31)) {
+        PyObject *wd = ts && ts->watchdogs ? PyList_GetSlice(ts->watchdogs, 0,
+                                              PY_SSIZE_T_MAX)
+                                           : PyList_New(0);
+        if (wd == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        extra = PyTuple_Pack(1, wd);
+        Py_DECREF(wd);
+        if (extra == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        Py_SETREF(res, PySequence_Concat(res, extra));
+        Py_DECREF(extra);
+    }
+    return res;
 }
 
 static PyObject *
 mod_getthreads(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
-    unsigned long me = PyThread_get_thread_ident();
+    PyInterpreterState *interp = PyThreadState_Get()->interp;
+    PyThreadState *t;
+    PyObject *list = PyList_New(0), *id;
     (void)m;
-    if (me == slp_main_thread_ident)
-        return Py_BuildValue("[k]", me);
-    return Py_BuildValue("[kk]", slp_main_thread_ident, me);
+    if (list == NULL)
+        return NULL;
+    for (t = PyInterpreterState_ThreadHead(interp); t != NULL;
+         t = PyThreadState_Next(t)) {
+        id = PyLong_FromUnsignedLong(t->thread_id);
+        if (id == NULL || (t->thread_id == slp_main_thread_ident
+                               ? PyList_Insert(list, 0, id)
+                               : PyList_Append(list, id)) < 0) {
+            Py_XDECREF(id);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(id);
+    }
+    return list;
 }
 
 static PyObject *

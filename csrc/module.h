@@ -14,6 +14,7 @@
 #define SLP_MODULE_H
 
 #include <Python.h>
+#include "pythread.h"
 #include "switch.h"
 #include "pystate.h"
 
@@ -37,7 +38,8 @@ typedef struct ChannelObject ChannelObject;
 struct TaskletObject {
     PyObject_HEAD
     vectorcallfunc vectorcall;    /* tasklet(...)(*args) is setup() */
-    TaskletObject *next, *prev;   /* links in the ring or a channel queue */
+    TaskletObject *next, *prev;   /* links in the run queue (ring) */
+    TaskletObject *cnext, *cprev; /* links in a channel's queue */
     TaskletObject *all_next, *all_prev; /* the thread's started tasklets */
     PyObject *tempval;            /* owned, never NULL */
     PyObject *func;               /* owned bound callable, or NULL */
@@ -92,8 +94,15 @@ struct sched_thread {
     PyObject *pending_decref;     /* released after the next switch */
     TaskletObject *all;           /* started tasklets (borrowed list head) */
     int dead;                     /* its thread has ended */
+    sched_thread *reg_next, *reg_prev;  /* all live schedulers */
+    PyThread_type_lock wake_lock; /* released to wake a waiting thread */
+    int waiting;                  /* blocked in sched_wait_threads() */
+    PyObject *inbox;              /* parked tasklets killed by other threads */
+    unsigned long switches;       /* switch counter (watchdog) */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
-    int parking;                  /* inside sched_park(), before the switch */
+    int parking;                  /* blocking, before the switch: if the
+                                     current tasklet is woken meanwhile,
+                                     it just goes on */
     void *hub;                    /* the hub's per-thread state, or NULL */
 };
 
@@ -112,6 +121,9 @@ typedef struct {
      * nothing that could ever wake a parked tasklet, -1 with an exception
      * (for example KeyboardInterrupt from a signal). */
     int (*idle_hook)(sched_thread *ts);
+    /* Set by the hub: wake ts's thread out of its idle hook (called with
+     * the GIL held, from another thread). */
+    void (*wake_hook)(sched_thread *ts);
     /* Set by the hub: the thread's scheduler is going away. */
     void (*thread_end_hook)(sched_thread *ts);
     int softswitch;
@@ -187,8 +199,16 @@ PyObject *sched_park(sched_thread *ts, sched_abort_fn abort, void *arg);
  * code, never switches: safe from watcher callbacks.  Returns 0, or -1
  * (value released) when t is not parked. */
 int sched_unpark(TaskletObject *t, PyObject *value);
-TaskletObject *sched_can_leave(sched_thread *ts);
+/* The current tasklet, already queued on a channel, is about to block:
+ * the tasklet to switch to, itself when the transfer completed while the
+ * scheduler waited for the hub or another thread, or NULL with an error
+ * (Deadlock).  Call sched_check_switch() first. */
+TaskletObject *sched_block_pick(sched_thread *ts);
 sched_thread *sched_peek(void);
+sched_thread *sched_find_thread(unsigned long thread_id); /* borrowed/NULL */
+void sched_wake(sched_thread *ts);
+/* insert/run/kill for a tasklet of another live thread (GIL held) */
+void sched_remote_insert(sched_thread *ts, TaskletObject *t, int after_current);
 void sched_forget(TaskletObject *t);
 extern unsigned long slp_main_thread_ident;
 

@@ -18,6 +18,10 @@ static _Thread_local sched_thread *sched_tls
     __attribute__((tls_model("initial-exec")));
 
 static void sched_entry(slp_thread *sw);
+static void wake_all_others(sched_thread *me);
+
+/* Every live scheduler, so that threads can find each other (GIL). */
+static sched_thread *sched_threads;
 
 /* ------------------------------------------------------------------------
  * Per-thread state.
@@ -37,13 +41,32 @@ sched_thread_release(PyObject *capsule)
         PyErr_Clear();
         return;
     }
+    if (!_Py_IsFinalizing() && ts->current != NULL && sched_tls == ts) {
+        /* The thread ends: its suspended tasklets get TaskletExit so their
+         * finally blocks run (STACKLESS_API.md §6.6). */
+        PyObject *exc, *val, *tb;
+        PyErr_Fetch(&exc, &val, &tb);
+        if (sched_kill_all(ts) < 0)
+            PyErr_WriteUnraisable(NULL);
+        PyErr_Restore(exc, val, tb);
+    }
     if (sched_tls == ts)
         sched_tls = NULL;
     if (slp_st != NULL && slp_st->thread_end_hook != NULL)
         slp_st->thread_end_hook(ts);
     ts->dead = 1;
+    if (ts->reg_prev != NULL)
+        ts->reg_prev->reg_next = ts->reg_next;
+    else if (sched_threads == ts)
+        sched_threads = ts->reg_next;
+    if (ts->reg_next != NULL)
+        ts->reg_next->reg_prev = ts->reg_prev;
+    ts->reg_next = ts->reg_prev = NULL;
+    if (slp_st != NULL)
+        wake_all_others(ts);
     if (_Py_IsFinalizing() || ts->current == NULL)
         return;
+    Py_CLEAR(ts->inbox);
     while (ts->current->next != ts->current) {
         TaskletObject *t = ts->current->next;
         t->flags &= ~TF_SETUP;
@@ -71,6 +94,97 @@ sched_register_thread(sched_thread *ts)
     return r;
 }
 
+sched_thread *
+sched_find_thread(unsigned long thread_id)
+{
+    sched_thread *ts;
+    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+        if (ts->thread_id == thread_id)
+            return ts;
+    return NULL;
+}
+
+/* Another Python thread exists: it may still hand us work, so blocking
+ * waits for it instead of being a deadlock (STACKLESS_API.md §6.3 rule 2). */
+static int
+other_threads_alive(sched_thread *me)
+{
+    PyThreadState *t;
+    for (t = PyInterpreterState_ThreadHead(me->tstate->interp); t != NULL;
+         t = PyThreadState_Next(t))
+        if (t != me->tstate)
+            return 1;
+    return 0;
+}
+
+void
+sched_wake(sched_thread *ts)
+{
+    if (ts->waiting) {
+        ts->waiting = 0;
+        PyThread_release_lock(ts->wake_lock);
+    }
+    if (slp_st->wake_hook != NULL)
+        slp_st->wake_hook(ts);
+}
+
+static void
+wake_all_others(sched_thread *me)
+{
+    sched_thread *ts;
+    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+        if (ts != me)
+            sched_wake(ts);
+}
+
+/* Block this OS thread (GIL released) until another thread hands it work,
+ * or a while has passed (the caller re-checks).  Returns -1 with an
+ * exception when a signal handler raised. */
+static int
+sched_wait_threads(sched_thread *ts)
+{
+    PyLockStatus r;
+    ts->waiting = 1;
+    Py_BEGIN_ALLOW_THREADS
+    r = PyThread_acquire_lock_timed(ts->wake_lock, 200000, 1);
+    Py_END_ALLOW_THREADS
+    ts->waiting = 0;
+    if (r == PY_LOCK_INTR || ts->thread_id == slp_main_thread_ident)
+        return PyErr_CheckSignals();
+    return 0;
+}
+
+void
+sched_remote_insert(sched_thread *ts, TaskletObject *t, int after_current)
+{
+    if (!(t->flags & TF_IN_RING)) {
+        if (after_current)
+            ring_insert_after(ts, ts->current, t);
+        else
+            ring_append(ts, t);
+    }
+    sched_wake(ts);
+}
+
+static void make_runnable_after(sched_thread *ts, TaskletObject *pos,
+                                TaskletObject *t);
+
+/* Parked tasklets that other threads threw into: their watchers belong to
+ * this thread, so the abort happens here. */
+static void
+drain_inbox(sched_thread *ts)
+{
+    while (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0) {
+        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->inbox, 0);
+        Py_INCREF(t);
+        if (PySequence_DelItem(ts->inbox, 0) < 0)
+            PyErr_Clear();
+        if (t->blocked)
+            make_runnable_after(ts, ts->current->prev, t);
+        Py_DECREF(t);
+    }
+}
+
 static sched_thread *
 sched_create(void)
 {
@@ -80,6 +194,13 @@ sched_create(void)
         PyErr_NoMemory();
         return NULL;
     }
+    ts->wake_lock = PyThread_allocate_lock();
+    if (ts->wake_lock == NULL) {
+        PyMem_RawFree(ts);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    PyThread_acquire_lock(ts->wake_lock, 1);
     ts->tstate = PyThreadState_Get();
     ts->thread_id = PyThread_get_thread_ident();
     ts->watchdogs = PyList_New(0);
@@ -101,6 +222,10 @@ sched_create(void)
     ts->current = main;
     ts->runcount = 1;
     sched_tls = ts;
+    ts->reg_next = sched_threads;
+    if (sched_threads != NULL)
+        sched_threads->reg_prev = ts;
+    sched_threads = ts;
     if (sched_register_thread(ts) < 0)
         PyErr_Clear();      /* then the thread's tasklets leak at its end */
     if (slp_st->schedule_callback != NULL)
@@ -182,9 +307,26 @@ wakeup_target(sched_thread *ts)
 static void
 make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    /* The ring and a channel share the link fields: leave the channel
-     * first.  The channel's reference keeps t alive until the ring has its
-     * own. */
+    if (t->flags & TF_IN_RING) {
+        /* blocking, but still the current tasklet (waiting for the hub or
+         * another thread): it only leaves its channel or wait */
+        if (t->blocked == TASKLET_PARKED) {
+            t->abort_fn(t, t->abort_arg);
+            t->blocked = 0;
+            t->abort_fn = NULL;
+            t->abort_arg = NULL;
+            ts->nparked--;      /* still in the ring: no park reference */
+        }
+        else if (t->blocked) {
+            channel_remove_waiter(t->chan, t);
+            Py_DECREF(t);
+        }
+        if (t->flags & TF_WATCHDOG)
+            watchdog_remove(ts, t);
+        return;
+    }
+    /* The channel's (or the park) reference keeps t alive until the ring
+     * has its own. */
     if (t->blocked == TASKLET_PARKED) {
         /* the scheduler's park reference becomes the ring's */
         t->abort_fn(t, t->abort_arg);
@@ -287,6 +429,7 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
     pystate_save(ts->tstate, &self->ps);
     ts->current = next;
     ts->pending_decref = drop;
+    ts->switches++;
     if (slp_switch(&ts->sw, &next->stack) < 0)
         Py_FatalError("stackless_compat: switch failed after reserving");
     sched_resumed(ts, self);
@@ -337,11 +480,26 @@ pick_after_leave(sched_thread *ts)
         if (r == 0)
             break;
     }
-    w = wakeup_target(ts);
-    if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
-        make_runnable_after(ts, cur, w);
-        return w;
+    for (;;) {
+        drain_inbox(ts);
+        if (cur->next != cur)
+            return cur->next;
+        if (cur->blocked == 0 && ts->parking)
+            return cur;
+        /* 1. revive the watchdog (the run() caller, or main); a bomb the
+         * blocking tasklet carries (send_exception) moves to it */
+        w = wakeup_target(ts);
+        if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
+            make_runnable_after(ts, cur, w);
+            return w;
+        }
+        /* 2. another thread may still hand us work: wait for it */
+        if (!other_threads_alive(ts))
+            break;
+        if (sched_wait_threads(ts) < 0)
+            return NULL;
     }
+    /* 3. deadlock */
     PyErr_SetString(PyExc_RuntimeError,
                     "Deadlock: the last runnable tasklet cannot be blocked.");
     return NULL;
@@ -427,6 +585,8 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
     TaskletObject *cur = ts->current, *next;
     if (retval == NULL)
         retval = (PyObject *)cur;
+    if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
+        drain_inbox(ts);
     if (!remove && cur->next == cur) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
@@ -447,12 +607,14 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
     return sched_switch(ts, next, NULL);
 }
 
-/* Block the current tasklet: the caller has checked that a switch is
- * allowed.  Returns the next tasklet or NULL (deadlock). */
 TaskletObject *
-sched_can_leave(sched_thread *ts)
+sched_block_pick(sched_thread *ts)
 {
-    return pick_after_leave(ts);
+    TaskletObject *next;
+    ts->parking = 1;
+    next = pick_after_leave(ts);
+    ts->parking = 0;
+    return next;
 }
 
 PyObject *
@@ -500,23 +662,46 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         return NULL;
     }
     cur = ts->current;
-    if (tasklet_ts(t) == NULL && !tasklet_alive(t)) {
-        if (is_kill) {
-            Py_DECREF(bomb);
-            Py_RETURN_NONE;
-        }
-    }
     if (tasklet_ts(t) == NULL) {
         Py_DECREF(bomb);
+        if (is_kill && !tasklet_alive(t))
+            Py_RETURN_NONE;
+        if (is_kill && tasklet_started(t) && !(t->flags & TF_MAIN)) {
+            /* Its thread is gone: nothing can run it; drop its frames
+             * (STACKLESS_API.md §7.7). */
+            sched_forget(t);
+            pystate_discard(&t->ps);
+            slp_stack_reset(&t->stack);
+            Py_RETURN_NONE;
+        }
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return NULL;
     }
     if (tasklet_ts(t) != ts) {
-        Py_DECREF(bomb);
-        PyErr_SetString(PyExc_RuntimeError,
-                        "throwing into a tasklet of a different thread is "
-                        "not supported yet");
-        return NULL;
+        /* Another thread's tasklet: make it runnable there with the bomb
+         * and wake that thread; never switch here (§7.6). */
+        sched_thread *tts = t->ts;
+        if (!tasklet_alive(t)) {
+            Py_DECREF(bomb);
+            if (is_kill)
+                Py_RETURN_NONE;
+            PyErr_SetString(PyExc_RuntimeError,
+                            "You cannot throw to a dead tasklet");
+            return NULL;
+        }
+        Py_SETREF(t->tempval, bomb);
+        if (t->blocked == TASKLET_PARKED) {
+            /* its watcher belongs to that thread: abort it there */
+            if (tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL)
+                return NULL;
+            if (PyList_Append(tts->inbox, (PyObject *)t) < 0)
+                return NULL;
+        }
+        else if (!(t->flags & TF_IN_RING)) {
+            make_runnable_after(tts, tts->current, t);
+        }
+        sched_wake(tts);
+        Py_RETURN_NONE;
     }
     if (t == cur)
         return bomb_explode(bomb);
@@ -651,27 +836,40 @@ uncaught_error(sched_thread *ts, int *to_main)
  * tasklets are parked.  Returns 1 when something became runnable.  An error
  * of the wait (KeyboardInterrupt) goes to main as a bomb. */
 static int
+end_wait_error(sched_thread *ts, TaskletObject *t)
+{
+    PyObject *bomb = bomb_from_error();
+    if (bomb == NULL) {
+        PyErr_Clear();
+        return t->next != t;
+    }
+    Py_SETREF(ts->main->tempval, bomb);
+    if (!(ts->main->flags & TF_IN_RING))
+        make_runnable_after(ts, t, ts->main);
+    return 1;
+}
+
+static int
 sched_end_wait(sched_thread *ts, TaskletObject *t)
 {
-    while (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-        int r = slp_st->idle_hook(ts);
-        if (r < 0) {
-            PyObject *bomb = bomb_from_error();
-            if (bomb == NULL) {
-                PyErr_Clear();
-                return t->next != t;
-            }
-            Py_SETREF(ts->main->tempval, bomb);
-            if (!(ts->main->flags & TF_IN_RING))
-                make_runnable_after(ts, t, ts->main);
-            return 1;
-        }
+    for (;;) {
+        TaskletObject *w;
+        drain_inbox(ts);
         if (t->next != t)
             return 1;
-        if (r == 0)
-            break;
+        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
+            int r = slp_st->idle_hook(ts);
+            if (r < 0)
+                return end_wait_error(ts, t);
+            if (r > 0)
+                continue;
+        }
+        w = wakeup_target(ts);
+        if (!w->blocked || !other_threads_alive(ts))
+            return 0;
+        if (sched_wait_threads(ts) < 0)
+            return end_wait_error(ts, t);
     }
-    return 0;
 }
 
 static SLP_NOINLINE SLP_NORETURN void

@@ -428,23 +428,18 @@ tasklet_bind(PyObject *self, PyObject *args, PyObject *kwds)
     return Py_NewRef(self);
 }
 
+/* The live thread a tasklet belongs to, or NULL with RuntimeError. */
 static sched_thread *
-own_thread(TaskletObject *t)
+target_thread(TaskletObject *t)
 {
     sched_thread *ts = sched_get();
     if (ts == NULL)
         return NULL;
     if (tasklet_ts(t) == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        PyErr_SetString(PyExc_RuntimeError, "Target thread isn't initialized");
         return NULL;
     }
-    if (tasklet_ts(t) != ts) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "operations on a tasklet of a different thread are "
-                        "not supported yet");
-        return NULL;
-    }
-    return ts;
+    return t->ts;
 }
 
 /* setup(*args, **kwargs) and tasklet(*args, **kwargs) */
@@ -466,7 +461,7 @@ tasklet_setup_impl(PyObject *self, PyObject *const *args, size_t nargsf,
                         "the tasklet was not bound to a function");
         return NULL;
     }
-    ts = own_thread(t);
+    ts = target_thread(t);
     if (ts == NULL)
         return NULL;
     a = slp_tuple_from_array(args, nargs);
@@ -499,7 +494,10 @@ tasklet_setup_impl(PyObject *self, PyObject *const *args, size_t nargsf,
     Py_XSETREF(t->context, ctx);
     Py_SETREF(t->tempval, Py_NewRef(Py_None));
     t->flags |= TF_SETUP;
-    ring_append(ts, t);
+    if (ts == sched_peek())
+        ring_append(ts, t);
+    else
+        sched_remote_insert(ts, t, 0);
     return Py_NewRef(self);
 }
 
@@ -555,15 +553,14 @@ tasklet_insert(PyObject *self, PyObject *Py_UNUSED(ignored))
                         "You cannot run an unbound(dead) tasklet");
         return NULL;
     }
-    ts = own_thread(t);
+    ts = target_thread(t);
     if (ts == NULL)
         return NULL;
-    if (!(t->flags & TF_IN_RING)) {
+    /* A paused run() caller resumed by insert() cleans up in its run(). */
+    if (ts != sched_peek())
+        sched_remote_insert(ts, t, 0);
+    else if (!(t->flags & TF_IN_RING))
         ring_append(ts, t);
-        if (t->flags & TF_WATCHDOG) {
-            /* resumed by insert(): its run() notices and cleans up */
-        }
-    }
     return Py_NewRef(self);
 }
 
@@ -581,8 +578,7 @@ tasklet_remove(PyObject *self, PyObject *Py_UNUSED(ignored))
                         "The current tasklet cannot be removed.");
         return NULL;
     }
-    if ((t->flags & TF_IN_RING) && tasklet_ts(t) != NULL &&
-        t->ts == sched_peek()) {
+    if ((t->flags & TF_IN_RING) && tasklet_ts(t) != NULL) {
         Py_INCREF(self);
         Py_DECREF(ring_remove(t->ts, t));
         return self;
@@ -614,9 +610,13 @@ tasklet_run_impl(TaskletObject *t, int remove)
                             "can't switch to a different thread.");
             return NULL;
         }
-        ts = own_thread(t);
+        /* run() of another thread's tasklet: it goes right after that
+         * thread's current tasklet; nothing switches here. */
+        ts = target_thread(t);
         if (ts == NULL)
             return NULL;
+        sched_remote_insert(ts, t, 1);
+        Py_RETURN_NONE;
     }
     cur = ts->current;
     if (t == cur)
@@ -755,19 +755,23 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
 {
     TaskletObject *t = T(self);
     PyObject *tid = NULL;
-    sched_thread *ts;
+    sched_thread *ts, *target;
     if (!PyArg_ParseTuple(args, "|O:bind_thread", &tid))
         return NULL;
     ts = sched_get();
     if (ts == NULL)
         return NULL;
+    target = ts;
     if (tid != NULL && tid != Py_None) {
         long v = PyLong_AsLong(tid);
         if (v == -1 && PyErr_Occurred())
             return NULL;
-        if (v != -1 && (unsigned long)v != ts->thread_id) {
-            PyErr_SetString(PyExc_ValueError, "bad thread");
-            return NULL;
+        if (v != -1) {
+            target = sched_find_thread((unsigned long)v);
+            if (target == NULL) {
+                PyErr_SetString(PyExc_ValueError, "bad thread");
+                return NULL;
+            }
         }
     }
     if (t->flags & TF_IN_RING) {
@@ -775,13 +779,21 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
                         "can't (re)bind a runnable tasklet");
         return NULL;
     }
-    if (tasklet_started(t) && tasklet_ts(t) != ts) {
+    if (target == t->ts)
+        Py_RETURN_NONE;
+    if (t->flags & TF_MAIN) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "can't (re)bind the main tasklet");
+        return NULL;
+    }
+    if (tasklet_started(t)) {
+        /* its C stack belongs to the thread it ran on */
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return NULL;
     }
-    t->ts = ts;
-    t->thread_id = ts->thread_id;
+    t->ts = target;
+    t->thread_id = target->thread_id;
     Py_RETURN_NONE;
 }
 
@@ -1027,10 +1039,17 @@ tasklet_get_thread_id(PyObject *self, void *c)
     return PyLong_FromUnsignedLong(t->thread_id);
 }
 
+/* Neighbours in a channel's queue for a blocked tasklet, else in the run
+ * queue; None when not chained. */
 static PyObject *
-link_or_none(TaskletObject *t, TaskletObject *link)
+link_or_none(TaskletObject *t, int forward)
 {
-    if (((t->flags & TF_IN_RING) || t->blocked) && link != NULL)
+    TaskletObject *link = NULL;
+    if (t->blocked && t->blocked != TASKLET_PARKED)
+        link = forward ? t->cnext : t->cprev;
+    else if (t->flags & TF_IN_RING)
+        link = forward ? t->next : t->prev;
+    if (link != NULL)
         return Py_NewRef((PyObject *)link);
     Py_RETURN_NONE;
 }
@@ -1039,14 +1058,14 @@ static PyObject *
 tasklet_get_next(PyObject *self, void *c)
 {
     (void)c;
-    return link_or_none(T(self), T(self)->next);
+    return link_or_none(T(self), 1);
 }
 
 static PyObject *
 tasklet_get_prev(PyObject *self, void *c)
 {
     (void)c;
-    return link_or_none(T(self), T(self)->prev);
+    return link_or_none(T(self), 0);
 }
 
 static PyObject *
