@@ -464,30 +464,25 @@ static TaskletObject *
 pick_after_leave(sched_thread *ts)
 {
     TaskletObject *cur = ts->current, *w;
-    if (cur->next != cur)
-        return cur->next;
-    /* Nothing else is runnable.  While tasklets wait in the hub, wait for
-     * the hub rather than give up: run() goes on while waits can still
-     * complete (STACKLESS_API.md, decisions). */
-    while (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-        int r = slp_st->idle_hook(ts);
-        if (r < 0)
-            return NULL;
-        if (cur->next != cur)
-            return cur->next;
-        if (cur->blocked == 0 && ts->parking)
-            return cur;         /* the parking tasklet itself was woken */
-        if (r == 0)
-            break;
-    }
     for (;;) {
         drain_inbox(ts);
+        /* A blocking tasklet is still the current one while the scheduler
+         * waits below; if its wait completed meanwhile (another thread sent,
+         * the hub fired), it just goes on. */
+        if (ts->parking && cur->blocked == 0)
+            return cur;
         if (cur->next != cur)
             return cur->next;
-        if (cur->blocked == 0 && ts->parking)
-            return cur;
-        /* 1. revive the watchdog (the run() caller, or main); a bomb the
-         * blocking tasklet carries (send_exception) moves to it */
+        /* While tasklets wait in the hub, wait for the hub: run() goes on
+         * while waits can still complete (STACKLESS_API.md, decisions). */
+        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
+            int r = slp_st->idle_hook(ts);
+            if (r < 0)
+                return NULL;
+            if (r > 0)
+                continue;
+        }
+        /* 1. revive the watchdog (the run() caller, or main) */
         w = wakeup_target(ts);
         if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
             make_runnable_after(ts, cur, w);
@@ -527,6 +522,10 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
     ts->parking = 1;
     next = pick_after_leave(ts);
     ts->parking = 0;
+    /* The idle hook may have woken cur itself along with others: cur is
+     * still in the ring and runs on (hub issue). */
+    if (next != NULL && cur->blocked != TASKLET_PARKED)
+        next = cur;
     if (next == NULL || next == cur) {
         if (cur->blocked == TASKLET_PARKED) {
             cur->blocked = 0;

@@ -1,0 +1,336 @@
+"""Tasklets and threads: one scheduler per OS thread, cross-thread
+operations, channels between threads, thread exit (STACKLESS_API.md §8.1,
+§4.3 "Across threads", §6.3 rule 2, §6.6, §7.6)."""
+
+import collections
+import re
+import threading
+import time
+
+import pytest
+
+import stackless_compat as stackless
+
+
+def _msg(text):
+    return "^" + re.escape(text) + "$"
+
+
+def in_thread(fn, *args):
+    """Run fn in a new thread; return its result or raise its exception."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn(*args)
+        except BaseException as e:          # noqa: BLE001 - re-raised below
+            box["error"] = e
+
+    th = threading.Thread(target=target)
+    th.start()
+    th.join(30)
+    assert not th.is_alive(), "thread did not finish"
+    if "error" in box:
+        raise box["error"]
+    return box.get("result"), th.ident
+
+
+def test_new_thread_has_its_own_main():
+    def probe():
+        main = stackless.getmain()
+        return (main is stackless.getcurrent(), stackless.getruncount(),
+                main.thread_id, main.is_main, main is not outer_main)
+
+    outer_main = stackless.getmain()
+    (is_cur, runcount, tid, is_main, distinct), ident = in_thread(probe)
+    assert (is_cur, runcount, is_main, distinct) == (True, 1, True, True)
+    assert tid == ident
+
+
+def test_worker_tasklet_sends_to_main():
+    ch = stackless.channel()
+
+    def worker():
+        t = stackless.tasklet(ch.send)("from the worker")
+        while t.alive:                  # the documented per-thread loop
+            stackless.run()
+            time.sleep(0.001)
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ch.receive() == "from the worker"
+    finally:
+        th.join(30)
+
+
+def test_main_blocks_until_another_thread_sends():
+    # main has nothing else to run: it waits for the other thread instead of
+    # raising Deadlock, with the GIL released meanwhile.
+    ch = stackless.channel()
+    ticks = []
+
+    def worker():
+        for _ in range(5):
+            ticks.append(1)             # runs while main waits: GIL released
+            time.sleep(0.01)
+        ch.send("late")
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ch.receive() == "late"
+        assert len(ticks) == 5
+    finally:
+        th.join(30)
+
+
+def test_send_to_a_thread_blocked_on_receive():
+    ch = stackless.channel()
+    got = []
+    ready = threading.Event()
+
+    def worker():
+        stackless.getcurrent()          # create this thread's scheduler
+        ready.set()
+        got.append(ch.receive())        # blocks this thread's main
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ready.wait(10)
+        while ch.balance != -1:
+            time.sleep(0.001)
+        ch.send("hello")                # the receiver is in another thread
+        th.join(10)
+        assert got == ["hello"]
+    finally:
+        th.join(30)
+
+
+def test_insert_and_run_wake_the_owning_thread():
+    box = {}
+    ready = threading.Event()
+    done = []
+
+    def worker():
+        block = stackless.channel()
+        box["t"] = stackless.tasklet(lambda: done.append(
+            threading.get_ident()))
+        box["t"].bind(box["t"].tempval, ())   # bound and set up, paused
+        box["block"] = block
+        ready.set()
+        block.receive()                 # wait for main to insert the tasklet
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ready.wait(10)
+        t = box["t"]
+        assert t.thread_id == th.ident and t.paused
+        t.insert()                      # queued there, that thread woken
+        deadline = time.monotonic() + 10
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert done == [th.ident]
+        box["block"].send(None)
+    finally:
+        th.join(30)
+
+
+def test_kill_a_tasklet_blocked_in_another_thread():
+    box = {}
+    ready = threading.Event()
+    log = []
+
+    def worker():
+        ch = stackless.channel()
+
+        def victim():
+            try:
+                ch.receive()
+            except TaskletExit:         # noqa: F821 - a builtin
+                log.append(("TaskletExit", threading.get_ident()))
+                raise
+
+        box["t"] = stackless.tasklet(victim)()
+        stackless.run()                 # victim blocks
+        ready.set()
+        while box["t"].alive:
+            stackless.run()
+            time.sleep(0.001)
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ready.wait(10)
+        assert box["t"].blocked
+        box["t"].kill()                 # no local switch: it dies there
+        th.join(10)
+        assert log == [("TaskletExit", th.ident)]
+        assert not box["t"].alive
+    finally:
+        th.join(30)
+
+
+def test_switch_to_another_threads_tasklet_is_refused():
+    box = {}
+    ready, done = threading.Event(), threading.Event()
+
+    def worker():
+        box["t"] = stackless.tasklet(lambda: None, ())
+        ready.set()
+        done.wait(10)
+        box["t"].kill()
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ready.wait(10)
+        with pytest.raises(RuntimeError,
+                           match=_msg("can't switch to a different thread.")):
+            box["t"].switch()
+    finally:
+        done.set()
+        th.join(30)
+
+
+def test_thread_end_kills_suspended_tasklets_and_orphans_them():
+    log = []
+
+    def worker():
+        ch = stackless.channel()
+
+        def blocked():
+            try:
+                ch.receive()
+            finally:
+                log.append(("finally", threading.get_ident()))
+
+        t = stackless.tasklet(blocked)()
+        stackless.run()
+        return t
+
+    t, ident = in_thread(worker)
+    assert log == [("finally", ident)]
+    assert not t.alive
+    assert t.thread_id == -1
+
+
+def test_bind_thread_adopts_a_tasklet_of_a_dead_thread():
+    def worker():
+        return stackless.tasklet(lambda x: out.append(x), ("adopted",))
+
+    out = []
+    t, _ = in_thread(worker)
+    assert t.thread_id == -1 and t.alive
+    with pytest.raises(RuntimeError, match="Target thread isn't initialized"):
+        t.insert()
+    t.bind_thread()
+    assert t.thread_id == threading.get_ident()
+    t.insert()
+    stackless.run()
+    assert out == ["adopted"]
+
+
+def test_bind_thread_errors():
+    t = stackless.tasklet(lambda: None)()
+    with pytest.raises(RuntimeError, match=_msg("can't (re)bind a runnable tasklet")):
+        t.bind_thread()
+    with pytest.raises(ValueError, match=_msg("bad thread")):
+        stackless.tasklet(lambda: None, ()).bind_thread(123456789)
+    t.kill()
+
+
+def test_getthreads_and_get_thread_info():
+    ready, done = threading.Event(), threading.Event()
+    box = {}
+
+    def worker():
+        box["main"] = stackless.getmain()
+        ready.set()
+        done.wait(10)
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert ready.wait(10)
+        threads = stackless.getthreads()
+        assert threads[0] == threading.main_thread().ident
+        assert th.ident in threads
+        assert stackless.threads == threads
+        main, current, runcount = stackless.get_thread_info(th.ident)
+        assert main is box["main"] and current is main and runcount == 1
+        assert stackless.get_thread_info()[0] is stackless.getmain()
+        assert stackless.get_thread_info(-1)[0] is stackless.getmain()
+        info = stackless.get_thread_info(-1, (1 << 30) | (1 << 31))
+        assert len(info) == 7 and isinstance(info[6], list)
+        with pytest.raises(RuntimeError, match=_msg("Thread id not found")):
+            stackless.get_thread_info(987654321)
+    finally:
+        done.set()
+        th.join(30)
+    del box
+
+
+@pytest.mark.timeout(240)
+def test_a_million_messages_between_four_threads():
+    """4 threads x 25 producers and 25 consumers; producers of thread i send
+    to channel i+1 (consumed in thread i+1): every message crosses a thread
+    boundary or not depending on who waits, and arrives exactly once."""
+    n_threads, per_thread, per_producer = 4, 25, 10_000
+    total = n_threads * per_thread * per_producer
+    assert total == 1_000_000
+    channels = [stackless.channel() for _ in range(n_threads)]
+    counts = [collections.Counter() for _ in range(n_threads)]
+    errors = []
+
+    def thread_main(i):
+        out_ch, in_ch = channels[(i + 1) % n_threads], channels[i]
+        done = stackless.channel()
+        got = counts[i]
+        remaining = [2 * per_thread]
+
+        def producer(p):
+            send = out_ch.send
+            for seq in range(per_producer):
+                send((i, p, seq))
+            finished()
+
+        def consumer():
+            recv = in_ch.receive
+            for _ in range(per_producer):
+                got[recv()] += 1
+            finished()
+
+        def finished():
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done.send(None)
+
+        try:
+            for p in range(per_thread):
+                stackless.tasklet(producer)(p)
+                stackless.tasklet(consumer)()
+            done.receive()              # waits for local and remote work
+        except BaseException as e:      # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=thread_main, args=(i,))
+               for i in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(200)
+    assert not any(th.is_alive() for th in threads)
+    assert errors == []
+    seen = collections.Counter()
+    for c in counts:
+        seen.update(c)
+    assert sum(seen.values()) == total
+    assert len(seen) == total           # every message exactly once
+    assert max(seen.values()) == 1
+    for i in range(n_threads):          # each went to the next thread
+        src = (i - 1) % n_threads
+        assert {k[0] for k in counts[i]} == {src}
+    assert [ch.balance for ch in channels] == [0] * n_threads
