@@ -482,9 +482,15 @@ pick_after_leave(sched_thread *ts)
             if (r > 0)
                 continue;
         }
-        /* 1. revive the watchdog (the run() caller, or main) */
+        /* 1. revive the watchdog (the run() caller, or main); a bomb the
+         * blocking tasklet carries (send_exception) moves to it */
         w = wakeup_target(ts);
         if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
+            if (Bomb_Check(cur->tempval) && cur->blocked > 0 &&
+                cur->blocked != TASKLET_PARKED) {
+                Py_SETREF(w->tempval, cur->tempval);
+                cur->tempval = Py_NewRef(Py_None);
+            }
             make_runnable_after(ts, cur, w);
             return w;
         }
