@@ -67,7 +67,19 @@ channel_notify(ChannelObject *ch, TaskletObject *t, int sending, int willblock)
 
 /* send (dir 1, value borrowed) or receive (dir -1, value NULL). */
 static PyObject *
+channel_action_impl(ChannelObject *ch, int dir, PyObject *value,
+                    PyObject *const *call_sp);
+
+static PyObject *
 channel_action(ChannelObject *ch, int dir, PyObject *value)
+{
+    return channel_action_impl(ch, dir, value, NULL);
+}
+
+/* call_sp: the end of the caller's argument array (see pystate_save). */
+static PyObject *
+channel_action_impl(ChannelObject *ch, int dir, PyObject *value,
+                    PyObject *const *call_sp)
 {
     sched_thread *ts = sched_get();
     TaskletObject *cur, *w, *next;
@@ -168,8 +180,10 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
         return NULL;
     Py_SETREF(cur->tempval, Py_NewRef(dir > 0 ? value : Py_None));
     channel_append(ch, cur, dir);
+    ts->call_sp = call_sp;
     next = sched_block_pick(ts);
     if (next == NULL) {
+        ts->call_sp = NULL;
         if (cur->blocked) {
             channel_remove_waiter(ch, cur);
             Py_DECREF(cur);
@@ -177,8 +191,10 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
         Py_SETREF(cur->tempval, Py_NewRef(Py_None));
         return NULL;
     }
-    if (next == cur)
+    if (next == cur) {
+        ts->call_sp = NULL;
         r = sched_take_tempval(cur);     /* completed while we waited */
+    }
     else
         r = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
     if (r == NULL)
@@ -190,16 +206,29 @@ channel_action(ChannelObject *ch, int dir, PyObject *value)
     return r;
 }
 
+/* send() and receive() take their arguments as a vector: called from the
+ * eval loop, the vector is the caller's value stack, whose extent the
+ * collector then knows while the tasklet is blocked. */
 static PyObject *
-channel_send(PyObject *self, PyObject *value)
+channel_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return channel_action(C(self), 1, value);
+    if (nargs != 1) {
+        PyErr_Format(PyExc_TypeError,
+                     "send() takes exactly one argument (%zd given)", nargs);
+        return NULL;
+    }
+    return channel_action_impl(C(self), 1, args[0], args + 1);
 }
 
 static PyObject *
-channel_receive(PyObject *self, PyObject *Py_UNUSED(ignored))
+channel_receive(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    return channel_action(C(self), -1, NULL);
+    if (nargs != 0) {
+        PyErr_Format(PyExc_TypeError,
+                     "receive() takes no arguments (%zd given)", nargs);
+        return NULL;
+    }
+    return channel_action_impl(C(self), -1, NULL, args);
 }
 
 static PyObject *
@@ -416,8 +445,10 @@ static PyMemberDef channel_members[] = {
 };
 
 static PyMethodDef channel_methods[] = {
-    {"send", channel_send, METH_O, "send(value): rendezvous with a receiver"},
-    {"receive", channel_receive, METH_NOARGS, "receive() -> value"},
+    {"send", (PyCFunction)(void (*)(void))channel_send, METH_FASTCALL,
+     "send(value): rendezvous with a receiver"},
+    {"receive", (PyCFunction)(void (*)(void))channel_receive, METH_FASTCALL,
+     "receive() -> value"},
     {"send_exception", (PyCFunction)(void (*)(void))channel_send_exception,
      METH_FASTCALL, "send_exception(exc_class, *args)"},
     {"send_throw", (PyCFunction)(void (*)(void))channel_send_throw,

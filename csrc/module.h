@@ -99,6 +99,7 @@ struct sched_thread {
     int waiting;                  /* blocked in sched_wait_threads() */
     PyObject *inbox;              /* parked tasklets killed by other threads */
     unsigned long switches;       /* switch counter (watchdog) */
+    PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,

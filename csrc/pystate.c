@@ -138,10 +138,18 @@ frame_slots(PyObject *callable)
  * Save / restore.
  */
 void
-pystate_save(PyThreadState *ts, pystate_saved *s)
+pystate_save(PyThreadState *ts, pystate_saved *s, PyObject *const *call_sp)
 {
+    _PyInterpreterFrame *top = ts->cframe->current_frame;
+    s->top_stacktop = -1;
+    if (call_sp != NULL && top != NULL && top->owner == FRAME_OWNED_BY_THREAD) {
+        PyObject **base = top->localsplus + top->f_code->co_nlocalsplus;
+        if ((PyObject **)call_sp >= base &&
+            (PyObject **)call_sp <= base + top->f_code->co_stacksize)
+            s->top_stacktop = (int)((PyObject **)call_sp - top->localsplus);
+    }
     s->cframe = ts->cframe;
-    s->top_frame = ts->cframe->current_frame;
+    s->top_frame = top;
     s->chunk = ts->datastack_chunk;
     s->ds_top = ts->datastack_top;
     s->ds_limit = ts->datastack_limit;
@@ -359,10 +367,12 @@ pystate_traverse(pystate_saved *s, visitproc visit, void *arg)
     Py_VISIT(s->context);
     Py_VISIT(s->traceobj);
     Py_VISIT(s->profileobj);
-    /* Frames owned by generators are visited by their generators.  Only
-     * the locals are visited: the value stack of a frame that is executing
-     * a call is not recorded (its references count as external, which only
-     * keeps things alive). */
+    /* Frames owned by generators are visited by their generators.  A frame
+     * waiting for a Python callee it called inline has a valid stacktop
+     * (CPython stores it before the call); a frame inside a C call has
+     * stacktop -1, and its value stack is visited only for the top frame
+     * when pystate_save() could locate its end.  Otherwise only the locals
+     * are visited: references left unvisited only keep objects alive. */
     for (f = (_PyInterpreterFrame *)s->top_frame; f != NULL; f = f->previous) {
         int i, n;
         if (f->owner != FRAME_OWNED_BY_THREAD)
@@ -371,7 +381,12 @@ pystate_traverse(pystate_saved *s, visitproc visit, void *arg)
         Py_VISIT(f->f_func);
         Py_VISIT(f->f_code);
         Py_VISIT(f->f_locals);
-        n = f->f_code->co_nlocalsplus;
+        if (f->stacktop >= 0)
+            n = f->stacktop;
+        else if (f == s->top_frame && s->top_stacktop >= 0)
+            n = s->top_stacktop;
+        else
+            n = f->f_code->co_nlocalsplus;
         for (i = 0; i < n; i++)
             Py_VISIT(f->localsplus[i]);
     }

@@ -30,6 +30,9 @@ typedef struct pystate_saved {
     int trash_delete_nesting;
     int tracing;
     int own_root;               /* the first data stack chunk is ours */
+    int top_stacktop;           /* value stack top of the top frame when it
+                                   blocked in a call from its value stack,
+                                   else -1 (see pystate_traverse) */
     pystate_cframe_buf root_cframe;
 } pystate_saved;
 
@@ -41,8 +44,13 @@ int pystate_check_version(void);
  * on every call.  Called once at import. */
 void pystate_install_chunk_cache(void);
 
-/* Move the running tasklet's state out of the thread state into s. */
-void pystate_save(PyThreadState *ts, pystate_saved *s);
+/* Move the running tasklet's state out of the thread state into s.
+ * call_sp, when not NULL, is the end of the argument array of the C call
+ * the tasklet is suspended in; if it lies in the top frame's value stack
+ * (a call straight from the eval loop), the stack's extent is recorded so
+ * that the collector can see the references on it. */
+void pystate_save(PyThreadState *ts, pystate_saved *s,
+                  PyObject *const *call_sp);
 
 /* Move s back into the thread state (s keeps no references). */
 void pystate_restore(PyThreadState *ts, pystate_saved *s);

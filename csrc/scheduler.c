@@ -426,7 +426,8 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
-    pystate_save(ts->tstate, &self->ps);
+    pystate_save(ts->tstate, &self->ps, ts->call_sp);
+    ts->call_sp = NULL;
     ts->current = next;
     ts->pending_decref = drop;
     ts->switches++;

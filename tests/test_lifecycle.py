@@ -22,11 +22,6 @@ def _lines(text):
 # Garbage collection
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the only reference to the channel left is on the value stack of the "
-    "tasklet's suspended frame (the receive() call), which CPython 3.11 does "
-    "not record for a frame inside a C call; the collector cannot see it, "
-    "so the cycle is never found (needs per-instruction stack depths)"))
 def test_unreachable_blocked_tasklet_is_killed_by_gc():
     log = []
 
