@@ -84,7 +84,7 @@ mod_run(PyObject *m, PyObject *args, PyObject *kwds)
         if (t == -1.0 && PyErr_Occurred())
             return NULL;
     }
-    return sched_run(ts, t);
+    return sched_run(ts, t, threadblock, soft, ignore_nesting, totaltimeout);
 }
 
 static PyObject *
@@ -341,7 +341,25 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
 {
     sched_thread *ts = sched_peek();
     (void)m;
+    wd_shutdown();
     if (ts != NULL && sched_kill_all(ts) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* gc.callbacks entry: kill the tasklets the collection found unreachable
+ * once it is over (see tasklet_finalize). */
+static PyObject *
+mod_gc_callback(PyObject *m, PyObject *args)
+{
+    PyObject *phase, *info;
+    (void)m;
+    if (!PyArg_ParseTuple(args, "OO", &phase, &info))
+        return NULL;
+    if (PyUnicode_Check(phase) &&
+        PyUnicode_CompareWithASCIIString(phase, "stop") == 0 &&
+        PyList_GET_SIZE(slp_st->pending_kills) > 0 &&
+        tasklet_run_pending_kills() < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -388,6 +406,7 @@ static PyMethodDef module_methods[] = {
     {"getuncollectables", mod_getuncollectables, METH_NOARGS, NULL},
     {"_atexit_kill", mod_atexit_kill, METH_NOARGS, NULL},
     {"_stack_info", mod_stack_info, METH_O, NULL},
+    {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
     {NULL}
 };
 
@@ -405,6 +424,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->error_handler);
     Py_VISIT(st->channel_callback);
     Py_VISIT(st->schedule_callback);
+    Py_VISIT(st->pending_kills);
     return 0;
 }
 
@@ -435,6 +455,9 @@ module_exec(PyObject *m)
     }
     slp_st = st;
     st->softswitch = 1;
+    st->pending_kills = PyList_New(0);
+    if (st->pending_kills == NULL)
+        goto fail;
 
     threading = PyImport_ImportModule("threading");
     if (threading == NULL)

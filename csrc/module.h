@@ -101,6 +101,20 @@ struct sched_thread {
     unsigned long switches;       /* switch counter (watchdog) */
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
+    /* the interrupt watchdog (watchdog.c); wd_* fields the timer thread
+     * reads are guarded by its lock */
+    TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
+    sched_thread *wd_next;
+    long long wd_timeout_ns, wd_start_ns, wd_seen_ns;
+    unsigned long wd_seen_switches;
+    int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
+    volatile int wd_fired;        /* an interrupt is due */
+    int wd_pending;               /* an interrupt waits for atomic to clear */
+    int wd_soft_stop;             /* soft: revive the watchdog at schedule() */
+    TaskletObject *wd_hooked;     /* tasklet carrying the trace hook */
+    Py_tracefunc wd_saved_func;   /* its own trace function meanwhile */
+    PyObject *wd_saved_obj;
+    PyObject *wd_frame;           /* frame set to trace every instruction */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
@@ -127,6 +141,9 @@ typedef struct {
     void (*wake_hook)(sched_thread *ts);
     /* Set by the hub: the thread's scheduler is going away. */
     void (*thread_end_hook)(sched_thread *ts);
+    /* Suspended tasklets the collector found unreachable: killed once the
+     * collection is over (see tasklet_finalize). */
+    PyObject *pending_kills;
     int softswitch;
     int channel_cb_active;
     int schedule_cb_active;
@@ -177,7 +194,8 @@ PyObject *sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop);
 PyObject *sched_block_current(sched_thread *ts, PyObject *drop_if_ok);
 PyObject *sched_take_tempval(TaskletObject *t);
 PyObject *sched_schedule(sched_thread *ts, PyObject *retval, int remove);
-PyObject *sched_run(sched_thread *ts, double timeout);
+PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
+                    int soft, int ignore_nesting, int totaltimeout);
 void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
@@ -213,6 +231,16 @@ void sched_remote_insert(sched_thread *ts, TaskletObject *t, int after_current);
 void sched_forget(TaskletObject *t);
 extern unsigned long slp_main_thread_ident;
 
+/* watchdog.c */
+int wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
+           int ignore_nesting, int totaltimeout, int threadblock);
+void wd_disarm(sched_thread *ts);
+void wd_retry(sched_thread *ts);
+void wd_shutdown(void);
+void sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w);
+void sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
+                               TaskletObject *t);
+
 /* tasklet.c */
 int tasklet_module_init(PyObject *module);
 TaskletObject *tasklet_new_main(sched_thread *ts);
@@ -221,6 +249,7 @@ PyObject *bomb_from_error(void);         /* packs the raised exception */
 PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
 PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
 int tasklet_finalize_kill(TaskletObject *t);
+int tasklet_run_pending_kills(void);
 
 /* channel.c */
 int channel_module_init(PyObject *module);

@@ -340,6 +340,25 @@ pystate_current_frame(PyThreadState *ts)
     return frame_object(ts, ts->cframe->current_frame);
 }
 
+PyObject *
+pystate_trace_opcodes_on(PyThreadState *ts)
+{
+    PyObject *f = frame_object(ts, ts->cframe->current_frame);
+    if (f == Py_None) {
+        Py_DECREF(f);
+        return NULL;
+    }
+    ((PyFrameObject *)f)->f_trace_opcodes = 1;
+    return f;
+}
+
+void
+pystate_trace_opcodes_off(PyObject *frame)
+{
+    if (frame != NULL)
+        ((PyFrameObject *)frame)->f_trace_opcodes = 0;
+}
+
 int
 pystate_nesting_level(PyThreadState *ts, pystate_saved *s)
 {
@@ -357,6 +376,12 @@ pystate_recursion_depth(PyThreadState *ts, pystate_saved *s)
     if (s == NULL)
         return ts->recursion_limit - ts->recursion_remaining;
     return s->recursion_depth;
+}
+
+int
+pystate_gc_collecting(void)
+{
+    return _PyInterpreterState_GET()->gc.collecting;
 }
 
 int

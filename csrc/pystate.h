@@ -84,6 +84,9 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
 int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
 
+/* Is the cyclic garbage collector running (finalizers called by it)? */
+int pystate_gc_collecting(void);
+
 /* GC support for a suspended tasklet: visit the references its state and
  * its thread-owned frames hold. */
 int pystate_traverse(pystate_saved *s, visitproc visit, void *arg);
@@ -91,6 +94,12 @@ int pystate_traverse(pystate_saved *s, visitproc visit, void *arg);
 /* The running tasklet's context (borrowed, may be NULL) and replacing it. */
 PyObject *pystate_get_context(PyThreadState *ts);
 void pystate_set_context(PyThreadState *ts, PyObject *ctx);
+
+/* Make the running tasklet's top frame emit an event per instruction (so a
+ * trace hook runs at the very next one); returns that frame (new
+ * reference) for pystate_trace_opcodes_off(), or NULL. */
+PyObject *pystate_trace_opcodes_on(PyThreadState *ts);
+void pystate_trace_opcodes_off(PyObject *frame);
 
 /* Trace/profile functions of a suspended tasklet (for the tasklet's
  * trace_function/profile_function attributes). */

@@ -349,6 +349,33 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
         watchdog_remove(ts, t);
 }
 
+/* The interrupt watchdog w is revived while run() calls nested inside it
+ * are still waiting: those inner watchdogs go back to the run queue (their
+ * run() returns when they get their turn), so none is lost. */
+void
+sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w)
+{
+    Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
+    while (n > 0) {
+        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->watchdogs,
+                                                             n - 1);
+        if (t == w)
+            break;
+        if (!(t->flags & TF_IN_RING) && !t->blocked)
+            make_runnable_after(ts, ts->current->prev, t);
+        else
+            watchdog_remove(ts, t);
+        n = PyList_GET_SIZE(ts->watchdogs);
+    }
+}
+
+void
+sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
+                          TaskletObject *t)
+{
+    make_runnable_after(ts, pos, t);
+}
+
 void
 sched_unblock(TaskletObject *t)
 {
@@ -486,7 +513,9 @@ pick_after_leave(sched_thread *ts)
         /* 1. revive the watchdog (the run() caller, or main); a bomb the
          * blocking tasklet carries (send_exception) moves to it */
         w = wakeup_target(ts);
-        if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked) {
+        if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked &&
+            !(w == ts->wd_caller && ts->wd_threadblock &&
+              other_threads_alive(ts))) {
             if (Bomb_Check(cur->tempval) && cur->blocked > 0 &&
                 cur->blocked != TASKLET_PARKED) {
                 Py_SETREF(w->tempval, cur->tempval);
@@ -593,7 +622,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         retval = (PyObject *)cur;
     if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
         drain_inbox(ts);
-    if (!remove && cur->next == cur) {
+    if (!remove && cur->next == cur && !ts->wd_soft_stop) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
     }
@@ -603,6 +632,17 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         next = pick_after_leave(ts);
         if (next == NULL)
             return NULL;
+    }
+    else if (ts->wd_soft_stop && ts->wd_caller != NULL &&
+             ts->wd_caller != cur && !(ts->wd_caller->flags & TF_IN_RING) &&
+             !ts->wd_caller->blocked) {
+        /* soft watchdog: run() returns now; cur stays in the queue */
+        ts->wd_soft_stop = 0;
+        next = ts->wd_caller;
+        make_runnable_after(ts, cur, next);
+    }
+    else if (cur->next == cur) {
+        return Py_NewRef(retval);
     }
     else {
         next = cur->next;
@@ -624,31 +664,53 @@ sched_block_pick(sched_thread *ts)
 }
 
 PyObject *
-sched_run(sched_thread *ts, double timeout)
+sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
+          int ignore_nesting, int totaltimeout)
 {
     TaskletObject *cur = ts->current, *next;
     PyObject *res;
+    int armed = 0;
 
-    if (timeout > 0) {
-        PyErr_SetString(PyExc_NotImplementedError,
-                        "run(timeout>0) needs the watchdog, which is not "
-                        "implemented yet (issue #3)");
-        return NULL;
-    }
-    if (cur->next == cur)
+    if (cur->next == cur && !(timeout > 0 && threadblock))
         Py_RETURN_NONE;
     if (sched_check_switch(ts) < 0)
         return NULL;
-    if (PyList_Append(ts->watchdogs, (PyObject *)cur) < 0)
+    /* Only the outermost run() with a timeout is the interrupt watchdog;
+     * inner ones behave as timeout=0 (§6.2). */
+    if (timeout > 0 && ts->wd_caller == NULL) {
+        if (wd_arm(ts, cur, timeout, soft, ignore_nesting, totaltimeout,
+                   threadblock) < 0)
+            return NULL;
+        armed = 1;
+    }
+    if (cur->next == cur) {
+        /* threadblock with nothing to run: wait for other threads */
+        next = pick_after_leave(ts);
+        if (next == NULL || next == cur) {
+            if (armed)
+                wd_disarm(ts);
+            if (next == NULL)
+                return NULL;
+            Py_RETURN_NONE;
+        }
+    }
+    if (PyList_Append(ts->watchdogs, (PyObject *)cur) < 0) {
+        if (armed)
+            wd_disarm(ts);
         return NULL;
+    }
     cur->flags |= TF_WATCHDOG;
     next = cur->next;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
     if (cur->flags & TF_WATCHDOG)
         watchdog_remove(ts, cur);
+    if (armed)
+        wd_disarm(ts);
     if (res == NULL)
         return NULL;
+    if (Tasklet_Check(res))
+        return res;             /* the interrupted tasklet */
     Py_DECREF(res);
     Py_RETURN_NONE;
 }

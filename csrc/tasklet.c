@@ -208,10 +208,14 @@ atomic_exit(AtomicObject *self, PyObject *const *args, Py_ssize_t nargs)
     (void)nargs;
     if (ts == NULL)
         return NULL;
-    if (self->saved)
+    if (self->saved) {
         ts->current->flags |= TF_ATOMIC;
-    else
+    }
+    else {
         ts->current->flags &= ~TF_ATOMIC;
+        if (ts->wd_pending)
+            wd_retry(ts);
+    }
     Py_RETURN_NONE;
 }
 
@@ -729,10 +733,14 @@ tasklet_set_atomic(PyObject *self, PyObject *arg)
     int flag, old = (t->flags & TF_ATOMIC) != 0;
     if (flag_arg(arg, "set_atomic", &flag) < 0)
         return NULL;
-    if (flag)
+    if (flag) {
         t->flags |= TF_ATOMIC;
-    else
+    }
+    else {
         t->flags &= ~TF_ATOMIC;
+        if (tasklet_ts(t) != NULL && t->ts->current == t && t->ts->wd_pending)
+            wd_retry(t->ts);
+    }
     return PyBool_FromLong(old);
 }
 
@@ -939,26 +947,76 @@ tasklet_clear(PyObject *self)
     return 0;
 }
 
+/* Kill t (a suspended tasklet nobody refers to) so that its finally
+ * blocks run, up to 10 times if it swallows TaskletExit. */
+static void
+finalize_now(TaskletObject *t)
+{
+    int i;
+    for (i = 0; i < 10 && tasklet_started(t); i++) {
+        if (tasklet_finalize_kill(t) < 0)
+            PyErr_WriteUnraisable((PyObject *)t);
+    }
+}
+
+/* A suspended tasklet that becomes unreachable is killed with TaskletExit.
+ *
+ * Not while the cyclic collector runs, though: its lists of objects have
+ * their heads on the C stack of the collecting tasklet, and switching to
+ * another tasklet would overwrite them (every tasklet runs at the same stack
+ * base).  Then the tasklet is kept (which resurrects it and whatever it
+ * refers to) and killed by the collector's "stop" callback, when those
+ * lists are gone.  A tasklet of another live thread gets TaskletExit in its
+ * own thread. */
 static void
 tasklet_finalize(PyObject *self)
 {
     TaskletObject *t = T(self);
     sched_thread *ts;
     PyObject *exc, *val, *tb;
-    int i;
 
     if (!tasklet_started(t) || (t->flags & TF_MAIN) || _Py_IsFinalizing())
         return;
     ts = sched_peek();
-    if (ts == NULL || tasklet_ts(t) != ts || ts->current == t || ts->switch_trap ||
-        ts->in_callback)
+    if (tasklet_ts(t) == NULL || ts == NULL || ts->current == t)
         return;
     PyErr_Fetch(&exc, &val, &tb);
-    for (i = 0; i < 10 && tasklet_started(t); i++) {
-        if (tasklet_finalize_kill(t) < 0)
+    if (t->ts != ts) {
+        PyObject *bomb = bomb_new(slp_st->TaskletExit, NULL, NULL), *r;
+        r = bomb ? sched_throw(t, bomb, 1, 1) : NULL;
+        if (r == NULL)
+            PyErr_WriteUnraisable(self);
+        Py_XDECREF(r);
+    }
+    else if (pystate_gc_collecting() || ts->switch_trap || ts->in_callback) {
+        if (PyList_Append(slp_st->pending_kills, self) < 0)
             PyErr_WriteUnraisable(self);
     }
+    else {
+        finalize_now(t);
+    }
     PyErr_Restore(exc, val, tb);
+}
+
+int
+tasklet_run_pending_kills(void)
+{
+    sched_thread *ts = sched_peek();
+    PyObject *list = slp_st->pending_kills;
+    if (ts == NULL || ts->switch_trap || ts->in_callback)
+        return 0;
+    while (PyList_GET_SIZE(list) > 0) {
+        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(list, 0);
+        Py_INCREF(t);
+        if (PySequence_DelItem(list, 0) < 0) {
+            Py_DECREF(t);
+            return -1;
+        }
+        if (tasklet_ts(t) == ts && ts->current != t)
+            finalize_now(t);
+        Py_DECREF(t);
+    }
+    return 0;
 }
 
 static void

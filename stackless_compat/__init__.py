@@ -6,6 +6,7 @@ stack-slicing switch core.  ``python -m stackless_compat program.py`` runs a
 legacy program with ``import stackless`` resolved to this module.
 """
 import atexit as _atexit
+import gc as _gc
 import sys as _sys
 
 from . import _stackless
@@ -58,6 +59,10 @@ def __dir__():
 def __reduce__():
     return "stackless"
 
+
+# Suspended tasklets the collector finds unreachable are killed (their
+# finally blocks run) right after the collection.
+_gc.callbacks.append(_stackless._gc_callback)
 
 # At interpreter exit (after the atexit functions registered later than
 # this import), every suspended tasklet gets TaskletExit so that its finally

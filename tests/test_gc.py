@@ -146,3 +146,31 @@ def test_paused_unreachable_tasklet_is_killed_on_last_reference():
     # in its tempval: a cycle the collector finds.
     collect()
     assert log == ["finally"]
+
+
+def test_collection_from_deep_c_stack_defers_the_kill_safely():
+    # The collector's object lists live on the collecting tasklet's C stack;
+    # tasklets run at one fixed stack base, so killing one *during* the
+    # collection would overwrite those lists when the collector is deeper
+    # than that base.  The kill waits for the end of the collection.
+    import operator
+    log = []
+
+    def make_garbage(n):
+        for i in range(n):
+            ch = stackless.channel()
+            stackless.tasklet(block_in)("method", ch, log, i)
+        stackless.run()
+
+    stackless.tasklet(lambda: None)()
+    stackless.run()                       # fix the base while main is shallow
+
+    def deep(level):
+        if level:
+            return operator.call(deep, level - 1)
+        make_garbage(50)
+        gc.collect()
+        return len(log)
+
+    assert deep(60) == 100                # killed (logged twice each) already
+    assert sorted(tag for what, tag in log if what == "killed") == list(range(50))

@@ -504,18 +504,13 @@ def test_enable_softswitch_always_reports_false():
         stackless.enable_softswitch(True)
 
 
-def test_run_timeout_not_implemented_until_watchdog_issue():
-    # FLIP THIS TEST when the watchdog issue lands: run(timeout>0) will then
-    # pre-empt and return the interrupted tasklet instead of raising.
-    with pytest.raises(NotImplementedError, match=r"(?i)watchdog"):
-        stackless.run(100)
+def test_run_timeout_runs_short_tasklets_normally():
+    # With a watchdog armed, tasklets that finish quickly just run.
     log = []
     stackless.tasklet(log.append)("x")
-    with pytest.raises(NotImplementedError, match=r"(?i)watchdog"):
-        stackless.run(timeout=1000)
-    assert log == []
-    assert stackless.run(0) is None
+    assert stackless.run(timeout=100000) is None
     assert log == ["x"]
+    assert stackless.run(0) is None
 
 
 # ---------------------------------------------------------------------------
