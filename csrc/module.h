@@ -101,6 +101,7 @@ struct sched_thread {
     unsigned long switches;       /* switch counter (watchdog) */
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
+    unsigned int poll_countdown;  /* schedule() calls until the next poll */
     /* the interrupt watchdog (watchdog.c); wd_* fields the timer thread
      * reads are guarded by its lock */
     TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
@@ -139,6 +140,10 @@ typedef struct {
     /* Set by the hub: wake ts's thread out of its idle hook (called with
      * the GIL held, from another thread). */
     void (*wake_hook)(sched_thread *ts);
+    /* Set by the hub: poll without blocking (fairness for tasklets that
+     * only ever schedule()); called every few schedule() calls while
+     * tasklets are parked. */
+    void (*poll_hook)(sched_thread *ts);
     /* Set by the hub: the thread's scheduler is going away. */
     void (*thread_end_hook)(sched_thread *ts);
     /* Suspended tasklets the collector found unreachable: killed once the

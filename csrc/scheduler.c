@@ -622,6 +622,12 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         retval = (PyObject *)cur;
     if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
         drain_inbox(ts);
+    if (ts->nparked > 0 && slp_st->poll_hook != NULL &&
+        ++ts->poll_countdown >= 64) {
+        /* tasklets that only schedule() must not starve the hub's waits */
+        ts->poll_countdown = 0;
+        slp_st->poll_hook(ts);
+    }
     if (!remove && cur->next == cur && !ts->wd_soft_stop) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
@@ -671,7 +677,8 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     PyObject *res;
     int armed = 0;
 
-    if (cur->next == cur && !(timeout > 0 && threadblock))
+    if (cur->next == cur && !(timeout > 0 && threadblock) &&
+        ts->nparked == 0)
         Py_RETURN_NONE;
     if (sched_check_switch(ts) < 0)
         return NULL;
@@ -684,7 +691,8 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
         armed = 1;
     }
     if (cur->next == cur) {
-        /* threadblock with nothing to run: wait for other threads */
+        /* nothing runnable yet: wait for the hub's waits (and, with
+         * threadblock, for other threads) */
         next = pick_after_leave(ts);
         if (next == NULL || next == cur) {
             if (armed)

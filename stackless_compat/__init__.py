@@ -19,6 +19,12 @@ from ._stackless import (
     switch_trap, tasklet,
 )
 
+try:
+    # The hub (libev): sleep, fd waits and Timeout park only the caller.
+    from .hub import Timeout, sleep, wait_read, wait_write, with_timeout
+except ImportError:         # built without the hub (STACKLESS_COMPAT_NO_HUB)
+    pass
+
 __version__ = "0.1.0.dev0"
 
 __all__ = [

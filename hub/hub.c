@@ -1,0 +1,461 @@
+/* The hub: one libev loop per thread and the scheduler's idle hook
+ * (DESIGN.md §3 "Idle = poll", §4).  No hub tasklet: when nothing is
+ * runnable the scheduler calls hub_idle(), which polls the loop once with
+ * the GIL released only around the blocking poll; watcher callbacks only
+ * unpark tasklets.  Also: sleep(), the Timeout timer object, cross-thread
+ * wake-ups. */
+#include "hub.h"
+
+#include <signal.h>
+#include <string.h>
+
+static void
+loop_release(struct ev_loop *loop)
+{
+    hub_state *h = ev_userdata(loop);
+    h->released = PyEval_SaveThread();
+}
+
+static void
+loop_acquire(struct ev_loop *loop)
+{
+    hub_state *h = ev_userdata(loop);
+    PyThreadState *t = h->released;
+    h->released = NULL;
+    PyEval_RestoreThread(t);
+}
+
+static void
+async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    /* Only breaks the poll; whoever sent it queued the work. */
+    (void)loop; (void)w; (void)revents;
+}
+
+hub_state *
+hub_get(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h != NULL)
+        return h;
+    h = PyMem_RawCalloc(1, sizeof(*h));
+    if (h == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    h->ts = ts;
+    h->is_main = (ts->thread_id == slp_main_thread_ident);
+    if (h->is_main) {
+        /* libev's default loop installs a SIGCHLD handler that reaps every
+         * child (it would break subprocess): keep the disposition that was
+         * there (gevent does the same). */
+        struct sigaction old;
+        sigaction(SIGCHLD, NULL, &old);
+        h->loop = ev_default_loop(EVFLAG_NOENV | EVFLAG_FORKCHECK);
+        sigaction(SIGCHLD, &old, NULL);
+    }
+    else {
+        h->loop = ev_loop_new(EVFLAG_NOENV | EVFLAG_FORKCHECK);
+    }
+    if (h->loop == NULL) {
+        PyMem_RawFree(h);
+        PyErr_SetString(PyExc_OSError, "could not create the libev loop");
+        return NULL;
+    }
+    ev_set_userdata(h->loop, h);
+    ev_set_loop_release_cb(h->loop, loop_release, loop_acquire);
+    ev_async_init(&h->async, async_cb);
+    ev_async_start(h->loop, &h->async);
+    ev_unref(h->loop);          /* the async watcher keeps nothing alive */
+    h->last_poll = ev_now(h->loop);
+    ts->hub = h;
+    return h;
+}
+
+int
+hub_ref(sched_thread *ts)
+{
+    hub_state *h = hub_get(ts);
+    if (h == NULL)
+        return -1;
+    h->nactive++;
+    ev_ref(h->loop);
+    return 0;
+}
+
+void
+hub_unref(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h != NULL) {
+        h->nactive--;
+        ev_unref(h->loop);
+    }
+}
+
+void
+hub_wakeup(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h != NULL)
+        ev_async_send(h->loop, &h->async);
+}
+
+/* ------------------------------------------------------------------------
+ * Timeout timers (Python type "_hub_timer").
+ */
+static PyTypeObject *HubTimer_Type;
+
+static void
+timer_stop_active(hub_timer *tm)
+{
+    if (tm->active) {
+        ev_timer_stop(tm->h->loop, &tm->timer);
+        tm->active = 0;
+        tm->h->nactive--;
+        tm->h->ts->nparked--;   /* the hub keeps polling while it is armed */
+    }
+}
+
+static void
+hubtimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    hub_timer *tm = (hub_timer *)((char *)w - offsetof(hub_timer, timer));
+    (void)loop; (void)revents;
+    /* non-repeating: libev has stopped it */
+    tm->active = 0;
+    tm->h->nactive--;
+    tm->h->ts->nparked--;
+    tm->queued = 1;             /* the active reference becomes the queue's */
+    tm->next_expired = tm->h->expired;
+    tm->h->expired = tm;
+}
+
+static PyObject *
+hubtimer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"seconds", "tasklet", "exception", NULL};
+    double seconds;
+    PyObject *target, *exc;
+    sched_thread *ts;
+    hub_state *h;
+    hub_timer *tm;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "dOO:_hub_timer", kwlist,
+                                     &seconds, &target, &exc))
+        return NULL;
+    if (!Tasklet_Check(target)) {
+        PyErr_SetString(PyExc_TypeError, "tasklet expected");
+        return NULL;
+    }
+    if (!PyExceptionInstance_Check(exc)) {
+        PyErr_SetString(PyExc_TypeError, "exception instance expected");
+        return NULL;
+    }
+    ts = sched_get();
+    if (ts == NULL || (h = hub_get(ts)) == NULL)
+        return NULL;
+    if (((TaskletObject *)target)->ts != ts) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "a Timeout must target a tasklet of its own thread");
+        return NULL;
+    }
+    tm = (hub_timer *)type->tp_alloc(type, 0);
+    if (tm == NULL)
+        return NULL;
+    tm->h = h;
+    tm->target = (TaskletObject *)Py_NewRef(target);
+    tm->exc = Py_NewRef(exc);
+    if (seconds < 0)
+        seconds = 0;
+    ev_now_update(h->loop);
+    ev_timer_init(&tm->timer, hubtimer_cb, seconds, 0.);
+    ev_set_priority(&tm->timer, EV_MINPRI);  /* I/O wins a tie */
+    ev_timer_start(h->loop, &tm->timer);
+    tm->active = 1;
+    h->nactive++;
+    ts->nparked++;
+    Py_INCREF(tm);              /* the active (then queued) reference */
+    return (PyObject *)tm;
+}
+
+static void
+expired_remove(hub_state *h, hub_timer *tm)
+{
+    hub_timer **p = &h->expired;
+    while (*p != NULL) {
+        if (*p == tm) {
+            *p = tm->next_expired;
+            tm->next_expired = NULL;
+            return;
+        }
+        p = &(*p)->next_expired;
+    }
+}
+
+/* Stop it; True if it was still pending (not yet delivered). */
+static PyObject *
+hubtimer_cancel(hub_timer *tm, PyObject *unused)
+{
+    int pending = tm->active || tm->queued;
+    (void)unused;
+    if (tm->active) {
+        timer_stop_active(tm);
+        Py_DECREF(tm);
+    }
+    else if (tm->queued) {
+        expired_remove(tm->h, tm);
+        tm->queued = 0;
+        Py_DECREF(tm);
+    }
+    /* break the Timeout <-> timer cycle */
+    Py_CLEAR(tm->exc);
+    Py_CLEAR(tm->target);
+    return PyBool_FromLong(pending);
+}
+
+static PyObject *
+hubtimer_pending(hub_timer *tm, void *unused)
+{
+    (void)unused;
+    return PyBool_FromLong(tm->active || tm->queued);
+}
+
+static void
+hubtimer_dealloc(hub_timer *tm)
+{
+    /* only reached when neither active nor queued */
+    Py_CLEAR(tm->exc);
+    Py_CLEAR(tm->target);
+    Py_TYPE(tm)->tp_free((PyObject *)tm);
+}
+
+static PyMethodDef hubtimer_methods[] = {
+    {"cancel", (PyCFunction)hubtimer_cancel, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}
+};
+
+static PyGetSetDef hubtimer_getset[] = {
+    {"pending", (getter)hubtimer_pending, NULL, NULL, NULL},
+    {NULL, NULL, NULL, NULL, NULL}
+};
+
+static PyType_Slot hubtimer_slots[] = {
+    {Py_tp_new, hubtimer_new},
+    {Py_tp_dealloc, hubtimer_dealloc},
+    {Py_tp_methods, hubtimer_methods},
+    {Py_tp_getset, hubtimer_getset},
+    {0, NULL}
+};
+
+static PyType_Spec hubtimer_spec = {
+    "stackless_compat._stackless._hub_timer", sizeof(hub_timer), 0,
+    Py_TPFLAGS_DEFAULT, hubtimer_slots
+};
+
+/* Deliver expired Timeouts.  Returns -1 with the exception set when one
+ * targets the current tasklet (it raises where that tasklet waits). */
+static int
+deliver_expired(sched_thread *ts, hub_state *h)
+{
+    int failed = 0;
+    while (h->expired != NULL) {
+        hub_timer *tm = h->expired;
+        TaskletObject *t = tm->target;
+        PyObject *exc = tm->exc;
+        h->expired = tm->next_expired;
+        tm->next_expired = NULL;
+        tm->queued = 0;
+        if (t == NULL || exc == NULL || tasklet_ts(t) != ts ||
+            !tasklet_alive(t)) {
+            Py_DECREF(tm);
+            continue;
+        }
+        if (t == ts->current) {
+            if (!failed) {
+                PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+                failed = 1;
+            }
+        }
+        else {
+            PyObject *bomb = bomb_new((PyObject *)Py_TYPE(exc), exc, NULL);
+            if (bomb == NULL) {
+                PyErr_WriteUnraisable((PyObject *)tm);
+            }
+            else if (t->blocked == TASKLET_PARKED) {
+                t->abort_fn(t, t->abort_arg);
+                sched_unpark(t, bomb);
+            }
+            else {
+                PyObject *r = sched_throw(t, bomb, 1, 0);
+                if (r == NULL)
+                    PyErr_WriteUnraisable((PyObject *)tm);
+                Py_XDECREF(r);
+            }
+        }
+        Py_DECREF(tm);
+    }
+    return failed ? -1 : 0;
+}
+
+/* After a poll: signals (main thread), then expired Timeouts. */
+static int
+after_poll(sched_thread *ts, hub_state *h)
+{
+    if (h->is_main && PyErr_CheckSignals() < 0) {
+        TaskletObject *main = ts->main;
+        if (ts->current != main && main != NULL) {
+            /* KeyboardInterrupt & co. surface in the main tasklet. */
+            PyObject *bomb = bomb_from_error(), *r;
+            if (bomb == NULL)
+                return -1;
+            r = sched_throw(main, bomb, 1, 0);
+            if (r == NULL)
+                return -1;
+            Py_DECREF(r);
+        }
+        else {
+            return -1;
+        }
+    }
+    if (h->expired != NULL)
+        return deliver_expired(ts, h);
+    return 0;
+}
+
+static int
+hub_idle(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h == NULL)
+        return 0;
+    if (h->expired == NULL && h->nactive <= 0)
+        return 0;               /* nothing could ever fire */
+    if (h->expired == NULL)
+        ev_run(h->loop, EVRUN_ONCE);
+    h->last_poll = ev_now(h->loop);
+    if (after_poll(ts, h) < 0)
+        return -1;
+    return 1;
+}
+
+void
+hub_maybe_poll(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h == NULL || h->nactive <= 0)
+        return;
+    /* A tasklet that keeps yielding must not starve I/O: poll without
+     * blocking at most once a millisecond. */
+    if (ev_time() - h->last_poll < 1e-3)
+        return;
+    ev_run(h->loop, EVRUN_NOWAIT);
+    h->last_poll = ev_now(h->loop);
+}
+
+static void
+hub_thread_end(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h == NULL)
+        return;
+    ts->hub = NULL;
+    while (h->expired != NULL) {
+        hub_timer *tm = h->expired;
+        h->expired = tm->next_expired;
+        tm->queued = 0;
+        if (!_Py_IsFinalizing())
+            Py_DECREF(tm);
+    }
+    hub_wait_release(h);
+    ev_async_stop(h->loop, &h->async);
+    if (!h->is_main)
+        ev_loop_destroy(h->loop);
+    PyMem_RawFree(h->fds);
+    PyMem_RawFree(h);
+}
+
+/* ------------------------------------------------------------------------
+ * sleep()
+ */
+static PyObject *
+hub_sleep(PyObject *m, PyObject *arg)
+{
+    sched_thread *ts = sched_get();
+    double secs;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    secs = PyFloat_AsDouble(arg);
+    if (secs == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (secs != secs) {
+        PyErr_SetString(PyExc_ValueError, "Invalid value NaN (not a number)");
+        return NULL;
+    }
+    if (secs < 0) {
+        PyErr_SetString(PyExc_ValueError, "sleep length must be non-negative");
+        return NULL;
+    }
+    if (secs == 0) {
+        PyObject *r;
+        hub_maybe_poll(ts);
+        if (ts->hub != NULL && ((hub_state *)ts->hub)->expired != NULL &&
+            after_poll(ts, ts->hub) < 0)
+            return NULL;
+        r = sched_schedule(ts, Py_None, 0);
+        if (r == NULL)
+            return NULL;
+        Py_DECREF(r);
+        Py_RETURN_NONE;
+    }
+    if (hub_wait_fd(ts, -1, 0, secs) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+hub_info(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_get();
+    hub_state *h;
+    (void)m; (void)unused;
+    if (ts == NULL || (h = hub_get(ts)) == NULL)
+        return NULL;
+    return Py_BuildValue("{s:i,s:i,s:n,s:i}",
+                         "backend", (int)ev_backend(h->loop),
+                         "active", (int)h->nactive,
+                         "nparked", ts->nparked,
+                         "iterations", (int)ev_iteration(h->loop));
+}
+
+static PyMethodDef hub_methods[] = {
+    {"sleep", hub_sleep, METH_O,
+     "sleep(seconds): park the current tasklet; 0 is schedule()."},
+    {"_hub_info", hub_info, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL}
+};
+
+int
+hub_module_init(PyObject *module)
+{
+    sched_thread *ts;
+    if (PyModule_AddFunctions(module, hub_methods) < 0)
+        return -1;
+    HubTimer_Type = (PyTypeObject *)PyType_FromSpec(&hubtimer_spec);
+    if (HubTimer_Type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(module, "_hub_timer",
+                              (PyObject *)HubTimer_Type) < 0)
+        return -1;
+    if (hub_wait_module_init(module) < 0 || hub_sock_module_init(module) < 0)
+        return -1;
+    slp_st->idle_hook = hub_idle;
+    slp_st->thread_end_hook = hub_thread_end;
+    slp_st->wake_hook = hub_wakeup;
+    slp_st->poll_hook = hub_maybe_poll;
+    /* The importing thread's loop now, so its fds exist from the start. */
+    ts = sched_get();
+    if (ts == NULL || hub_get(ts) == NULL)
+        return -1;
+    return 0;
+}

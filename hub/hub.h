@@ -1,0 +1,83 @@
+/* The hub: one libev loop per thread, polled by the scheduler's idle hook
+ * when nothing is runnable (DESIGN.md §3-§4).  The only headers that see
+ * <ev.h>.  Watcher callbacks only call sched_unpark() or queue work for
+ * the idle hook; they never run Python code and never switch. */
+#ifndef HUB_HUB_H
+#define HUB_HUB_H
+
+#include "module.h"
+#include <ev.h>
+
+typedef struct hub_wait hub_wait;
+typedef struct hub_timer hub_timer;
+
+/* Per-fd bookkeeping: who waits on it in each direction. */
+typedef struct {
+    hub_wait *reader;
+    hub_wait *writer;
+} hub_fdslot;
+
+typedef struct hub_state {
+    struct ev_loop *loop;
+    sched_thread *ts;
+    PyThreadState *released;      /* while the poll runs without the GIL */
+    ev_async async;               /* cross-thread wake-up (hub_wakeup) */
+    int is_main;
+    hub_fdslot *fds;              /* indexed by fd */
+    int nfds;
+    hub_wait *free_waits;         /* freelist */
+    hub_timer *expired;           /* Timeout objects whose timer fired */
+    ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
+    Py_ssize_t nactive;           /* waits and timers that can wake someone */
+} hub_state;
+
+/* One wait of a parked tasklet: lives on the heap (a tasklet's C stack is
+ * moved away while it is switched out, libev keeps pointers). */
+struct hub_wait {
+    ev_io io;
+    ev_timer timer;
+    hub_state *h;
+    TaskletObject *t;             /* borrowed: parked, the scheduler owns it */
+    hub_wait **slot;              /* &fds[fd].reader/writer, or NULL */
+    hub_wait *next_free;
+    int counted;                  /* counts in h->nactive */
+};
+
+/* A Timeout's timer (Python object, hub.c). */
+struct hub_timer {
+    PyObject_HEAD
+    ev_timer timer;
+    hub_state *h;
+    TaskletObject *target;        /* owned */
+    PyObject *exc;                /* owned: exception instance to raise */
+    hub_timer *next_expired;
+    int active;
+    int queued;
+};
+
+/* hub.c */
+hub_state *hub_get(sched_thread *ts);     /* NULL with an exception */
+void hub_wakeup(sched_thread *ts);        /* thread-safe, GIL not needed */
+void hub_maybe_poll(sched_thread *ts);    /* fairness: poll without blocking */
+/* Keep the thread's idle hook polling although no hub wait is active (a
+ * cross-thread wait that hub_wakeup() will end); GIL held, own thread. */
+int hub_ref(sched_thread *ts);
+void hub_unref(sched_thread *ts);
+
+/* wait.c */
+/* Park the current tasklet until fd is ready for `events` (EV_READ or
+ * EV_WRITE; fd < 0: no fd) or `timeout` seconds pass (< 0: never).
+ * Returns 1 ready, 0 timed out, -1 with an exception (kill/throw, EBADF
+ * when the fd was closed by another tasklet, a second waiter in the same
+ * direction). */
+int hub_wait_fd(sched_thread *ts, int fd, int events, double timeout);
+/* Wake every tasklet waiting on fd with OSError(EBADF); call before
+ * closing it.  Returns the number woken. */
+int hub_cancel_fd(sched_thread *ts, int fd);
+int hub_wait_module_init(PyObject *module);
+void hub_wait_release(hub_state *h);
+
+/* sock.c */
+int hub_sock_module_init(PyObject *module);
+
+#endif /* HUB_HUB_H */

@@ -1,0 +1,193 @@
+"""Cooperative replacements for blocking stdlib calls.
+
+    from stackless_compat.patches import patch_all
+    patch_all()            # first thing, on the main thread
+
+After patching, socket, time.sleep, select, selectors and ssl park the
+calling tasklet instead of blocking the thread; the hub (one libev loop
+per thread) wakes it.  Importing this package never patches anything.
+
+``patch_all(socket=True, dns=True, time=True, select=True, ssl=True, ...)``
+and ``patch_socket()``, ``patch_dns()``, ``patch_time()``,
+``patch_select()``, ``patch_selectors()``, ``patch_ssl()`` are idempotent;
+``get_original(module, name)`` returns what was there before;
+``is_module_patched(name)`` / ``is_object_patched(module, name)`` tell.
+"""
+import importlib
+import sys
+import threading
+import warnings
+
+__all__ = ["patch_all", "patch_socket", "patch_dns", "patch_time",
+           "patch_select", "patch_selectors", "patch_ssl", "get_original",
+           "is_module_patched", "is_object_patched", "PatchWarning"]
+
+
+class PatchWarning(RuntimeWarning):
+    """Patching happened in a way that may not take full effect."""
+
+
+# {module name: {attribute: original}}
+_saved = {}
+_patched_modules = set()
+_pending_warnings = []
+
+
+def get_original(module_name, item_name):
+    """The stdlib object ``module_name.item_name`` before patching (a
+    list of names gives a list)."""
+    if isinstance(item_name, (list, tuple)):
+        return [get_original(module_name, n) for n in item_name]
+    saved = _saved.get(module_name, {})
+    if item_name in saved:
+        return saved[item_name]
+    return getattr(importlib.import_module(module_name), item_name)
+
+
+def is_module_patched(name):
+    return name in _patched_modules
+
+
+def is_object_patched(module_name, item_name):
+    return item_name in _saved.get(module_name, {})
+
+
+def _patch_item(module, name, value):
+    saved = _saved.setdefault(module.__name__, {})
+    if name not in saved:
+        saved[name] = getattr(module, name, None)
+    setattr(module, name, value)
+
+
+def _patch_module(name, items=None, target=None):
+    """Copy the names in patches/<name>.py's __implements__ onto its
+    target module."""
+    ours = importlib.import_module("stackless_compat.patches." + name)
+    target = target or getattr(ours, "__target__", name)
+    mod = importlib.import_module(target)
+    for item in (items or ours.__implements__):
+        if hasattr(ours, item):
+            _patch_item(mod, item, getattr(ours, item))
+    _patched_modules.add(name)
+    return mod
+
+
+def _check_thread(what):
+    if threading.current_thread() is not threading.main_thread():
+        _pending_warnings.append(
+            "Patching %s outside the main thread: other threads keep using "
+            "what they already looked up. Patch first thing, on the main "
+            "thread." % what)
+
+
+def _users_of(module_name, names):
+    """Modules other than the target and ours that hold an original."""
+    mod = sys.modules.get(module_name)
+    if mod is None:
+        return []
+    originals = [getattr(mod, n, None) for n in names]
+    originals = [o for o in originals if o is not None]
+    users = []
+    for mname, m in list(sys.modules.items()):
+        top = mname.partition(".")[0]
+        if m is None or mname == module_name or top in (
+                "stackless_compat", "test") or (
+                top in sys.stdlib_module_names and mname != "__main__"):
+            continue
+        d = getattr(m, "__dict__", None)
+        if not isinstance(d, dict):
+            continue
+        for v in list(d.values()):
+            if any(v is o for o in originals):
+                users.append(mname)
+                break
+    return users
+
+
+def _warn_late(module_name, names):
+    users = _users_of(module_name, names)
+    if users:
+        _pending_warnings.append(
+            "%s was patched after %s imported names from it; they keep the "
+            "blocking originals. Patch first thing." % (
+                module_name, ", ".join(sorted(users)[:10])))
+
+
+def patch_time():
+    if is_module_patched("time"):
+        return
+    _check_thread("time")
+    _patch_module("time")
+
+
+def patch_socket(dns=True):
+    if not is_module_patched("socket"):
+        _check_thread("socket")
+        _warn_late("socket", ["socket", "SocketType"])
+        _patch_module("socket")
+    if dns:
+        patch_dns()
+
+
+def patch_dns():
+    if is_module_patched("dns"):
+        return
+    _patch_module("dns")
+
+
+def patch_select():
+    if not is_module_patched("select"):
+        _check_thread("select")
+        _warn_late("select", ["select", "poll"])
+        mod = _patch_module("select")
+        # Readiness APIs the hub does not provide go away, so that
+        # libraries fall back to the patched select/poll (as gevent does).
+        for name in ("epoll", "devpoll", "kqueue", "kevent"):
+            if hasattr(mod, name):
+                _patch_item(mod, name, None)
+                delattr(mod, name)
+    patch_selectors()
+
+
+def patch_selectors():
+    if is_module_patched("selectors"):
+        return
+    mod = _patch_module("selectors")
+    for name in ("EpollSelector", "DevpollSelector", "KqueueSelector"):
+        if hasattr(mod, name):
+            _patch_item(mod, name, None)
+            delattr(mod, name)
+
+
+def patch_ssl():
+    if is_module_patched("ssl"):
+        return
+    _check_thread("ssl")
+    if "ssl" in sys.modules:
+        _warn_late("ssl", ["SSLContext", "SSLSocket"])
+    # Only SSLContext: ssl.py refers to its own SSLSocket via super()
+    _patch_module("ssl", items=["SSLContext"])
+
+
+def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
+              **kwargs):
+    """Patch the stdlib so blocking calls park tasklets.  Idempotent:
+    calling it again only adds.  Unknown keywords (os, subprocess,
+    signal, queue, thread: later issues) are accepted and ignored."""
+    if time:
+        patch_time()
+    if socket:
+        patch_socket(dns=dns)
+    elif dns:
+        patch_dns()
+    if select:
+        patch_select()
+    if ssl:
+        patch_ssl()
+    _flush_warnings()
+    return True
+
+
+def _flush_warnings():
+    while _pending_warnings:
+        warnings.warn(_pending_warnings.pop(0), PatchWarning, stacklevel=3)

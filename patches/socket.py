@@ -1,0 +1,195 @@
+"""Cooperative socket module (replaces ``socket.socket`` & co.).
+
+The OS fd is always non-blocking; the timeout the program sees (None /
+0.0 / seconds, ``gettimeout()``, ``getblocking()``) is the stdlib's own,
+kept in the socket object.  recv, recv_into, send and sendall are C
+(hub/sock.c); the other blocking calls make one non-blocking attempt
+through the stdlib's C code and park on EAGAIN.
+"""
+import errno as _errno
+import socket as _stdsocket
+import time as _time
+
+import _socket
+
+from stackless_compat import _stackless
+
+__implements__ = ["socket", "SocketType"]
+__target__ = "socket"
+
+_nb = _stackless._sock_nb
+_settimeout = _stackless._sock_settimeout
+_setnonblock = _stackless._sock_setnonblock
+_wait_read = _stackless.wait_read
+_wait_write = _stackless.wait_write
+_cancel_fd = _stackless._cancel_fd
+_C = _stackless._sock_methods()
+_ss = _socket.socket
+_stdsock = _stdsocket.socket
+_monotonic = _time.monotonic
+_EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK)
+_INPROGRESS = (_errno.EINPROGRESS, _errno.EALREADY, _errno.EWOULDBLOCK,
+               _errno.EAGAIN)
+
+
+def _timeout_error():
+    return TimeoutError("timed out")
+
+
+def _retry(sock, wait, func, *args):
+    """func(sock, *args) with timeout 0, parking on EAGAIN until the
+    socket's timeout."""
+    timeout = _ss.gettimeout(sock)
+    if timeout == 0.0:
+        return func(sock, *args)
+    deadline = None if timeout is None else _monotonic() + timeout
+    while True:
+        try:
+            return _nb(sock, func, *args)
+        except BlockingIOError:
+            pass
+        if deadline is None:
+            wait(sock.fileno())
+        else:
+            remaining = deadline - _monotonic()
+            if remaining <= 0:
+                raise _timeout_error()
+            wait(sock.fileno(), remaining)
+
+
+class socket(_stdsock):
+    """A socket.socket whose blocking calls park the calling tasklet."""
+
+    __slots__ = ()
+
+    def __init__(self, family=-1, type=-1, proto=-1, fileno=None):
+        _stdsock.__init__(self, family, type, proto, fileno)
+        if _ss.fileno(self) >= 0:
+            _setnonblock(self)
+
+    recv = _C["recv"]
+    recv_into = _C["recv_into"]
+    send = _C["send"]
+    sendall = _C["sendall"]
+
+    def settimeout(self, value):
+        _settimeout(self, value)
+
+    def setblocking(self, flag):
+        _settimeout(self, None if flag else 0.0)
+
+    def recvfrom(self, *args):
+        return _retry(self, _wait_read, _ss.recvfrom, *args)
+
+    def recvfrom_into(self, *args, **kwds):
+        if kwds:
+            return _retry(self, _wait_read,
+                          lambda s, *a: _ss.recvfrom_into(s, *a, **kwds), *args)
+        return _retry(self, _wait_read, _ss.recvfrom_into, *args)
+
+    def recvmsg(self, *args):
+        return _retry(self, _wait_read, _ss.recvmsg, *args)
+
+    def recvmsg_into(self, *args):
+        return _retry(self, _wait_read, _ss.recvmsg_into, *args)
+
+    def sendto(self, *args):
+        return _retry(self, _wait_write, _ss.sendto, *args)
+
+    def sendmsg(self, *args):
+        return _retry(self, _wait_write, _ss.sendmsg, *args)
+
+    def _accept(self):
+        return _retry(self, _wait_read, _ss._accept)
+
+    def accept(self):
+        fd, addr = self._accept()
+        sock = socket(self.family, self.type, self.proto, fileno=fd)
+        # as the stdlib: a listener with a timeout hands out blocking
+        # sockets when there is no default timeout
+        if _stdsocket.getdefaulttimeout() is None and self.gettimeout():
+            sock.setblocking(True)
+        return sock, addr
+
+    def connect(self, address):
+        err = self._connect(address)
+        if err:
+            raise OSError(err, _errno_message(err))
+
+    def connect_ex(self, address):
+        try:
+            return self._connect(address)
+        except TimeoutError:
+            return _errno.EAGAIN
+
+    def _connect(self, address):
+        timeout = _ss.gettimeout(self)
+        if timeout == 0.0:
+            return _ss.connect_ex(self, address)
+        address = _resolve_addr(self, address)
+        deadline = None if timeout is None else _monotonic() + timeout
+        err = _nb(self, _ss.connect_ex, address)
+        while err:
+            if err == _errno.EINTR:
+                err = _nb(self, _ss.connect_ex, address)
+                continue
+            if err not in _INPROGRESS:
+                return err
+            if deadline is None:
+                _wait_write(self.fileno())
+            else:
+                remaining = deadline - _monotonic()
+                if remaining <= 0:
+                    raise _timeout_error()
+                _wait_write(self.fileno(), remaining)
+            err = self.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
+        return 0
+
+    def _real_close(self, _ss=_ss):
+        fd = _ss.fileno(self)
+        if fd >= 0:
+            _cancel_fd(fd)
+        _ss.close(self)
+
+    def detach(self):
+        fd = _ss.fileno(self)
+        if fd >= 0:
+            _cancel_fd(fd)
+        return _stdsock.detach(self)
+
+    def shutdown(self, how):
+        _ss.shutdown(self, how)
+
+
+def _errno_message(err):
+    import os
+    return os.strerror(err)
+
+
+def _resolve_addr(sock, address):
+    """Resolve a host name cooperatively before connect (numeric hosts
+    pass through)."""
+    if sock.family not in (_stdsocket.AF_INET, _stdsocket.AF_INET6):
+        return address
+    if not isinstance(address, tuple) or len(address) < 2:
+        return address
+    host = address[0]
+    if isinstance(host, bytes):
+        host = host.decode("idna")
+    if not isinstance(host, str) or _is_numeric(host, sock.family):
+        return address
+    from . import dns
+    info = dns.getaddrinfo(host, address[1], sock.family,
+                           _stdsocket.SOCK_STREAM)
+    return info[0][4]
+
+
+def _is_numeric(host, family):
+    try:
+        _socket.inet_pton(family, host.split("%", 1)[0])
+        return True
+    except (OSError, ValueError):
+        return host == ""
+
+
+SocketType = socket
