@@ -499,6 +499,8 @@ module_exec(PyObject *m)
     if (hub_module_init != NULL && hub_module_init(m) < 0)
         goto fail;
     pystate_install_chunk_cache();
+    if (pystate_init_trampolines() < 0)
+        goto fail;
     return 0;
 fail:
     slp_st = NULL;

@@ -244,13 +244,18 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
     Py_XINCREF(context);
     ts->context = context;
     ts->context_ver++;
-    ts->c_tracefunc = NULL;
-    ts->c_profilefunc = NULL;
-    ts->c_traceobj = NULL;
-    ts->c_profileobj = NULL;
+    /* trace/profile functions given to the tasklet before it started
+     * (tasklet.trace_function = f) move into the thread state */
+    ts->c_tracefunc = s->tracefunc;
+    ts->c_profilefunc = s->profilefunc;
+    ts->c_traceobj = s->traceobj;
+    ts->c_profileobj = s->profileobj;
+    s->tracefunc = s->profilefunc = NULL;
+    s->traceobj = s->profileobj = NULL;
     ts->recursion_remaining = ts->recursion_limit;
     ts->trash_delete_nesting = 0;
     ts->tracing = 0;
+    _PyThreadState_UpdateTracingState(ts);
 }
 
 void
@@ -338,6 +343,88 @@ PyObject *
 pystate_current_frame(PyThreadState *ts)
 {
     return frame_object(ts, ts->cframe->current_frame);
+}
+
+static Py_tracefunc trace_trampoline_fn, profile_trampoline_fn;
+
+int
+pystate_init_trampolines(void)
+{
+    PyThreadState *ts = PyThreadState_Get();
+    Py_tracefunc tf = ts->c_tracefunc, pf = ts->c_profilefunc;
+    PyObject *tobj = Py_XNewRef(ts->c_traceobj);
+    PyObject *pobj = Py_XNewRef(ts->c_profileobj);
+    PyObject *sys = PyImport_ImportModule("sys"), *dummy = NULL, *r;
+    int rc = -1;
+    if (sys == NULL)
+        goto done;
+    dummy = PyObject_GetAttrString(sys, "gettrace");    /* any callable */
+    if (dummy == NULL)
+        goto done;
+    r = PyObject_CallMethod(sys, "settrace", "O", dummy);
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    trace_trampoline_fn = ts->c_tracefunc;
+    r = PyObject_CallMethod(sys, "setprofile", "O", dummy);
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    profile_trampoline_fn = ts->c_profilefunc;
+    rc = 0;
+done:
+    /* put back whatever was there */
+    if (_PyEval_SetTrace(ts, tf, tobj) < 0 ||
+        _PyEval_SetProfile(ts, pf, pobj) < 0)
+        rc = -1;
+    Py_XDECREF(tobj);
+    Py_XDECREF(pobj);
+    Py_XDECREF(dummy);
+    Py_XDECREF(sys);
+    return rc;
+}
+
+PyObject *
+pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile)
+{
+    Py_tracefunc f;
+    PyObject *o;
+    if (s == NULL) {
+        f = profile ? ts->c_profilefunc : ts->c_tracefunc;
+        o = profile ? ts->c_profileobj : ts->c_traceobj;
+    }
+    else {
+        f = profile ? s->profilefunc : s->tracefunc;
+        o = profile ? s->profileobj : s->traceobj;
+    }
+    if (f != NULL && f == (profile ? profile_trampoline_fn
+                                   : trace_trampoline_fn) && o != NULL)
+        return Py_NewRef(o);
+    Py_RETURN_NONE;
+}
+
+int
+pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
+                  PyObject *fn)
+{
+    Py_tracefunc f = fn == Py_None ? NULL
+                   : (profile ? profile_trampoline_fn : trace_trampoline_fn);
+    if (f == NULL && fn != Py_None) {
+        PyErr_SetString(PyExc_RuntimeError, "tracing is not available");
+        return -1;
+    }
+    if (s == NULL)
+        return profile ? _PyEval_SetProfile(ts, f, fn == Py_None ? NULL : fn)
+                       : _PyEval_SetTrace(ts, f, fn == Py_None ? NULL : fn);
+    if (profile) {
+        s->profilefunc = f;
+        Py_XSETREF(s->profileobj, f ? Py_NewRef(fn) : NULL);
+    }
+    else {
+        s->tracefunc = f;
+        Py_XSETREF(s->traceobj, f ? Py_NewRef(fn) : NULL);
+    }
+    return 0;
 }
 
 PyObject *

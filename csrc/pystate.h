@@ -101,6 +101,17 @@ void pystate_set_context(PyThreadState *ts, PyObject *ctx);
 PyObject *pystate_trace_opcodes_on(PyThreadState *ts);
 void pystate_trace_opcodes_off(PyObject *frame);
 
+/* sys.settrace()/setprofile() per tasklet: find the C trampolines CPython
+ * uses for Python-level trace functions (once, at import). */
+int pystate_init_trampolines(void);
+/* The Python-level trace (profile=0) or profile (1) function of the running
+ * tasklet (s == NULL) or of a suspended one, or None (new reference). */
+PyObject *pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile);
+/* Set it; s == NULL: the running tasklet (calling thread only).  fn may be
+ * None.  Returns 0 or -1. */
+int pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
+                      PyObject *fn);
+
 /* Trace/profile functions of a suspended tasklet (for the tasklet's
  * trace_function/profile_function attributes). */
 #endif /* SLP_PYSTATE_H */

@@ -1209,7 +1209,53 @@ tasklet_get_context_id(PyObject *self, void *c)
     return id;
 }
 
+/* trace_function / profile_function (STACKLESS_API.md §8.4): the
+ * tasklet's own sys.settrace()/setprofile() function. */
+static PyObject *
+tasklet_get_tracer(PyObject *self, void *c)
+{
+    TaskletObject *t = T(self);
+    int profile = c != NULL;
+    if (tasklet_ts(t) == NULL)
+        Py_RETURN_NONE;
+    if (tasklet_is_current(t))
+        return pystate_get_trace(t->ts->tstate, NULL, profile);
+    return pystate_get_trace(t->ts->tstate, &t->ps, profile);
+}
+
+static int
+tasklet_set_tracer(PyObject *self, PyObject *v, void *c)
+{
+    TaskletObject *t = T(self);
+    int profile = c != NULL;
+    if (v == NULL)
+        v = Py_None;
+    if (v != Py_None && !PyCallable_Check(v)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "a trace or profile function must be callable or None");
+        return -1;
+    }
+    if (tasklet_is_current(t)) {
+        if (t->ts != sched_peek()) {
+            PyErr_SetString(PyExc_RuntimeError,
+                            "cannot set the trace function of the current "
+                            "tasklet of another thread");
+            return -1;
+        }
+        return pystate_set_trace(t->ts->tstate, NULL, profile, v);
+    }
+    if (tasklet_ts(t) == NULL && tasklet_started(t)) {
+        PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return -1;
+    }
+    return pystate_set_trace(NULL, &t->ps, profile, v);
+}
+
 static PyGetSetDef tasklet_getset[] = {
+    {"trace_function", tasklet_get_tracer, tasklet_set_tracer,
+     "the tasklet's sys.settrace() function", NULL},
+    {"profile_function", tasklet_get_tracer, tasklet_set_tracer,
+     "the tasklet's sys.setprofile() function", (void *)1},
     {"alive", tasklet_get_alive, NULL, "has a frame: set up or suspended", NULL},
     {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
     {"blocked", tasklet_get_blocked, NULL, "waiting on a channel", NULL},
