@@ -399,7 +399,7 @@ sched_call_schedule_cb(sched_thread *ts, PyObject *prev, PyObject *next)
     res = PyObject_CallFunctionObjArgs(cb, prev, next, NULL);
     ts->in_callback = 0;
     if (res == NULL)
-        PyErr_WriteUnraisable(cb);
+        _PyErr_WriteUnraisableMsg("in scheduling callback", cb);
     Py_XDECREF(res);
     Py_DECREF(cb);
     PyErr_Restore(exc, val, tb);

@@ -1,0 +1,149 @@
+"""Channel and schedule callbacks (STACKLESS_API.md §2.2)."""
+
+import re
+import sys
+import threading
+
+import pytest
+
+import stackless_compat as stackless
+
+
+@pytest.fixture
+def channel_cb():
+    calls = []
+
+    def cb(ch, t, sending, willblock):
+        calls.append((ch, t, sending, willblock))
+
+    old = stackless.set_channel_callback(cb)
+    assert stackless.get_channel_callback() is cb
+    try:
+        yield calls
+    finally:
+        assert stackless.set_channel_callback(old) is cb
+
+
+def test_set_channel_callback_returns_previous():
+    assert stackless.get_channel_callback() is None
+    f = lambda *a: None   # noqa: E731
+    assert stackless.set_channel_callback(f) is None
+    assert stackless.set_channel_callback(None) is f
+    assert stackless.get_channel_callback() is None
+
+
+def test_channel_callback_arguments(channel_cb):
+    ch = stackless.channel()
+    receiver = stackless.tasklet(ch.receive)()
+    stackless.run()                           # receive blocks
+    main = stackless.getcurrent()
+    ch.send(42)                               # a receiver is waiting
+    assert channel_cb == [(ch, receiver, 0, 1), (ch, main, 1, 0)]
+    channel_cb.clear()
+
+
+def test_channel_action_inside_the_callback_is_refused():
+    seen = []
+    other = stackless.channel()
+
+    def cb(ch, t, sending, willblock):
+        try:
+            other.send(1)
+        except RuntimeError as e:
+            seen.append(str(e))
+
+    old = stackless.set_channel_callback(cb)
+    try:
+        ch = stackless.channel()
+        stackless.tasklet(ch.send)("x")
+        assert ch.receive() == "x"
+    finally:
+        stackless.set_channel_callback(old)
+    stackless.run()
+    assert seen and set(seen) == {"Recursive channel call due to callbacks!"}
+
+
+def test_channel_callback_errors_are_swallowed():
+    def cb(*args):
+        raise ValueError("ignored")
+
+    old = stackless.set_channel_callback(cb)
+    try:
+        ch = stackless.channel()
+        stackless.tasklet(ch.send)("ok")
+        assert ch.receive() == "ok"
+    finally:
+        stackless.set_channel_callback(old)
+    stackless.run()
+
+
+def test_schedule_callback_sees_every_switch():
+    events = []
+
+    def cb(prev, nxt):
+        events.append((prev, nxt))
+
+    assert stackless.set_schedule_callback(cb) is None
+    try:
+        assert stackless.get_schedule_callback() is cb
+        main = stackless.getcurrent()
+        t = stackless.tasklet(stackless.schedule)()
+        stackless.run()
+    finally:
+        assert stackless.set_schedule_callback(None) is cb
+    assert events[0] == (main, t)
+    assert (t, main) in events or events[-1][1] is main
+    for prev, nxt in events:
+        assert prev is not nxt
+
+
+def test_schedule_callback_prev_none_for_a_new_threads_main():
+    events = []
+    old = stackless.set_schedule_callback(lambda p, n: events.append((p, n)))
+    try:
+        box = {}
+        th = threading.Thread(target=lambda: box.setdefault(
+            "main", stackless.getmain()))
+        th.start()
+        th.join(10)
+    finally:
+        stackless.set_schedule_callback(old)
+    assert (None, box["main"]) in events
+
+
+def test_schedule_callback_errors_are_reported_as_unraisable(monkeypatch):
+    reported = []
+    monkeypatch.setattr(sys, "unraisablehook", reported.append)
+
+    def cb(prev, nxt):
+        raise KeyError("from the callback")
+
+    old = stackless.set_schedule_callback(cb)
+    try:
+        stackless.tasklet(lambda: None)()
+        stackless.run()
+    finally:
+        stackless.set_schedule_callback(old)
+    assert reported
+    assert isinstance(reported[0].exc_value, KeyError)
+    assert "scheduling callback" in reported[0].err_msg
+    reported.clear()
+
+
+def test_switching_inside_the_schedule_callback_is_refused():
+    errors = []
+
+    def cb(prev, nxt):
+        try:
+            stackless.schedule()
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    old = stackless.set_schedule_callback(cb)
+    try:
+        t = stackless.tasklet(stackless.schedule)()
+        stackless.run()
+    finally:
+        stackless.set_schedule_callback(old)
+    assert errors and all(re.search("schedule callback", m) for m in errors)
+    assert not t.alive
