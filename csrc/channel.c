@@ -472,6 +472,8 @@ channel_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         PyErr_SetString(PyExc_TypeError, "channel() takes no arguments");
         return NULL;
     }
+    if (slp_fault())
+        return PyErr_NoMemory();
     ch = (ChannelObject *)type->tp_alloc(type, 0);
     if (ch == NULL)
         return NULL;

@@ -347,6 +347,18 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* Test helper: make the n-th next allocation of ours fail (0: never). */
+static PyObject *
+mod_fault_inject(PyObject *m, PyObject *arg)
+{
+    long n = PyLong_AsLong(arg);
+    (void)m;
+    if (n == -1 && PyErr_Occurred())
+        return NULL;
+    slp_fault_countdown = n < 0 ? 0 : (int)n;
+    Py_RETURN_NONE;
+}
+
 /* gc.callbacks entry: kill the tasklets the collection found unreachable
  * once it is over (see tasklet_finalize). */
 static PyObject *
@@ -407,6 +419,7 @@ static PyMethodDef module_methods[] = {
     {"_atexit_kill", mod_atexit_kill, METH_NOARGS, NULL},
     {"_stack_info", mod_stack_info, METH_O, NULL},
     {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
+    {"_fault_inject", mod_fault_inject, METH_O, NULL},
     {NULL}
 };
 

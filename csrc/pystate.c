@@ -20,6 +20,7 @@
 
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
+#include "switch.h"
 
 #if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
 #  error "this pystate.c is for CPython 3.11"
@@ -216,7 +217,7 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
      * and a little room; deeper calls get CPython's own chunks, which the
      * chunk cache recycles. */
     words = 1 + (slots ? slots + 8 : 120);
-    chunk = (_PyStackChunk *)PyMem_Malloc(
+    chunk = slp_fault() ? NULL : (_PyStackChunk *)PyMem_Malloc(
         (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
     if (chunk != NULL) {
         chunk->previous = NULL;

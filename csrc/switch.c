@@ -264,12 +264,16 @@ slp_stack_size(const slp_stack *s)
     return (size_t)(s->stop - s->start);
 }
 
+int slp_fault_countdown;
+
 int
 slp_stack_reserve(slp_stack *s, size_t bytes)
 {
     char *p;
     if (bytes <= s->capacity)
         return 0;
+    if (slp_fault())
+        return -1;
     p = realloc(s->copy, bytes);
     if (p == NULL)
         return -1;

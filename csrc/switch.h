@@ -85,6 +85,14 @@ SLP_HIDDEN size_t slp_stack_size(const slp_stack *s);
 
 
 
+/* Fault injection for tests: when > 0, counts allocations down; the one
+ * that brings it to 0 fails (stackless_compat._stackless._fault_inject). */
+SLP_HIDDEN extern int slp_fault_countdown;
+static inline int slp_fault(void)
+{
+    return slp_fault_countdown > 0 && --slp_fault_countdown == 0;
+}
+
 /* Make sure s can save `bytes` without allocating during a switch.
  * Returns 0, or -1 when out of memory. */
 SLP_HIDDEN int slp_stack_reserve(slp_stack *s, size_t bytes);

@@ -10,7 +10,10 @@
 PyObject *
 bomb_new(PyObject *type, PyObject *value, PyObject *tb)
 {
-    BombObject *b = PyObject_GC_New(BombObject, slp_st->bomb_type);
+    BombObject *b;
+    if (slp_fault())
+        return PyErr_NoMemory();
+    b = PyObject_GC_New(BombObject, slp_st->bomb_type);
     if (b == NULL)
         return NULL;
     b->type = Py_XNewRef(type);
@@ -259,7 +262,12 @@ static PyObject *tasklet_vectorcall(PyObject *self, PyObject *const *args,
 static TaskletObject *
 tasklet_alloc(PyTypeObject *type, sched_thread *ts)
 {
-    TaskletObject *t = (TaskletObject *)type->tp_alloc(type, 0);
+    TaskletObject *t;
+    if (slp_fault()) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    t = (TaskletObject *)type->tp_alloc(type, 0);
     if (t == NULL)
         return NULL;
     t->vectorcall = tasklet_vectorcall;
