@@ -30,7 +30,7 @@
 #include <time.h>
 
 #define SLP_TICK_NS 20LL
-#define SLP_WD_MIN_NS 100000LL          /* 100 us */
+#define SLP_WD_MIN_NS 1000000LL         /* 1 ms */
 #define SLP_WD_MAX_SLEEP_NS 10000000LL  /* 10 ms */
 
 static PyThread_type_lock wd_lock;      /* guards the list below */
