@@ -425,6 +425,7 @@ channel_set_schedule_all(PyObject *self, PyObject *v, void *c)
 }
 
 static PyGetSetDef channel_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"balance", channel_get_balance, NULL,
      "> 0: blocked senders; < 0: blocked receivers", NULL},
     {"closing", channel_get_closing, NULL, "close() was called", NULL},

@@ -347,6 +347,22 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
     Py_RETURN_NONE;
 }
 
+/* For pickling (_extras.py): the bound function and the arguments a tasklet
+ * was set up with, each None when absent. */
+static PyObject *
+mod_tasklet_bound(PyObject *m, PyObject *arg)
+{
+    TaskletObject *t = (TaskletObject *)arg;
+    (void)m;
+    if (!Tasklet_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "a tasklet is required");
+        return NULL;
+    }
+    return Py_BuildValue("(OOO)", t->func ? t->func : Py_None,
+                         t->args ? t->args : Py_None,
+                         t->kwargs ? t->kwargs : Py_None);
+}
+
 /* Test helper: make the n-th next allocation of ours fail (0: never). */
 static PyObject *
 mod_fault_inject(PyObject *m, PyObject *arg)
@@ -420,6 +436,7 @@ static PyMethodDef module_methods[] = {
     {"_stack_info", mod_stack_info, METH_O, NULL},
     {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
     {"_fault_inject", mod_fault_inject, METH_O, NULL},
+    {"_tasklet_bound", mod_tasklet_bound, METH_O, NULL},
     {NULL}
 };
 

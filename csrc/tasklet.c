@@ -1260,6 +1260,7 @@ tasklet_set_tracer(PyObject *self, PyObject *v, void *c)
 }
 
 static PyGetSetDef tasklet_getset[] = {
+    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"trace_function", tasklet_get_tracer, tasklet_set_tracer,
      "the tasklet's sys.settrace() function", NULL},
     {"profile_function", tasklet_get_tracer, tasklet_set_tracer,

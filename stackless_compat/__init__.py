@@ -39,6 +39,10 @@ __all__ = [
 # The module refers to itself, as Stackless's did (deprecated there too).
 stackless = _sys.modules[__name__]
 
+# Pickling, cstack, dump_tasklets, live and settable module properties.
+from . import _extras  # noqa: E402
+_extras.install(_sys.modules[__name__])
+
 # Attributes Stackless computes on every access (PEP 562).
 _DYNAMIC = {
     "current": getcurrent,
