@@ -367,6 +367,7 @@ hub_thread_end(sched_thread *ts)
             Py_DECREF(tm);
     }
     hub_wait_release(h);
+    hub_dns_release(h);
     ev_async_stop(h->loop, &h->async);
     if (!h->is_main)
         ev_loop_destroy(h->loop);
@@ -448,6 +449,8 @@ hub_module_init(PyObject *module)
                               (PyObject *)HubTimer_Type) < 0)
         return -1;
     if (hub_wait_module_init(module) < 0 || hub_sock_module_init(module) < 0)
+        return -1;
+    if (hub_dns_module_init(module) < 0)
         return -1;
     slp_st->idle_hook = hub_idle;
     slp_st->thread_end_hook = hub_thread_end;

@@ -29,6 +29,7 @@ typedef struct hub_state {
     hub_timer *expired;           /* Timeout objects whose timer fired */
     ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
+    void *dns;                    /* dns.c: the thread's c-ares channel */
 } hub_state;
 
 /* One wait of a parked tasklet: lives on the heap (a tasklet's C stack is
@@ -79,5 +80,9 @@ void hub_wait_release(hub_state *h);
 
 /* sock.c */
 int hub_sock_module_init(PyObject *module);
+
+/* dns.c */
+int hub_dns_module_init(PyObject *module);
+void hub_dns_release(hub_state *h);       /* thread end: destroy the channel */
 
 #endif /* HUB_HUB_H */
