@@ -16,6 +16,10 @@ not make the run fail.  A child that crashes or times out does (exit 1).
   python benchmarks/run_all.py --quick      # smoke run: small sizes, < 30 s
                                             # (does not write results.json
                                             # unless --json is given)
+  python benchmarks/run_all.py --echo       # also the hub's loopback echo
+                                            # (bench_echo.py: loadgen against
+                                            # stackless_compat, gevent, asyncio,
+                                            # uvloop, C epoll; ~1 min a round)
 """
 import argparse
 import json
@@ -54,6 +58,21 @@ TARGETS = [
     ("RSS per tasklet blocked on receive() [bytes]",
      ("rss_blocked", SC), None, 1500.0),
 ]
+# echo (bench_echo.py, only with --echo): issue 4's targets, round trips/s
+# (higher is better) as (label, numerator, denominator, lower bound)
+ECHO_IMPLS = ("stackless_compat", "gevent", "asyncio-streams", "uvloop-streams",
+              "uvloop-proto", "c")
+ECHO_TARGETS = [
+    ("echo 100 conns / gevent", ("echo_c100", SC), ("echo_c100", "gevent"), 1.5),
+    ("echo 1000 conns / gevent", ("echo_c1000", SC), ("echo_c1000", "gevent"), 1.5),
+    ("echo 100 conns / uvloop streams",
+     ("echo_c100", SC), ("echo_c100", "uvloop-streams"), 1.0),
+    ("echo 1000 conns / uvloop streams",
+     ("echo_c1000", SC), ("echo_c1000", "uvloop-streams"), 1.0),
+    ("echo 100 conns / C epoll", ("echo_c100", SC), ("echo_c100", "c"), 0.8),
+    ("echo 1000 conns / C epoll", ("echo_c1000", SC), ("echo_c1000", "c"), 0.8),
+]
+
 # the same ratios for the baseline, for context (no target)
 REFERENCE = [
     ("sl_emul schedule() 2 tasklets / greenlet raw switch",
@@ -87,6 +106,28 @@ def run_child(script, impl, args):
         tail = p.stderr.strip().splitlines()[-8:]
         return "failed", recs, "rc=%d: %s" % (p.returncode, " | ".join(tail)), time.time() - t0
     return "ok", recs, None, time.time() - t0
+
+
+def run_echo(args):
+    """One bench_echo.py child measuring every echo impl; its records."""
+    cmd = [sys.executable, os.path.join(B.HERE, "bench_echo.py")]
+    if args.quick:
+        cmd.append("--quick")
+    try:
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           universal_newlines=True,
+                           timeout=max(args.timeout, 900.0))
+    except subprocess.TimeoutExpired:
+        return [], "timeout", []
+    recs = [json.loads(line) for line in p.stdout.splitlines()
+            if line.startswith("{")]
+    notes = [line[len("note: "):] for line in p.stderr.splitlines()
+             if line.startswith("note: ")]
+    err = None
+    if p.returncode not in (0, B.SKIP_RC):
+        err = "rc=%d: %s" % (p.returncode,
+                             " | ".join(p.stderr.strip().splitlines()[-8:]))
+    return recs, err, notes
 
 
 def fmt(v):
@@ -123,6 +164,8 @@ def main(argv=None):
                     help="comma-separated scenario names, e.g. schedule,channel")
     ap.add_argument("--impls", default=",".join(IMPL_COLUMNS),
                     help="comma-separated impls to run (default: all)")
+    ap.add_argument("--echo", action="store_true",
+                    help="also run bench_echo.py (loopback echo against the peers)")
     ap.add_argument("--json", default=None,
                     help="where to write the results (default benchmarks/results.json; "
                          "with --quick nothing is written unless this is given)")
@@ -165,6 +208,17 @@ def main(argv=None):
                                      % (script, impl, rnd + 1, err))
                 for r in recs:
                     runs.setdefault((r["bench"], r["figure"], r["impl"]), []).append(r)
+        if args.echo:
+            recs, err, echo_notes = run_echo(args)
+            for n in echo_notes:
+                impl, _, why = n.partition(" not measured -- ")
+                notes.setdefault(impl, why)
+            if err:
+                failures.append({"scenario": "echo", "impl": "all", "round": rnd + 1,
+                                 "error": err})
+                sys.stderr.write("FAILED bench_echo.py (round %d): %s\n" % (rnd + 1, err))
+            for r in recs:
+                runs.setdefault((r["bench"], r["figure"], r["impl"]), []).append(r)
 
     # medians
     med = {}
@@ -177,6 +231,9 @@ def main(argv=None):
         rec["round_max"] = max(vals)
         for k in ("min", "max"):
             rec.pop(k, None)
+        for k in ("p50_us", "p99_us"):       # echo: latency medians too
+            if all(k in r for r in recs):
+                rec[k] = statistics.median(r[k] for r in recs)
         med[key] = rec
     by_fig = {}
     for (bench, fig, impl), rec in med.items():
@@ -197,6 +254,8 @@ def main(argv=None):
         "%18s" % c for c in IMPL_COLUMNS)
     print(hdr)
     print("-" * len(hdr))
+    echo_rows = [bf for bf in rows if bf[0] == "echo"]
+    rows = [bf for bf in rows if bf[0] != "echo"]
     for bench, fig in rows:
         d = by_fig[(bench, fig)]
         unit = next(iter(d.values()))["unit"]
@@ -206,6 +265,18 @@ def main(argv=None):
             extra = "   (C stack %s B)" % "{:,}".format(cb)
         print("%-10s %-24s %-14s" % (bench, fig, unit) + "".join(
             "%18s" % fmt(d[c]["value"] if c in d else None) for c in IMPL_COLUMNS) + extra)
+
+    if echo_rows:
+        print()
+        hdr = "%-12s %-16s" % ("echo", "") + "".join("%17s" % c for c in ECHO_IMPLS)
+        print(hdr)
+        print("-" * len(hdr))
+        for _, fig in sorted(echo_rows, key=lambda bf: int(bf[1][len("echo_c"):])):
+            d = by_fig[("echo", fig)]
+            for label, key in (("rt/s", "value"), ("p50 us", "p50_us"),
+                               ("p99 us", "p99_us")):
+                print("%-12s %-16s" % (fig if key == "value" else "", label) + "".join(
+                    "%17s" % fmt(d[c].get(key) if c in d else None) for c in ECHO_IMPLS))
 
     # targets
     ratios = []
@@ -227,6 +298,31 @@ def main(argv=None):
         ratios.append({"target": label, "numerator": list(num),
                        "denominator": list(den) if den else None, "value": v,
                        "limit": limit, "status": status.split(" ")[0]})
+    for label, num, den, bound in (ECHO_TARGETS if echo_rows else []):
+        nv, dv = value(*num), value(*den)
+        if nv is None or not dv:
+            v, status = None, "n/a"
+        else:
+            v = nv / dv
+            status = "PASS" if v >= bound else "MISS"
+        print("%-50s %12s %8s  %s" % (label, "-" if v is None else "%.3f" % v,
+                                      ">= %g" % bound, status))
+        ratios.append({"target": label, "numerator": list(num),
+                       "denominator": list(den), "value": v, "lower_bound": bound,
+                       "status": status})
+    if echo_rows:
+        for conns in (100, 1000):
+            fig = "echo_c%d" % conns
+            d = by_fig.get(("echo", fig), {})
+            if SC in d and "gevent" in d:
+                ok = d[SC]["p99_us"] <= d["gevent"]["p99_us"]
+                print("%-50s %12s %8s  %s" % (
+                    "echo %d conns p99 / gevent p99" % conns,
+                    "%.3f" % (d[SC]["p99_us"] / d["gevent"]["p99_us"]), "<= 1",
+                    "PASS" if ok else "MISS"))
+                ratios.append({"target": "echo %d conns p99 <= gevent p99" % conns,
+                               "value": d[SC]["p99_us"] / d["gevent"]["p99_us"],
+                               "limit": 1.0, "status": "PASS" if ok else "MISS"})
     for label, num, den in REFERENCE:
         nv, dv = value(*num), value(*den)
         v = nv / dv if nv is not None and dv else None
