@@ -59,7 +59,8 @@ typedef ssize_t (*io_fn)(int fd, void *ctx);
 /* The stdlib's sock_call_ex() on the hub.  Returns the syscall's result,
  * or -1 with an exception. */
 static ssize_t
-sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline)
+sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
+        int flags)
 {
     sched_thread *ts = NULL;
     for (;;) {
@@ -74,7 +75,9 @@ sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline)
                 return -1;
             continue;
         }
-        if ((err != EAGAIN && err != EWOULDBLOCK) || s->sock_timeout == 0) {
+        /* MSG_DONTWAIT: one attempt, as the stdlib does */
+        if ((err != EAGAIN && err != EWOULDBLOCK) || s->sock_timeout == 0 ||
+            (flags & MSG_DONTWAIT)) {
             errno = err;
             PyErr_SetFromErrno(PyExc_OSError);
             return -1;
@@ -161,7 +164,7 @@ sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     c.buf = PyBytes_AS_STRING(buf);
     c.len = (size_t)size;
-    n = sock_io(s, 0, do_recv, &c, &deadline);
+    n = sock_io(s, 0, do_recv, &c, &deadline, c.flags);
     if (n < 0) {
         Py_DECREF(buf);
         return NULL;
@@ -228,7 +231,7 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     c.buf = pb.buf;
     c.len = (size_t)nbytes;
-    n = sock_io(s, 0, do_recv, &c, &deadline);
+    n = sock_io(s, 0, do_recv, &c, &deadline, c.flags);
     PyBuffer_Release(&pb);
     if (n < 0)
         return NULL;
@@ -260,7 +263,7 @@ sock_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     c.buf = pb.buf;
     c.len = (size_t)pb.len;
-    n = sock_io((hub_sockobj *)self, 1, do_send, &c, &deadline);
+    n = sock_io((hub_sockobj *)self, 1, do_send, &c, &deadline, c.flags);
     PyBuffer_Release(&pb);
     if (n < 0)
         return NULL;
@@ -284,7 +287,7 @@ sock_sendall(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     do {
         c.buf = p;
         c.len = left;
-        n = sock_io((hub_sockobj *)self, 1, do_send, &c, &deadline);
+        n = sock_io((hub_sockobj *)self, 1, do_send, &c, &deadline, c.flags);
         if (n < 0) {
             PyBuffer_Release(&pb);
             return NULL;

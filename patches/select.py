@@ -33,6 +33,8 @@ def _fileno(obj):
 def select(rlist, wlist, xlist, timeout=None):
     """select.select(rlist, wlist, xlist[, timeout]) parking the tasklet."""
     if timeout is not None:
+        if isinstance(timeout, (str, bytes)) or not hasattr(timeout, "__float__"):
+            raise TypeError("timeout must be a float or None")
         timeout = float(timeout)
         if timeout < 0:
             raise ValueError("timeout must be non-negative")

@@ -36,12 +36,20 @@ def _timeout_error():
     return TimeoutError("timed out")
 
 
-def _retry(sock, wait, func, *args):
+_MSG_DONTWAIT = getattr(__import__('socket'), 'MSG_DONTWAIT', 0)
+
+
+def _retry(sock, wait, func, *args, flags_at=None):
     """func(sock, *args) with timeout 0, parking on EAGAIN until the
-    socket's timeout."""
+    socket's timeout.  args[flags_at], when given, holds the call's flags:
+    MSG_DONTWAIT makes it a single non-blocking attempt, as in the stdlib."""
     timeout = _ss.gettimeout(sock)
     if timeout == 0.0:
         return func(sock, *args)
+    if (flags_at is not None and len(args) > flags_at
+            and isinstance(args[flags_at], int)
+            and args[flags_at] & _MSG_DONTWAIT):
+        return _nb(sock, func, *args)
     deadline = None if timeout is None else _monotonic() + timeout
     while True:
         try:
@@ -79,25 +87,26 @@ class socket(_stdsock):
         _settimeout(self, None if flag else 0.0)
 
     def recvfrom(self, *args):
-        return _retry(self, _wait_read, _ss.recvfrom, *args)
+        return _retry(self, _wait_read, _ss.recvfrom, *args, flags_at=1)
 
     def recvfrom_into(self, *args, **kwds):
         if kwds:
             return _retry(self, _wait_read,
                           lambda s, *a: _ss.recvfrom_into(s, *a, **kwds), *args)
-        return _retry(self, _wait_read, _ss.recvfrom_into, *args)
+        return _retry(self, _wait_read, _ss.recvfrom_into, *args, flags_at=2)
 
     def recvmsg(self, *args):
-        return _retry(self, _wait_read, _ss.recvmsg, *args)
+        return _retry(self, _wait_read, _ss.recvmsg, *args, flags_at=2)
 
     def recvmsg_into(self, *args):
-        return _retry(self, _wait_read, _ss.recvmsg_into, *args)
+        return _retry(self, _wait_read, _ss.recvmsg_into, *args, flags_at=2)
 
     def sendto(self, *args):
-        return _retry(self, _wait_write, _ss.sendto, *args)
+        return _retry(self, _wait_write, _ss.sendto, *args,
+                      flags_at=1 if len(args) == 3 else None)
 
     def sendmsg(self, *args):
-        return _retry(self, _wait_write, _ss.sendmsg, *args)
+        return _retry(self, _wait_write, _ss.sendmsg, *args, flags_at=2)
 
     def _accept(self):
         return _retry(self, _wait_read, _ss._accept)

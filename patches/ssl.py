@@ -169,6 +169,46 @@ def _ctx_property(name, wrap):
     return property(get, set)
 
 
+def _to_enum(enum, value):
+    try:
+        return enum(value)
+    except ValueError:
+        return value
+
+
+def _get_msg_callback(self):
+    inner = _CBase._msg_callback.__get__(self)
+    return getattr(inner, "user_function", inner)
+
+
+def _set_msg_callback(self, callback):
+    # Same contract as the stdlib's property, set on the C base directly (the
+    # stdlib's goes through super(SSLContext, SSLContext), which is this
+    # class once patched, and would recurse).
+    if callback is None:
+        _CBase._msg_callback.__set__(self, None)
+        return
+    if not callable(callback):
+        raise TypeError(f"{callback} is not callable.")
+    content_types = _stdssl._TLSContentType
+
+    def inner(conn, direction, version, content_type, msg_type, data):
+        version = _to_enum(_stdssl.TLSVersion, version)
+        content_type = _to_enum(content_types, content_type)
+        if content_type == content_types.HEADER:
+            kind = content_types
+        elif content_type == content_types.ALERT:
+            kind = _stdssl._TLSAlertType
+        else:
+            kind = _stdssl._TLSMessageType
+        msg_type = _to_enum(kind, msg_type)
+        return callback(conn, direction, version, content_type, msg_type,
+                        data)
+
+    inner.user_function = callback
+    _CBase._msg_callback.__set__(self, inner)
+
+
 class SSLContext(_stdssl.SSLContext):
     """The stdlib SSLContext making cooperative SSLSockets.  The
     properties the stdlib defines through ``super(SSLContext,
@@ -181,7 +221,7 @@ class SSLContext(_stdssl.SSLContext):
     minimum_version = _ctx_property("minimum_version", _stdssl.TLSVersion)
     maximum_version = _ctx_property("maximum_version", _stdssl.TLSVersion)
     if hasattr(_CBase, "_msg_callback"):
-        _msg_callback = _stdssl.SSLContext._msg_callback
+        _msg_callback = property(_get_msg_callback, _set_msg_callback)
 
 
 def wrap_socket(sock, *args, **kwds):
