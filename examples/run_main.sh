@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 if [ -z "${SLP_SKIP_INSTALL:-}" ]; then
-    python3 -m pip install -q -e .
+    bash tools/setup.sh         # system packages, then pip install -e .
 fi
 python3 -m stackless_compat examples/legacy_pingpong.py "$@"
 echo
