@@ -318,6 +318,8 @@ class LoadClient:
         self.finished = stackless.channel()
         self.finished.preference = 0
         self.bye = False
+        self.private_seen = False
+        self.private_wait = stackless.channel()
 
     def run(self):
         d, rep = self.d, self.d.report
@@ -339,6 +341,8 @@ class LoadClient:
             # one private message to the next player, then leave
             nxt = b"player%d" % ((self.index + 1) % d.clients)
             sock.sendall(b"TELL %s hi\n" % nxt)
+            if not self.private_seen:       # our predecessor's TELL arrived:
+                self.private_wait.receive()  # only then may anyone QUIT
             d.told.send(self.index)         # wait until everybody has told
             d.go.receive()
             sock.sendall(b"QUIT\n")
@@ -387,6 +391,9 @@ class LoadClient:
                         self.finished.send(None)
         elif kind == b"PRIVATE":
             rep.private += 1
+            self.private_seen = True
+            if self.private_wait.balance < 0:
+                self.private_wait.send(None)
         elif kind == b"BYE":
             self.bye = True
         else:
