@@ -753,18 +753,18 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return NULL;
     }
+    if (!tasklet_alive(t)) {
+        Py_DECREF(bomb);
+        if (is_kill)
+            Py_RETURN_NONE;
+        PyErr_SetString(PyExc_RuntimeError,
+                        "You cannot throw to a dead tasklet");
+        return NULL;
+    }
     if (tasklet_ts(t) != ts) {
         /* Another thread's tasklet: make it runnable there with the bomb
          * and wake that thread; never switch here (§7.6). */
         sched_thread *tts = t->ts;
-        if (!tasklet_alive(t)) {
-            Py_DECREF(bomb);
-            if (is_kill)
-                Py_RETURN_NONE;
-            PyErr_SetString(PyExc_RuntimeError,
-                            "You cannot throw to a dead tasklet");
-            return NULL;
-        }
         Py_SETREF(t->tempval, bomb);
         if (t->blocked == TASKLET_PARKED) {
             /* its watcher belongs to that thread: abort it there */
@@ -781,14 +781,6 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
     }
     if (t == cur)
         return bomb_explode(bomb);
-    if (!tasklet_alive(t)) {
-        Py_DECREF(bomb);
-        if (is_kill)
-            Py_RETURN_NONE;
-        PyErr_SetString(PyExc_RuntimeError,
-                        "You cannot throw to a dead tasklet");
-        return NULL;
-    }
     if (!pending && sched_check_switch(ts) < 0) {
         Py_DECREF(bomb);
         return NULL;
