@@ -14,7 +14,7 @@ ASAN_ENV = \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc
 
-.PHONY: all build inplace test ctest asan bench clean help
+.PHONY: debug-test all build inplace test ctest asan bench clean help
 
 all: build
 
@@ -56,6 +56,15 @@ asan:
 	echo "== restoring the normal build"; \
 	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
 	if [ $$status -ne 0 ]; then echo "== sanitizer run FAILED (pytest exit $$status)"; fi; \
+	exit $$status
+
+# A debug build (-O0, assertions on, SLP_DEBUG) running the core suite.
+debug-test:
+	STACKLESS_COMPAT_DEBUG=1 $(PYTHON) setup.py build_ext --inplace --force
+	@status=0; \
+	$(PYTHON) -m pytest $(ASAN_PYTEST_ARGS) $(PYTEST_ARGS) || status=$$?; \
+	echo "== restoring the normal build"; \
+	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
 	exit $$status
 
 bench:

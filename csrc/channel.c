@@ -7,6 +7,8 @@
  */
 #include "module.h"
 
+#include <assert.h>
+
 #include "structmember.h"
 
 #define C(o) ((ChannelObject *)(o))
@@ -30,6 +32,7 @@ channel_append(ChannelObject *ch, TaskletObject *t, int dir)
 void
 channel_remove_waiter(ChannelObject *ch, TaskletObject *t)
 {
+    assert(t->chan == ch && (t->blocked == 1 || t->blocked == -1));
     if (t->cprev != NULL)
         t->cprev->cnext = t->cnext;
     else

@@ -9,6 +9,7 @@
  */
 #include "module.h"
 
+#include <assert.h>
 #include <stddef.h>
 #include "pythread.h"
 
@@ -248,6 +249,8 @@ sched_get(void)
 void
 ring_insert_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
+    assert(!(t->flags & TF_IN_RING) && t->blocked == 0);
+    assert(pos->flags & TF_IN_RING);
     Py_INCREF(t);
     t->prev = pos;
     t->next = pos->next;
@@ -266,6 +269,9 @@ ring_append(sched_thread *ts, TaskletObject *t)
 TaskletObject *
 ring_remove(sched_thread *ts, TaskletObject *t)
 {
+    assert(t->flags & TF_IN_RING);
+    assert(t->next->prev == t && t->prev->next == t);
+    assert(ts->runcount > 0);
     t->prev->next = t->next;
     t->next->prev = t->prev;
     t->next = t->prev = NULL;
@@ -584,6 +590,7 @@ int
 sched_unpark(TaskletObject *t, PyObject *value)
 {
     sched_thread *ts = t->ts;
+    assert(ts != NULL && ts == sched_peek());
     if (t->blocked != TASKLET_PARKED) {
         Py_XDECREF(value);
         return -1;
