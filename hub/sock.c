@@ -9,8 +9,11 @@
  * (patches/socket.py sets it, _sock_settimeout keeps it). */
 #include "hub.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -28,6 +31,9 @@ typedef struct {
 } hub_sockobj;
 
 static PyTypeObject *SockType;    /* _socket.socket */
+static PyObject *StdConnectEx;    /* _socket.socket.connect_ex */
+static PyObject *StdAccept;       /* _socket.socket._accept */
+static PyObject *Resolver;        /* patches/socket.py _resolve_addr */
 
 static double
 mono_now(void)
@@ -303,7 +309,347 @@ sock_sendall(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------------------
+ * accept and connect (the stdlib's sock_accept / internal_connect on the
+ * hub).  AF_INET/AF_INET6 with numeric addresses never leave C; other
+ * families and address forms make their non-blocking attempt through the
+ * stdlib's own C code (its address parsing and errors), then wait here.
+ */
+
+static ssize_t
+do_accept(int fd, void *p)
+{
+    struct sockaddr_storage *ss = p;
+    socklen_t len = sizeof(*ss);
+    int r;
+    memset(ss, 0, sizeof(ss->ss_family));
+    r = accept4(fd, (struct sockaddr *)ss, &len, SOCK_CLOEXEC);
+    if (r >= 0 && len == 0)
+        ss->ss_family = AF_UNSPEC;
+    return r;
+}
+
+/* The stdlib's makesockaddr() for AF_INET/AF_INET6. */
+static PyObject *
+make_inet_addr(struct sockaddr_storage *ss)
+{
+    char buf[INET6_ADDRSTRLEN];
+    if (ss->ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        if (inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(si)", buf, ntohs(a->sin_port));
+    }
+    else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        if (inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf)) == NULL)
+            return PyErr_SetFromErrno(PyExc_OSError);
+        return Py_BuildValue("(siII)", buf, ntohs(a->sin6_port),
+                             ntohl(a->sin6_flowinfo), a->sin6_scope_id);
+    }
+}
+
+/* _accept() -> (fd, address), as _socket.socket._accept, cooperative. */
+static PyObject *
+sock_accept(PyObject *self, PyObject *unused)
+{
+    hub_sockobj *s = (hub_sockobj *)self;
+    struct sockaddr_storage ss;
+    double deadline = 0;
+    ssize_t fd;
+    PyObject *addr, *r;
+    sched_thread *ts = NULL;
+    (void)unused;
+    if (s->sock_family != AF_INET && s->sock_family != AF_INET6) {
+        /* the stdlib's _accept (its makesockaddr) with timeout 0 */
+        for (;;) {
+            int64_t saved = s->sock_timeout;
+            double remaining = -1;
+            int w;
+            if (saved == 0)
+                return PyObject_CallOneArg(StdAccept, self);
+            s->sock_timeout = 0;
+            r = PyObject_CallOneArg(StdAccept, self);
+            s->sock_timeout = saved;
+            if (r != NULL || !PyErr_ExceptionMatches(PyExc_BlockingIOError))
+                return r;
+            PyErr_Clear();
+            if (saved > 0) {
+                if (deadline == 0)
+                    deadline = mono_now() + (double)saved * 1e-9;
+                remaining = deadline - mono_now();
+                if (remaining <= 0)
+                    return sock_timeout_error();
+            }
+            if (ts == NULL && (ts = sched_get()) == NULL)
+                return NULL;
+            w = hub_wait_fd(ts, s->sock_fd, EV_READ, remaining);
+            if (w < 0)
+                return NULL;
+            if (w == 0)
+                return sock_timeout_error();
+        }
+    }
+    fd = sock_io(s, 0, do_accept, &ss, &deadline, 0);
+    if (fd < 0)
+        return NULL;
+    if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
+        addr = make_inet_addr(&ss);
+    else
+        addr = Py_NewRef(Py_None);
+    if (addr == NULL) {
+        close((int)fd);
+        return NULL;
+    }
+    r = Py_BuildValue("(nN)", (Py_ssize_t)fd, addr);
+    if (r == NULL)
+        close((int)fd);
+    return r;
+}
+
+/* A numeric (host, port[, flowinfo[, scope_id]]) for an AF_INET/AF_INET6
+ * socket as a sockaddr, the way the stdlib's getsockaddrarg() reads it.
+ * Returns 1 done, 0 not this fast path (no exception), -1 exception. */
+static int
+inet_sockaddr(hub_sockobj *s, PyObject *addr, struct sockaddr_storage *ss,
+              socklen_t *len)
+{
+    PyObject *host;
+    const char *h;
+    Py_ssize_t n, hl;
+    long port;
+    if (!PyTuple_CheckExact(addr))
+        return 0;
+    n = PyTuple_GET_SIZE(addr);
+    if (n < 2 || n > (s->sock_family == AF_INET ? 2 : 4))
+        return 0;
+    host = PyTuple_GET_ITEM(addr, 0);
+    if (!PyUnicode_CheckExact(host) || !PyUnicode_IS_ASCII(host))
+        return 0;
+    h = PyUnicode_AsUTF8AndSize(host, &hl);
+    if (h == NULL)
+        return -1;
+    if (hl == 0 || (Py_ssize_t)strlen(h) != hl || strchr(h, '%') != NULL)
+        return 0;
+    if (!PyLong_CheckExact(PyTuple_GET_ITEM(addr, 1)))
+        return 0;
+    port = PyLong_AsLong(PyTuple_GET_ITEM(addr, 1));
+    if (port == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    if (port < 0 || port > 0xffff)
+        return 0;
+    memset(ss, 0, sizeof(*ss));
+    if (s->sock_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        if (inet_pton(AF_INET, h, &a->sin_addr) != 1)
+            return 0;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((unsigned short)port);
+        *len = sizeof(*a);
+    }
+    else {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        unsigned long flowinfo = 0, scope_id = 0;
+        if (n > 2) {
+            if (!PyLong_CheckExact(PyTuple_GET_ITEM(addr, 2)))
+                return 0;
+            flowinfo = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 2));
+            if (flowinfo == (unsigned long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (flowinfo > 0xfffff)
+                return 0;
+        }
+        if (n > 3) {
+            if (!PyLong_CheckExact(PyTuple_GET_ITEM(addr, 3)))
+                return 0;
+            scope_id = PyLong_AsUnsignedLong(PyTuple_GET_ITEM(addr, 3));
+            if (scope_id == (unsigned long)-1 && PyErr_Occurred()) {
+                PyErr_Clear();
+                return 0;
+            }
+            if (scope_id > 0xffffffffUL)
+                return 0;
+        }
+        if (inet_pton(AF_INET6, h, &a->sin6_addr) != 1)
+            return 0;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((unsigned short)port);
+        a->sin6_flowinfo = htonl((uint32_t)flowinfo);
+        a->sin6_scope_id = (uint32_t)scope_id;
+        *len = sizeof(*a);
+    }
+    return 1;
+}
+
+/* One non-blocking connect attempt.  Returns 0 or an errno value, or -1
+ * with an exception. */
+static int
+connect_once(hub_sockobj *s, PyObject *addr)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int fast = 0, err;
+    PyObject *resolved = NULL;
+    if (s->sock_family == AF_INET || s->sock_family == AF_INET6) {
+        fast = inet_sockaddr(s, addr, &ss, &len);
+        if (fast < 0)
+            return -1;
+        if (!fast && Resolver != NULL) {
+            /* a host name: the cooperative resolver (numeric forms the
+             * fast path does not take come back unchanged) */
+            resolved = PyObject_CallFunctionObjArgs(Resolver, (PyObject *)s,
+                                                    addr, NULL);
+            if (resolved == NULL)
+                return -1;
+            addr = resolved;
+            fast = inet_sockaddr(s, addr, &ss, &len);
+            if (fast < 0) {
+                Py_DECREF(resolved);
+                return -1;
+            }
+        }
+    }
+    if (fast) {
+        if (PySys_Audit("socket.connect", "OO", (PyObject *)s, addr) < 0) {
+            Py_XDECREF(resolved);
+            return -1;
+        }
+        Py_XDECREF(resolved);
+        err = connect(s->sock_fd, (struct sockaddr *)&ss, len) < 0 ? errno : 0;
+    }
+    else {
+        /* the stdlib's connect_ex (its address parsing) with timeout 0 */
+        int64_t saved = s->sock_timeout;
+        PyObject *r;
+        s->sock_timeout = 0;
+        r = PyObject_CallFunctionObjArgs(StdConnectEx, (PyObject *)s, addr,
+                                         NULL);
+        s->sock_timeout = saved;
+        Py_XDECREF(resolved);
+        if (r == NULL)
+            return -1;
+        err = _PyLong_AsInt(r);
+        Py_DECREF(r);
+        if (err == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (err == EINTR && PyErr_CheckSignals() < 0)
+        return -1;
+    return err;
+}
+
+/* The stdlib's internal_connect(): 0 or an errno value; -1 with an
+ * exception (TimeoutError "timed out" at the deadline). */
+static int
+connect_impl(hub_sockobj *s, PyObject *addr)
+{
+    sched_thread *ts = NULL;
+    double deadline = 0;
+    int err = connect_once(s, addr);
+    if (err <= 0 || s->sock_timeout == 0)
+        return err;
+    for (;;) {
+        double remaining = -1;
+        socklen_t len = sizeof(err);
+        int r;
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            /* (AF_UNIX backlog full) a blocking socket waits and retries */
+        }
+        else if (err != EINPROGRESS && err != EALREADY && err != EINTR)
+            return err;
+        if (s->sock_timeout > 0) {
+            if (deadline == 0)
+                deadline = mono_now() + (double)s->sock_timeout * 1e-9;
+            remaining = deadline - mono_now();
+            if (remaining <= 0) {
+                sock_timeout_error();
+                return -1;
+            }
+        }
+        if (ts == NULL && (ts = sched_get()) == NULL)
+            return -1;
+        r = hub_wait_fd(ts, s->sock_fd, EV_WRITE, remaining);
+        if (r < 0)
+            return -1;
+        if (r == 0) {
+            sock_timeout_error();
+            return -1;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK) {
+            err = connect_once(s, addr);
+            if (err <= 0)
+                return err;
+            continue;
+        }
+        if (getsockopt(s->sock_fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        if (err == EISCONN)
+            return 0;
+        if (err == EINTR) {
+            if (PyErr_CheckSignals() < 0)
+                return -1;
+            continue;
+        }
+        if (err == EAGAIN || err == EWOULDBLOCK)
+            err = EINPROGRESS;      /* keep waiting */
+        else
+            return err;
+    }
+}
+
+/* _connect(address) -> 0 or errno; TimeoutError at the deadline (ssl.py's
+ * connect uses it). */
+static PyObject *
+sock__connect(PyObject *self, PyObject *addr)
+{
+    int err = connect_impl((hub_sockobj *)self, addr);
+    if (err < 0)
+        return NULL;
+    return PyLong_FromLong(err);
+}
+
+/* connect_ex(address) -> 0 or errno (EAGAIN on timeout, as the stdlib) */
+static PyObject *
+sock_connect_ex(PyObject *self, PyObject *addr)
+{
+    int err = connect_impl((hub_sockobj *)self, addr);
+    if (err < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_TimeoutError))
+            return NULL;
+        PyErr_Clear();
+        err = EWOULDBLOCK;
+    }
+    return PyLong_FromLong(err);
+}
+
+/* connect(address) */
+static PyObject *
+sock_connect(PyObject *self, PyObject *addr)
+{
+    int err = connect_impl((hub_sockobj *)self, addr);
+    if (err < 0)
+        return NULL;
+    if (err > 0) {
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sock_methods[] = {
+    {"_accept", sock_accept, METH_NOARGS,
+     "_accept() -> (integer file descriptor, address info) (cooperative)"},
+    {"_connect", sock__connect, METH_O,
+     "_connect(address) -> 0 or errno (cooperative; TimeoutError)"},
+    {"connect", sock_connect, METH_O, "connect(address) (cooperative)"},
+    {"connect_ex", sock_connect_ex, METH_O,
+     "connect_ex(address) -> errno (cooperative)"},
     {"recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
      "recv(bufsize[, flags]) -> data (cooperative)"},
     {"recv_into", (PyCFunction)(void (*)(void))sock_recv_into,
@@ -450,7 +796,17 @@ py_sock_methods(PyObject *m, PyObject *unused)
     return d;
 }
 
+/* _sock_set_resolver(func): func(sock, address) -> address, for host names */
+static PyObject *
+py_sock_set_resolver(PyObject *m, PyObject *func)
+{
+    (void)m;
+    Py_XSETREF(Resolver, func == Py_None ? NULL : Py_NewRef(func));
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sock_module_methods[] = {
+    {"_sock_set_resolver", py_sock_set_resolver, METH_O, NULL},
     {"_sock_nb", (PyCFunction)(void (*)(void))py_sock_nb, METH_FASTCALL, NULL},
     {"_sock_settimeout", (PyCFunction)(void (*)(void))py_sock_settimeout,
      METH_FASTCALL, NULL},
@@ -468,6 +824,12 @@ hub_sock_module_init(PyObject *module)
     SockType = (PyTypeObject *)PyObject_GetAttrString(mod, "socket");
     Py_DECREF(mod);
     if (SockType == NULL)
+        return -1;
+    StdConnectEx = PyObject_GetAttrString((PyObject *)SockType, "connect_ex");
+    if (StdConnectEx == NULL)
+        return -1;
+    StdAccept = PyObject_GetAttrString((PyObject *)SockType, "_accept");
+    if (StdAccept == NULL)
         return -1;
     if (!PyType_Check(SockType) ||
         SockType->tp_basicsize != (Py_ssize_t)sizeof(hub_sockobj)) {

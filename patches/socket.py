@@ -3,8 +3,9 @@
 The OS fd is always non-blocking; the timeout the program sees (None /
 0.0 / seconds, ``gettimeout()``, ``getblocking()``) is the stdlib's own,
 kept in the socket object.  recv, recv_into, send and sendall are C
-(hub/sock.c); the other blocking calls make one non-blocking attempt
-through the stdlib's C code and park on EAGAIN.
+accept, connect and connect_ex are C (hub/sock.c); the other blocking
+calls make one non-blocking attempt through the stdlib's C code and park
+on EAGAIN.
 """
 import errno as _errno
 import socket as _stdsocket
@@ -28,8 +29,6 @@ _ss = _socket.socket
 _stdsock = _stdsocket.socket
 _monotonic = _time.monotonic
 _EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK)
-_INPROGRESS = (_errno.EINPROGRESS, _errno.EALREADY, _errno.EWOULDBLOCK,
-               _errno.EAGAIN)
 
 
 def _timeout_error():
@@ -108,8 +107,7 @@ class socket(_stdsock):
     def sendmsg(self, *args):
         return _retry(self, _wait_write, _ss.sendmsg, *args, flags_at=2)
 
-    def _accept(self):
-        return _retry(self, _wait_read, _ss._accept)
+    _accept = _C["_accept"]
 
     def accept(self):
         fd, addr = self._accept()
@@ -120,39 +118,11 @@ class socket(_stdsock):
             sock.setblocking(True)
         return sock, addr
 
-    def connect(self, address):
-        err = self._connect(address)
-        if err:
-            raise OSError(err, _errno_message(err))
-
-    def connect_ex(self, address):
-        try:
-            return self._connect(address)
-        except TimeoutError:
-            return _errno.EAGAIN
-
-    def _connect(self, address):
-        timeout = _ss.gettimeout(self)
-        if timeout == 0.0:
-            return _ss.connect_ex(self, address)
-        address = _resolve_addr(self, address)
-        deadline = None if timeout is None else _monotonic() + timeout
-        err = _nb(self, _ss.connect_ex, address)
-        while err:
-            if err == _errno.EINTR:
-                err = _nb(self, _ss.connect_ex, address)
-                continue
-            if err not in _INPROGRESS:
-                return err
-            if deadline is None:
-                _wait_write(self.fileno())
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise _timeout_error()
-                _wait_write(self.fileno(), remaining)
-            err = self.getsockopt(_stdsocket.SOL_SOCKET, _stdsocket.SO_ERROR)
-        return 0
+    # C (hub/sock.c): numeric AF_INET/AF_INET6 addresses never reach
+    # the resolver; host names go through _resolve_addr (set below).
+    connect = _C["connect"]
+    connect_ex = _C["connect_ex"]
+    _connect = _C["_connect"]   # 0 or errno; TimeoutError (ssl.py)
 
     def _real_close(self, _ss=_ss):
         fd = _ss.fileno(self)
@@ -202,3 +172,5 @@ def _is_numeric(host, family):
 
 
 SocketType = socket
+
+_stackless._sock_set_resolver(_resolve_addr)

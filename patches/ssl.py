@@ -107,28 +107,35 @@ class SSLSocket(_StdSSLSocket):
     del _cosock
 
     def _connect_common(self, addr, connect_ex):
+        # The stdlib's order (ssl.SSLSocket._real_connect): create the
+        # SSL object first, so that a non-blocking connect_ex() returning
+        # EINPROGRESS can be followed by do_handshake().
         if self.server_side:
             raise ValueError("can't connect in server-side mode")
         if self._connected or self._sslobj is not None:
             raise ValueError("attempt to connect already-connected SSLSocket!")
-        from . import socket as cosock
-        if connect_ex:
-            try:
-                rc = self._connect(addr)
-            except TimeoutError:
-                rc = _errno.EAGAIN
-        else:
-            rc = self._connect(addr)
-            if rc:
-                raise OSError(rc, cosock._errno_message(rc))
-        if rc:
-            return rc
         self._sslobj = self.context._wrap_socket(
-            self, False, self.server_hostname, session=self._session)
-        self._connected = True
-        if self.do_handshake_on_connect:
-            self.do_handshake()
-        return rc
+            self, False, self.server_hostname,
+            owner=self, session=self._session)
+        try:
+            if connect_ex:
+                try:
+                    rc = self._connect(addr)
+                except TimeoutError:
+                    rc = _errno.EAGAIN
+            else:
+                rc = self._connect(addr)
+                if rc:
+                    from . import socket as cosock
+                    raise OSError(rc, cosock._errno_message(rc))
+            if not rc:
+                self._connected = True
+                if self.do_handshake_on_connect:
+                    self.do_handshake()
+            return rc
+        except (OSError, ValueError):
+            self._sslobj = None
+            raise
 
     def connect(self, addr):
         self._connect_common(addr, False)

@@ -63,3 +63,45 @@ def test_ssl_msg_callback_property():
         print(ctx._msg_callback)
     """)
     assert proc.stdout.split() == ["True", "None"], proc.stderr
+
+
+def test_ssl_non_blocking_connect_ex_then_handshake():
+    # test_ssl's test_non_blocking_connect_ex: connect_ex() on a
+    # non-blocking SSLSocket returns EINPROGRESS, and do_handshake() must
+    # then work (SSL want-read/write), as in the stdlib, which creates the
+    # SSL object before connecting (it raised AttributeError on _sslobj).
+    proc = run("""
+        from stackless_compat.patches import patch_all
+        patch_all()
+        import errno, select, socket, ssl
+        srv = socket.socket()
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(socket.socket(), do_handshake_on_connect=False)
+        s.setblocking(False)
+        rc = s.connect_ex(srv.getsockname())
+        print(rc in (0, errno.EINPROGRESS, errno.EWOULDBLOCK))
+        print(s._sslobj is not None)
+        select.select([], [s], [], 5.0)
+        try:
+            s.do_handshake()
+        except (ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            print("want")
+        s.close()
+        # a failed blocking connect() leaves no SSL object behind, as in
+        # the stdlib, so the socket can be connected again
+        port = srv.getsockname()[1]
+        srv.close()
+        s = ctx.wrap_socket(socket.socket(), do_handshake_on_connect=False)
+        try:
+            s.connect(("127.0.0.1", port))
+        except ConnectionRefusedError:
+            print("refused", s._sslobj is None)
+        s.close()
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "True", "want", "refused", "True"], \
+        (proc.stdout, proc.stderr)

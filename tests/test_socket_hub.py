@@ -261,3 +261,89 @@ def test_shutdown_and_sendfile(tmp_path):
         assert out == [9000] and got == b"file-data" * 1000
         a.shutdown(stdsocket.SHUT_WR)
         assert b.recv(10) == b""
+
+
+def test_accept_connect_in_c_numeric_skips_resolver(monkeypatch):
+    # accept/connect/connect_ex are C (hub/sock.c); a numeric address
+    # never reaches the resolver, a host name goes through it.
+    from stackless_compat import _stackless
+    calls = []
+
+    def resolver(sock, address):
+        calls.append(address)
+        return ("127.0.0.1", address[1])
+    _stackless._sock_set_resolver(resolver)
+    try:
+        with listener() as srv:
+            port = srv.getsockname()[1]
+            for timeout in (None, 5.0):
+                c = socket()
+                c.settimeout(timeout)
+                c.connect(("127.0.0.1", port))
+                fd, addr = srv._accept()
+                assert isinstance(fd, int) and fd >= 0
+                assert addr == c.getsockname()
+                stdsocket.socket(fileno=fd).close()
+                c.close()
+            assert calls == []
+            c = socket()
+            assert c.connect_ex(("localhost-by-name.invalid", port)) == 0
+            c.close()
+            assert calls == [("localhost-by-name.invalid", port)]
+            s, addr = srv.accept()
+            assert isinstance(s, socket) and addr[0] == "127.0.0.1"
+            s.close()
+    finally:
+        _stackless._sock_set_resolver(cosocket._resolve_addr)
+
+
+def test_connect_errors_and_nonblocking_connect_ex():
+    with listener() as srv:
+        port = srv.getsockname()[1]
+    c = socket()
+    with c:
+        assert c.connect_ex(("127.0.0.1", port)) == errno.ECONNREFUSED
+    c = socket()
+    with c, pytest.raises(ConnectionRefusedError):
+        c.connect(("127.0.0.1", port))
+    c = socket()
+    with c, pytest.raises(OverflowError):     # the stdlib's own check
+        c.connect(("127.0.0.1", 70000))
+    with listener() as srv:
+        c = socket()
+        c.setblocking(False)
+        with c:
+            rc = c.connect_ex(srv.getsockname())
+            assert rc in (0, errno.EINPROGRESS)
+            # the connect completes; a second connect_ex reports EISCONN
+            run_until(lambda: c.connect_ex(srv.getsockname()) == errno.EISCONN)
+            srv.accept()[0].close()
+
+
+def test_ipv6_and_unix_accept_connect(tmp_path):
+    if stdsocket.has_ipv6:
+        try:
+            srv = socket(stdsocket.AF_INET6)
+            srv.bind(("::1", 0))
+        except OSError:
+            srv = None
+        if srv is not None:
+            with srv:
+                srv.listen(1)
+                c = socket(stdsocket.AF_INET6)
+                with c:
+                    c.settimeout(5)
+                    c.connect(srv.getsockname())
+                    s, addr = srv.accept()
+                    with s:
+                        assert addr == c.getsockname() and len(addr) == 4
+    path = str(tmp_path / "sock")
+    srv = socket(stdsocket.AF_UNIX)
+    with srv:
+        srv.bind(path)
+        srv.listen(1)
+        c = socket(stdsocket.AF_UNIX)
+        with c:
+            c.connect(path)
+            s, addr = srv.accept()
+            s.close()
