@@ -3,6 +3,8 @@
 getaddrinfo(name, 80, family, SOCK_STREAM) for AF_INET and AF_UNSPEC.
 
     python3 benchmarks/bench_dns.py            # every impl, both families
+    python3 benchmarks/bench_dns.py stackless_compat gevent-ares   # some
+    BENCH_DNS_REPEAT=5 python3 benchmarks/bench_dns.py stackless_compat
 
 Re-runs itself inside a private network + mount namespace (unshare, root):
 only loopback exists and /etc/resolv.conf is bind-mounted to
@@ -149,8 +151,10 @@ def inner():
                            stderr=subprocess.DEVNULL, text=True)
     try:
         assert srv.stdout.readline().strip() == "READY"
+        impls = sys.argv[1:] or IMPLS
+        repeat = int(os.environ.get("BENCH_DNS_REPEAT", "1"))
         for family in ("inet", "unspec"):
-            for impl in IMPLS:
+            for impl in [i for i in impls for _ in range(repeat)]:
                 p = subprocess.run([sys.executable, __file__, "--child", impl,
                                     family], stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True,
@@ -175,6 +179,11 @@ if __name__ == "__main__":
         inner()
     else:
         env = dict(os.environ, BENCH_DNS_INNER="1")
+        bad = [i for i in sys.argv[1:] if i not in IMPLS]
+        if bad:
+            raise SystemExit("unknown impl(s) %s; choose from %s"
+                             % (", ".join(bad), ", ".join(IMPLS)))
         sys.exit(subprocess.call(["unshare", "--net", "--mount",
                                   "--propagation", "private", sys.executable,
-                                  os.path.abspath(__file__)], env=env))
+                                  os.path.abspath(__file__)] + sys.argv[1:],
+                                 env=env))

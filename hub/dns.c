@@ -260,7 +260,8 @@ static dns_chan *
 chan_new(hub_state *h)
 {
     struct ares_options opts;
-    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF, status;
+    int mask = ARES_OPT_SOCK_STATE_CB | ARES_OPT_SOCK_RCVBUF |
+               ARES_OPT_LOOKUPS, status;
     dns_chan *dc;
     if (!ares_ready) {
         status = ares_library_init(ARES_LIB_INIT_ALL);
@@ -279,6 +280,10 @@ chan_new(hub_state *h)
     opts.sock_state_cb = sock_state_cb;
     opts.sock_state_cb_data = dc;
     opts.socket_receive_buffer_size = DNS_RCVBUF;
+    /* DNS only: names and addresses of /etc/hosts never reach c-ares
+     * (patches/dns.py gives them to libc), and c-ares would otherwise
+     * open and parse /etc/hosts again for every query. */
+    opts.lookups = (char *)"b";
     if (dns_conf.timeout_ms > 0) {
         opts.timeout = dns_conf.timeout_ms;
         mask |= ARES_OPT_TIMEOUTMS;
@@ -384,6 +389,210 @@ req_finish(dns_req *r, int status)
     req_uncount(r);
     if (r->t != NULL)
         sched_unpark(r->t, Py_NewRef(Py_True));
+}
+
+/* ------------------------------------------------------------------------
+ * Destination address ordering (RFC 6724 section 6), done here rather than
+ * by c-ares: queries go out with ARES_AI_NOSORT, and an answer is sorted
+ * only when it has two addresses or more.  c-ares' own sort opens, connects
+ * and closes a UDP socket for every address, even for a single one: four
+ * system calls per lookup for an order that cannot change.  The rules are
+ * the ones glibc's getaddrinfo() applies, with its default policy table
+ * and scopes (no /etc/gai.conf): 1 unusable destination (no route, found with a
+ * connected UDP socket), 2 matching scope, 5 matching label, 6 precedence,
+ * 8 smaller scope, 9 longest matching prefix (IPv6), 10 answer order.
+ */
+typedef struct {
+    struct ares_addrinfo_node *n;
+    int usable, order;
+    struct sockaddr_storage src;
+} sort_elem;
+
+static int
+v6_is(const struct in6_addr *a, const unsigned char *pfx, int bits)
+{
+    int i;
+    for (i = 0; i < bits / 8; i++)
+        if (a->s6_addr[i] != pfx[i])
+            return 0;
+    if (bits % 8)
+        return ((a->s6_addr[i] ^ pfx[i]) & (0xff << (8 - bits % 8))) == 0;
+    return 1;
+}
+
+/* glibc's default policy table (gai.conf(5) defaults, the RFC 3484 one):
+ * precedence and label.  IPv4 is ::ffff:0:0/96, precedence 10. */
+static void
+addr_policy(const struct sockaddr *sa, int *prec, int *label)
+{
+    static const unsigned char v4mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
+    static const unsigned char zero[12] = {0};
+    static const unsigned char p6to4[2] = {0x20, 0x02};
+    static const unsigned char teredo[4] = {0x20, 0x01, 0, 0};
+    static const unsigned char ula[1] = {0xfc};
+    static const unsigned char site[2] = {0xfe, 0xc0};
+    const struct in6_addr *a;
+    if (sa->sa_family != AF_INET6) {
+        *prec = 10, *label = 4;
+        return;
+    }
+    a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a))
+        *prec = 50, *label = 0;
+    else if (v6_is(a, v4mapped, 96))
+        *prec = 10, *label = 4;
+    else if (v6_is(a, p6to4, 16))
+        *prec = 30, *label = 2;
+    else if (v6_is(a, zero, 96))
+        *prec = 20, *label = 3;
+    else if (v6_is(a, site, 10))
+        *prec = 40, *label = 5;
+    else if (v6_is(a, ula, 7))
+        *prec = 40, *label = 6;
+    else if (v6_is(a, teredo, 32))
+        *prec = 40, *label = 7;
+    else
+        *prec = 40, *label = 1;
+}
+
+/* Scope as glibc gives it (IPv4: loopback and link-local 2, the private
+ * ranges site-local 5, the rest global). */
+static int
+addr_scope(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_MULTICAST(a))
+            return a->s6_addr[1] & 0x0f;
+        if (IN6_IS_ADDR_LOOPBACK(a) || IN6_IS_ADDR_LINKLOCAL(a))
+            return 2;
+        if (IN6_IS_ADDR_SITELOCAL(a))
+            return 5;
+        return 14;
+    }
+    if (sa->sa_family == AF_INET) {
+        uint32_t v = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
+        if ((v >> 24) == 127 || (v >> 16) == 0xa9fe)
+            return 2;
+        if ((v >> 24) == 10 || (v >> 20) == 0xac1 || (v >> 16) == 0xc0a8)
+            return 5;
+        return 14;
+    }
+    return 1;
+}
+static int
+prefix_bits(const struct in6_addr *a, const struct in6_addr *b)
+{
+    int i, n = 0;
+    for (i = 0; i < 16; i++) {
+        unsigned x = a->s6_addr[i] ^ b->s6_addr[i];
+        if (x == 0) {
+            n += 8;
+            continue;
+        }
+        while (!(x & 0x80)) {
+            n++;
+            x <<= 1;
+        }
+        break;
+    }
+    return n;
+}
+
+static int
+sort_cmp(const void *p1, const void *p2)
+{
+    const sort_elem *e1 = p1, *e2 = p2;
+    const struct sockaddr *d1 = e1->n->ai_addr, *d2 = e2->n->ai_addr;
+    int s1, s2, m1, m2, l1, l2, pr1, pr2, sd1, sd2;
+    if (e1->usable != e2->usable)                           /* rule 1 */
+        return e2->usable - e1->usable;
+    sd1 = addr_scope(d1);
+    sd2 = addr_scope(d2);
+    s1 = e1->usable ? addr_scope((const struct sockaddr *)&e1->src) : 1;
+    s2 = e2->usable ? addr_scope((const struct sockaddr *)&e2->src) : 1;
+    m1 = s1 == sd1;
+    m2 = s2 == sd2;
+    if (m1 != m2)                                           /* rule 2 */
+        return m2 - m1;
+    addr_policy(d1, &pr1, &l1);
+    addr_policy(d2, &pr2, &l2);
+    if (e1->usable) {
+        int p, l;
+        addr_policy((const struct sockaddr *)&e1->src, &p, &l);
+        m1 = l == l1;
+    }
+    else
+        m1 = l1 == 1;
+    if (e2->usable) {
+        int p, l;
+        addr_policy((const struct sockaddr *)&e2->src, &p, &l);
+        m2 = l == l2;
+    }
+    else
+        m2 = l2 == 1;
+    if (m1 != m2)                                           /* rule 5 */
+        return m2 - m1;
+    if (pr1 != pr2)                                         /* rule 6 */
+        return pr2 - pr1;
+    if (sd1 != sd2)                                         /* rule 8 */
+        return sd1 - sd2;
+    if (e1->usable && e2->usable && d1->sa_family == AF_INET6 &&
+        d2->sa_family == AF_INET6) {                        /* rule 9 */
+        int b1 = prefix_bits(&((const struct sockaddr_in6 *)&e1->src)->sin6_addr,
+                             &((const struct sockaddr_in6 *)d1)->sin6_addr);
+        int b2 = prefix_bits(&((const struct sockaddr_in6 *)&e2->src)->sin6_addr,
+                             &((const struct sockaddr_in6 *)d2)->sin6_addr);
+        if (b1 != b2)
+            return b2 - b1;
+    }
+    return e1->order - e2->order;                           /* rule 10 */
+}
+
+/* The source address the kernel would pick for `dst`: 1, or 0 if none. */
+static int
+source_for(const struct sockaddr *dst, struct sockaddr_storage *src)
+{
+    socklen_t len = dst->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                                : sizeof(struct sockaddr_in);
+    int fd, ok = 0;
+    if (dst->sa_family != AF_INET && dst->sa_family != AF_INET6)
+        return 0;
+    fd = socket(dst->sa_family, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_UDP);
+    if (fd < 0)
+        return 0;
+    if (connect(fd, dst, len) == 0) {
+        len = sizeof(*src);
+        ok = getsockname(fd, (struct sockaddr *)src, &len) == 0;
+    }
+    close(fd);
+    return ok;
+}
+
+static void
+sort_nodes(struct ares_addrinfo *ai)
+{
+    struct ares_addrinfo_node *n;
+    sort_elem *e;
+    int count = 0, i;
+    for (n = ai ? ai->nodes : NULL; n != NULL; n = n->ai_next)
+        count++;
+    if (count < 2)
+        return;
+    e = malloc((size_t)count * sizeof(*e));
+    if (e == NULL)
+        return;                 /* answer order */
+    for (i = 0, n = ai->nodes; n != NULL; n = n->ai_next, i++) {
+        e[i].n = n;
+        e[i].order = i;
+        e[i].usable = source_for(n->ai_addr, &e[i].src);
+    }
+    qsort(e, (size_t)count, sizeof(*e), sort_cmp);
+    ai->nodes = e[0].n;
+    for (i = 0; i < count - 1; i++)
+        e[i].n->ai_next = e[i + 1].n;
+    e[count - 1].n->ai_next = NULL;
+    free(e);
 }
 
 static void
@@ -567,7 +776,8 @@ py_dns_getaddrinfo(PyObject *m, PyObject *args)
         return NULL;
     memset(&a.hints, 0, sizeof(a.hints));
     a.hints.ai_family = family;
-    a.hints.ai_flags = (flags & AI_CANONNAME) ? ARES_AI_CANONNAME : 0;
+    a.hints.ai_flags = ARES_AI_NOSORT |
+                       ((flags & AI_CANONNAME) ? ARES_AI_CANONNAME : 0);
     r = req_run(REQ_ADDRINFO, submit_gai, &a);
     if (r == NULL)
         return NULL;
@@ -575,6 +785,7 @@ py_dns_getaddrinfo(PyObject *m, PyObject *args)
         dns_raise(r->status, 0);
         goto done;
     }
+    sort_nodes(r->ai);
     list = PyList_New(0);
     if (list == NULL)
         goto done;

@@ -11,6 +11,11 @@ families/socket types/services).  For names served by dnsmasq the
 expected answers are written out from the records files, with the error
 codes and messages glibc gives for NXDOMAIN (-2), NODATA (-5) and
 SERVFAIL/timeout (-3).
+
+In addition, test_same_as_stdlib_pointed_at_the_same_server runs both
+resolvers against the same dnsmasq on port 53 in a child process inside
+private network + mount namespaces (its docstring says what is compared,
+and lists the known differences).
 """
 import os
 import socket as stdsocket
@@ -355,3 +360,157 @@ def test_bad_configuration():
         dns.configure(timeout=-1)
     with pytest.raises(ValueError):
         dns.configure(tries=0)
+
+
+# ---------------------------------------------------------------------------
+# Against the stdlib resolver pointed at the same dnsmasq.
+
+_NS_CHILD = r'''
+import json, os, socket as S, subprocess, sys, tempfile
+sys.path.insert(0, sys.argv[1])
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+import importlib.util
+spec = importlib.util.spec_from_file_location("srv", sys.argv[2])
+srv = importlib.util.module_from_spec(spec); spec.loader.exec_module(srv)
+d = srv.Dnsmasq(port=53).start()
+conf = os.path.join(tempfile.mkdtemp(), "resolv.conf")
+with open(conf, "w") as f:
+    f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:2\n")
+subprocess.run(["mount", "--bind", conf, "/etc/resolv.conf"], check=True)
+from stackless_compat.patches import dns
+dns.configure(["127.0.0.1:53"], timeout=1, tries=2)
+
+def outcome(f, *a):
+    try:
+        r = f(*a)
+        if isinstance(r, list):
+            r = [(int(x[0]), int(x[1])) + tuple(x[2:]) for x in r]
+        return ["ok", repr(r)]
+    except OSError as e:
+        return ["err", type(e).__name__, list(e.args)]
+
+out = []
+try:
+    for case in json.loads(sys.argv[3]):
+        fname, args = case[0], case[1:]
+        out.append([case, outcome(getattr(dns, fname), *args),
+                    outcome(getattr(S, fname), *args)])
+finally:
+    d.stop()
+print(json.dumps(out))
+'''
+
+NS_NAMES = ["a.test", "v6.test", "both.test", "rev.test", "alias1.test",
+            "alias2.test", "h0007.many.test", "nx.test", "x.fail.test"]
+NS_ADDRS = ["10.0.0.1", "10.0.0.9", "fd00::1", "fd00::3", "10.2.0.8",
+            "10.99.99.99", "fd00::99"]
+
+
+_NS_ROTATING = ("a.test", "alias1.test", "alias2.test")
+_NS_EVAL = {}
+# Known differences, found by this test and not fixed yet (issue 5):
+# * a CNAME chain ending in a name without AAAA: glibc's getaddrinfo says
+#   EAI_NONAME (-2), c-ares ENODATA -> EAI_NODATA (-5);
+# * a PTR query the server REFUSEs (dnsmasq has no upstream for
+#   in-addr.arpa/ip6.arpa): glibc says TRY_AGAIN (herror 2), c-ares 1.18
+#   reports ARES_ENOTFOUND -> HOST_NOT_FOUND (1).
+_NS_KNOWN = set(
+    [("getaddrinfo", n, 80, S.AF_INET6, 0, 0, 0) for n in _NS_ROTATING[1:]]
+    + [("getaddrinfo", n, "http", S.AF_INET6, S.SOCK_STREAM, 0,
+        S.AI_CANONNAME) for n in _NS_ROTATING[1:]]
+    + [("getaddrinfo", n, 53, S.AF_INET6, S.SOCK_DGRAM)
+       for n in _NS_ROTATING[1:]]
+    + [("gethostbyaddr", a) for a in ("10.2.0.8", "10.99.99.99",
+                                      "fd00::99")])
+
+
+def _ns_cases():
+    cases = []
+    for n in NS_NAMES:
+        for fam in (0, S.AF_INET, S.AF_INET6):
+            cases.append(["getaddrinfo", n, 80, fam, 0, 0, 0])
+            cases.append(["getaddrinfo", n, "http", fam, S.SOCK_STREAM, 0,
+                          S.AI_CANONNAME])
+            cases.append(["getaddrinfo", n, 53, fam, S.SOCK_DGRAM])
+        cases.append(["gethostbyname", n])
+        cases.append(["gethostbyname_ex", n])
+        cases.append(["gethostbyaddr", n])
+    for a in NS_ADDRS:
+        cases.append(["gethostbyaddr", a])
+    return cases
+
+
+def test_same_as_stdlib_pointed_at_the_same_server():
+    """Our resolver and the stdlib's (glibc's) resolver, asked the same
+    questions about the same dnsmasq, give the same answers.
+
+    How: a child interpreter runs in private network and mount namespaces
+    (``unshare --net --mount``): there it starts the test dnsmasq on
+    127.0.0.1:53 (glibc only talks to port 53) and bind-mounts a private
+    ``/etc/resolv.conf`` ("nameserver 127.0.0.1") so glibc asks it too;
+    ours is configured with the same server.  What is compared, call by
+    call, for the names of tests/dns (A, AAAA, both, CNAME chain, the many
+    hosts file, NXDOMAIN, SERVFAIL): the full result of
+    ``getaddrinfo(name, port, family, type, 0, flags)`` for AF_UNSPEC,
+    AF_INET and AF_INET6, with and without AI_CANONNAME, numeric and named
+    services, SOCK_STREAM/SOCK_DGRAM/0 -- *in order*, so glibc's RFC 6724
+    destination ordering is compared too -- ``gethostbyname``,
+    ``gethostbyname_ex`` (canonical name, alias list, address list) and
+    ``gethostbyaddr`` for names and for addresses with and without PTR
+    records; or, when the call fails, the exception type and its
+    ``args`` (error code and message).  Only loopback exists in the
+    namespace, so the served 10.x / fd00:: addresses have no route on
+    either side.  Two relaxations, both stated in the code: records of one
+    family that dnsmasq rotates between queries (a.test and its aliases)
+    are compared as a multiset (the family sequence and the canonical
+    name position exactly); and the cases in ``_NS_KNOWN`` are known,
+    unfixed differences in the error code (CNAME chain ending in NODATA;
+    PTR query REFUSED by the server).  Skipped when the namespaces cannot
+    be created (not root, or unshare not permitted).
+    """
+    import json
+    import shutil
+    import subprocess
+    import sys
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("unshare or ip is not installed")
+    probe = subprocess.run(["unshare", "--net", "--mount", "--propagation",
+                            "private", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("unshare --net --mount not permitted: %s"
+                    % probe.stderr.decode(errors="replace").strip())
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    srv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dns",
+                       "server.py")
+    p = subprocess.run(
+        ["unshare", "--net", "--mount", "--propagation", "private",
+         sys.executable, "-c", _NS_CHILD, root, srv, json.dumps(_ns_cases())],
+        capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    results = json.loads(p.stdout)
+    assert len(results) == len(_ns_cases())
+    def same(case, ours, std):
+        if ours == std:
+            return True
+        # dnsmasq rotates a name's records between queries (a.test and its
+        # aliases: 10.0.0.1/10.0.0.2), so the order within one family is
+        # compared as a multiset; the order across families is compared
+        # exactly (glibc's default RFC 3484 policy table)
+        if ours[0] == std[0] == "ok" and case[0] == "getaddrinfo":
+            o, t = eval(ours[1], _NS_EVAL), eval(std[1], _NS_EVAL)
+            # the canonical name rides on the first entry, wherever that is
+            return ([x[0] for x in o] == [x[0] for x in t]
+                    and [x[3] for x in o] == [x[3] for x in t]
+                    and sorted(x[:3] + x[4:] for x in o)
+                    == sorted(x[:3] + x[4:] for x in t))
+        if (ours[0] == std[0] == "ok" and case[1] in _NS_ROTATING
+                and case[0] in ("gethostbyname", "gethostbyaddr")):
+            return True     # one of the rotating addresses either way
+        return tuple(case) in _NS_KNOWN
+
+    diffs = [(case, ours, std) for case, ours, std in results
+             if not same(case, ours, std)]
+    assert not diffs, "\n".join("%r:\n  ours   %r\n  stdlib %r" % d
+                                for d in diffs)
+    # the comparison did exercise answers, not only errors
+    assert sum(ours[0] == "ok" for _, ours, _ in results) > 40

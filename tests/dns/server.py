@@ -39,10 +39,11 @@ def closed_port():
 
 
 class Dnsmasq:
-    def __init__(self, extra=()):
+    def __init__(self, extra=(), port=None):
         self.extra = list(extra)
         self.proc = None
         self.port = None
+        self.fixed_port = port      # e.g. 53 inside a private net namespace
 
     def start(self):
         exe = shutil.which("dnsmasq") or (
@@ -52,7 +53,7 @@ class Dnsmasq:
             raise RuntimeError("dnsmasq is not installed")
         last = None
         for _ in range(5):
-            self.port = _free_port()
+            self.port = self.fixed_port or _free_port()
             dead = closed_port()
             args = [
                 exe, "--keep-in-foreground", "--conf-file=/dev/null",
