@@ -71,8 +71,11 @@ class Dnsmasq:
             ] + self.extra
             if os.geteuid() != 0:
                 args.remove("--user=")
+            # dnsmasq is not ours: keep the sanitizer runtimes (make asan
+            # preloads them into every child) out of it.
+            env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
             self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.PIPE)
+                                         stderr=subprocess.PIPE, env=env)
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
