@@ -599,7 +599,14 @@ sched_unpark(TaskletObject *t, PyObject *value)
     t->abort_fn = NULL;
     t->abort_arg = NULL;
     ts->nparked--;
-    Py_XSETREF(t->tempval, value ? value : Py_NewRef(Py_None));
+    if (Bomb_Check(t->tempval)) {
+        /* another thread threw into it meanwhile (its abort is queued in
+         * the inbox): the exception wins over the wait's result */
+        Py_XDECREF(value);
+    }
+    else {
+        Py_XSETREF(t->tempval, value ? value : Py_NewRef(Py_None));
+    }
     if (!(t->flags & TF_IN_RING)) {
         /* the park reference becomes the ring's */
         ring_append(ts, t);
@@ -772,17 +779,17 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         /* Another thread's tasklet: make it runnable there with the bomb
          * and wake that thread; never switch here (§7.6). */
         sched_thread *tts = t->ts;
-        Py_SETREF(t->tempval, bomb);
         if (t->blocked == TASKLET_PARKED) {
             /* its watcher belongs to that thread: abort it there */
-            if (tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL)
+            if ((tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL) ||
+                PyList_Append(tts->inbox, (PyObject *)t) < 0) {
+                Py_DECREF(bomb);
                 return NULL;
-            if (PyList_Append(tts->inbox, (PyObject *)t) < 0)
-                return NULL;
+            }
         }
-        else if (!(t->flags & TF_IN_RING)) {
+        Py_SETREF(t->tempval, bomb);
+        if (t->blocked != TASKLET_PARKED && !(t->flags & TF_IN_RING))
             make_runnable_after(tts, tts->current, t);
-        }
         sched_wake(tts);
         Py_RETURN_NONE;
     }

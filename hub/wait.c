@@ -251,6 +251,22 @@ many_abort(TaskletObject *t, void *arg)
     many_stop((many_wait *)arg);
 }
 
+/* A Python timeout argument: None is -1 (never), negatives are 0.
+ * Returns 0, or -1 with an exception. */
+static int
+timeout_arg(PyObject *tmo, double *out)
+{
+    *out = -1;
+    if (tmo == Py_None)
+        return 0;
+    *out = PyFloat_AsDouble(tmo);
+    if (*out == -1 && PyErr_Occurred())
+        return -1;
+    if (*out < 0)
+        *out = 0;
+    return 0;
+}
+
 /* _wait_many(reads, writes, timeout) -> list of (fd, events) ready;
  * events: 1 readable, 2 writable.  Empty on timeout. */
 static PyObject *
@@ -266,13 +282,8 @@ py_wait_many(PyObject *m, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!|O:_wait_many", &PyList_Type, &reads,
                           &PyList_Type, &writes, &tmo))
         return NULL;
-    if (tmo != Py_None) {
-        timeout = PyFloat_AsDouble(tmo);
-        if (timeout == -1 && PyErr_Occurred())
-            return NULL;
-        if (timeout < 0)
-            timeout = 0;
-    }
+    if (timeout_arg(tmo, &timeout) < 0)
+        return NULL;
     ts = sched_get();
     if (ts == NULL || (h = hub_get(ts)) == NULL)
         return NULL;
@@ -369,13 +380,8 @@ py_wait(PyObject *args, PyObject *kwds, int events, const char *fmt)
     fd = hub_fd_from_object(fdo);
     if (fd < 0)
         return NULL;
-    if (tmo != Py_None) {
-        timeout = PyFloat_AsDouble(tmo);
-        if (timeout == -1 && PyErr_Occurred())
-            return NULL;
-        if (timeout < 0)
-            timeout = 0;
-    }
+    if (timeout_arg(tmo, &timeout) < 0)
+        return NULL;
     ts = sched_get();
     if (ts == NULL)
         return NULL;
