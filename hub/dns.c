@@ -7,12 +7,18 @@
  * - c-ares tells us which sockets it wants polled through its socket-state
  *   callback: each gets an ev_io watcher.  One ev_timer follows
  *   ares_timeout() for retransmits and query timeouts.
- * - A lookup puts a request on the heap, submits it and parks the caller
- *   with sched_park().  The c-ares callback stores the answer in the
- *   request (C memory only: no Python objects are made in callbacks) and
- *   unparks the tasklet, which turns the answer into Python objects.  If
- *   the tasklet is killed meanwhile, the abort function marks the request
- *   orphaned and the callback frees it when c-ares finally reports.
+ * - Queries go out with ares_query() (A, AAAA, PTR), and the answers are
+ *   parsed here, so that every outcome glibc tells apart (NXDOMAIN,
+ *   NODATA, an answer without a usable record, SERVFAIL/REFUSED, ...)
+ *   reaches the one error table.  The search list is walked here too, the
+ *   way glibc's res_search() does, A and AAAA of one name together.
+ * - A round (one name, one or two queries) puts a request on the heap,
+ *   submits it and parks the caller with sched_park().  The c-ares
+ *   callbacks parse each answer into the request (C memory only: no
+ *   Python objects are made in callbacks); the last one unparks the
+ *   tasklet, which turns the answers into Python objects.  If the tasklet
+ *   is killed meanwhile, the abort function marks the request orphaned
+ *   and the last callback frees it when c-ares finally reports.
  * - Under a burst of submissions the replies queue up in the one UDP
  *   socket before anyone polls: its receive buffer is enlarged (forced
  *   when the process may) and the sockets are drained every few
@@ -25,9 +31,13 @@
 
 #include <ares.h>
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <ifaddrs.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -59,59 +69,119 @@ typedef struct dns_chan {
     ev_timer timer;
     Py_ssize_t pending;          /* submitted, callback not yet run */
     unsigned int since_drain;
+    int ndots;                   /* the search rules c-ares read from */
+    int ndomains;                /* resolv.conf (and LOCALDOMAIN, */
+    char **domains;              /* RES_OPTIONS) */
 } dns_chan;
 
-enum { REQ_ADDRINFO, REQ_HOSTENT };
+static void chan_free_search(dns_chan *dc);
 
+/* One address of an answer. */
+typedef struct {
+    int family;                   /* AF_INET or AF_INET6 */
+    unsigned char addr[16];
+} dns_addr;
+
+/* What one query brought back, parsed in the c-ares callback into C
+ * memory (malloc; no Python objects). */
+typedef struct {
+    int type;                     /* DNS_T_A, DNS_T_AAAA or DNS_T_PTR */
+    int status;                   /* ARES_*: ARES_SUCCESS means an answer
+                                   * section came back, usable or not */
+    int naddrs;
+    dns_addr *addrs;              /* records of `type` for `name` */
+    char *name;                   /* the end of the CNAME chain (the
+                                   * owner of addrs), or the PTR target */
+    char **aliases;               /* the chain before `name`, in order */
+    int naliases;
+} dns_ans;
+
+struct dns_req;
+typedef struct {
+    struct dns_req *r;
+    int idx;
+} dns_slot;
+
+/* A round: one name, one or two queries (A and AAAA, or PTR) in flight
+ * together; it is done when every query has been answered. */
 typedef struct dns_req {
     dns_chan *dc;
     TaskletObject *t;             /* borrowed while parked; NULL: orphaned */
-    int done;                     /* the callback has run */
-    int orphan;                   /* the caller left: the callback frees */
-    int status;
+    int done;                     /* every callback has run */
+    int orphan;                   /* the caller left: the last callback frees */
     int counted;                  /* counts in h->nactive */
-    int kind;
-    struct ares_addrinfo *ai;     /* REQ_ADDRINFO answer (owned) */
-    /* REQ_HOSTENT answer, deep-copied (c-ares frees its hostent) */
-    char *h_name;
-    char **h_aliases;
-    int h_family;
-    int h_naddrs;
-    unsigned char (*h_addrs)[16];
+    int outstanding;              /* queries not called back yet */
+    int destroyed;                /* a query ended with ARES_EDESTRUCTION */
+    int nq;
+    dns_slot slot[2];
+    dns_ans ans[2];
 } dns_req;
 
+#define DNS_T_A 1
+#define DNS_T_CNAME 5
+#define DNS_T_PTR 12
+#define DNS_T_AAAA 28
+#define DNS_C_IN 1
+
 /* ------------------------------------------------------------------------
- * Errors: one table from c-ares statuses to what glibc's resolver gives,
- * as a getaddrinfo() code (socket.gaierror) and as an h_errno
- * (socket.herror).  Messages come from gai_strerror()/hstrerror(), as in
- * CPython's socketmodule.c.
+ * Errors.  glibc's resolver reports every DNS outcome as an h_errno
+ * value (what socket.herror carries); getaddrinfo() turns that into its
+ * own code.  One table gives the h_errno for a c-ares status, as glibc
+ * sets it for the same server reply (resolv/res_query.c,
+ * resolv/res_send.c, resolv/nss_dns/dns-host.c):
+ *
+ * - NXDOMAIN: HOST_NOT_FOUND.  NOERROR without answer records: NO_DATA.
+ * - SERVFAIL, REFUSED and NOTIMP make glibc try the next server; when
+ *   every server answered so (or none answered, or the connection was
+ *   refused) the lookup fails with TRY_AGAIN.
+ * - FORMERR and queries that cannot be built: NO_RECOVERY.
+ * - An answer section without a usable record (a CNAME chain ending in a
+ *   name with no record of the asked type, a PTR answer without PTR):
+ *   NO_RECOVERY (DNS_NORECORD below), as glibc's answer parsers say.
+ *
+ * getaddrinfo (sysdeps/posix/getaddrinfo.c) gives EAI_AGAIN for
+ * TRY_AGAIN, EAI_NODATA for NO_DATA and EAI_NONAME for everything else
+ * (see gai_failure()).  Messages come from gai_strerror()/hstrerror(), as
+ * in CPython's socketmodule.c.
  */
+#define DNS_NORECORD (-1000)
+
 static const struct {
-    int status, eai, herr;
+    int status, herr;
 } dns_errors[] = {
-    {ARES_ENODATA,      EAI_NODATA,  NO_DATA},
-    {ARES_EFORMERR,     EAI_FAIL,    NO_RECOVERY},
-    {ARES_ESERVFAIL,    EAI_AGAIN,   TRY_AGAIN},
-    {ARES_ENOTFOUND,    EAI_NONAME,  HOST_NOT_FOUND},
-    {ARES_ENOTIMP,      EAI_FAIL,    NO_RECOVERY},
-    {ARES_EREFUSED,     EAI_AGAIN,   TRY_AGAIN},
-    {ARES_EBADQUERY,    EAI_NONAME,  HOST_NOT_FOUND},
-    {ARES_EBADNAME,     EAI_NONAME,  HOST_NOT_FOUND},
-    {ARES_EBADFAMILY,   EAI_FAMILY,  NO_RECOVERY},
-    {ARES_EBADRESP,     EAI_FAIL,    NO_RECOVERY},
-    {ARES_ECONNREFUSED, EAI_AGAIN,   TRY_AGAIN},
-    {ARES_ETIMEOUT,     EAI_AGAIN,   TRY_AGAIN},
-    {ARES_EOF,          EAI_FAIL,    NO_RECOVERY},
-    {ARES_EFILE,        EAI_FAIL,    NO_RECOVERY},
-    {ARES_ENOMEM,       EAI_MEMORY,  NO_RECOVERY},
-    {ARES_EDESTRUCTION, EAI_AGAIN,   TRY_AGAIN},
-    {ARES_EBADSTR,      EAI_NONAME,  HOST_NOT_FOUND},
-    {ARES_EBADFLAGS,    EAI_BADFLAGS, NO_RECOVERY},
-    {ARES_ENONAME,      EAI_NONAME,  HOST_NOT_FOUND},
-    {ARES_EBADHINTS,    EAI_BADFLAGS, NO_RECOVERY},
-    {ARES_ECANCELLED,   EAI_AGAIN,   TRY_AGAIN},
-    {ARES_ESERVICE,     EAI_SERVICE, NO_RECOVERY},
+    {ARES_ENODATA,      NO_DATA},
+    {ARES_ENOTFOUND,    HOST_NOT_FOUND},
+    {ARES_ESERVFAIL,    TRY_AGAIN},
+    {ARES_EREFUSED,     TRY_AGAIN},
+    {ARES_ENOTIMP,      TRY_AGAIN},
+    {ARES_ETIMEOUT,     TRY_AGAIN},
+    {ARES_ECONNREFUSED, TRY_AGAIN},
+    {ARES_EBADRESP,     TRY_AGAIN},     /* glibc ignores it and times out */
+    {ARES_EDESTRUCTION, TRY_AGAIN},
+    {ARES_ECANCELLED,   TRY_AGAIN},
+    {ARES_EFORMERR,     NO_RECOVERY},
+    {ARES_EBADNAME,     NO_RECOVERY},
+    {ARES_EBADQUERY,    NO_RECOVERY},
+    {DNS_NORECORD,      NO_RECOVERY},
 };
+
+static int
+status_herr(int status)
+{
+    size_t i;
+    for (i = 0; i < sizeof(dns_errors) / sizeof(dns_errors[0]); i++)
+        if (dns_errors[i].status == status)
+            return dns_errors[i].herr;
+    return NO_RECOVERY;
+}
+
+/* getaddrinfo()'s view of a failed lookup of one family: EAI_AGAIN,
+ * 1 ("no data": the name exists) or 0. */
+static int
+herr_nodata(int herr)
+{
+    return herr == TRY_AGAIN ? EAI_AGAIN : herr == NO_DATA;
+}
 
 static PyObject *
 socket_exc(const char *name)
@@ -124,30 +194,19 @@ socket_exc(const char *name)
     return exc;
 }
 
-/* Raise what CPython raises for this status: gaierror (as_herror == 0)
- * or herror. */
+/* Raise socket.gaierror(code) (as_herror == 0) or socket.herror(code),
+ * with the C library's message. */
 static PyObject *
-dns_raise(int status, int as_herror)
+dns_raise(int code, int as_herror)
 {
-    int eai = EAI_FAIL, herr = NO_RECOVERY;
-    size_t i;
     PyObject *exc, *v;
-    for (i = 0; i < sizeof(dns_errors) / sizeof(dns_errors[0]); i++) {
-        if (dns_errors[i].status == status) {
-            eai = dns_errors[i].eai;
-            herr = dns_errors[i].herr;
-            break;
-        }
-    }
-    if (status == ARES_ENOMEM)
-        return PyErr_NoMemory();
     exc = socket_exc(as_herror ? "herror" : "gaierror");
     if (exc == NULL)
         return NULL;
     if (as_herror)
-        v = Py_BuildValue("(is)", herr, hstrerror(herr));
+        v = Py_BuildValue("(is)", code, hstrerror(code));
     else
-        v = Py_BuildValue("(is)", eai, gai_strerror(eai));
+        v = Py_BuildValue("(is)", code, gai_strerror(code));
     if (v != NULL) {
         PyErr_SetObject(exc, v);
         Py_DECREF(v);
@@ -253,7 +312,61 @@ chan_destroy(dns_chan *dc)
         PyMem_RawFree(di);
     }
     ev_timer_stop(dc->h->loop, &dc->timer);
+    chan_free_search(dc);
     PyMem_RawFree(dc);
+}
+
+static PyObject *
+chan_error(int status)
+{
+    if (status == ARES_ENOMEM)
+        return PyErr_NoMemory();
+    PyErr_Format(PyExc_OSError, "c-ares: %s", ares_strerror(status));
+    return NULL;
+}
+
+static void
+chan_free_search(dns_chan *dc)
+{
+    int i;
+    for (i = 0; i < dc->ndomains; i++)
+        free(dc->domains[i]);
+    free(dc->domains);
+    dc->domains = NULL;
+    dc->ndomains = 0;
+}
+
+/* Keep the search rules c-ares read (ndots, the search list): the
+ * lookups walk the search list themselves, as glibc's res_search does. */
+static int
+chan_save_search(dns_chan *dc)
+{
+    struct ares_options o;
+    int mask, i, status;
+    dc->ndots = 1;
+    memset(&o, 0, sizeof(o));
+    status = ares_save_options(dc->channel, &o, &mask);
+    if (status != ARES_SUCCESS)
+        return status == ARES_ENOMEM ? -1 : 0;
+    if (mask & ARES_OPT_NDOTS)
+        dc->ndots = o.ndots;
+    if ((mask & ARES_OPT_DOMAINS) && o.ndomains > 0) {
+        dc->domains = calloc((size_t)o.ndomains, sizeof(char *));
+        if (dc->domains == NULL)
+            goto nomem;
+        for (i = 0; i < o.ndomains; i++) {
+            dc->domains[i] = strdup(o.domains[i]);
+            if (dc->domains[i] == NULL)
+                goto nomem;
+            dc->ndomains = i + 1;
+        }
+    }
+    ares_destroy_options(&o);
+    return 0;
+nomem:
+    ares_destroy_options(&o);
+    chan_free_search(dc);
+    return -1;
 }
 
 static dns_chan *
@@ -266,7 +379,7 @@ chan_new(hub_state *h)
     if (!ares_ready) {
         status = ares_library_init(ARES_LIB_INIT_ALL);
         if (status != ARES_SUCCESS)
-            return (dns_chan *)dns_raise(status, 0);
+            return (dns_chan *)chan_error(status);
         ares_ready = 1;
     }
     dc = PyMem_RawCalloc(1, sizeof(*dc));
@@ -295,13 +408,19 @@ chan_new(hub_state *h)
     status = ares_init_options(&dc->channel, &opts, mask);
     if (status != ARES_SUCCESS) {
         PyMem_RawFree(dc);
-        return (dns_chan *)dns_raise(status, 0);
+        return (dns_chan *)chan_error(status);
+    }
+    if (chan_save_search(dc) < 0) {
+        ares_destroy(dc->channel);
+        PyMem_RawFree(dc);
+        return (dns_chan *)PyErr_NoMemory();
     }
     ares_set_socket_configure_callback(dc->channel, sock_config_cb, NULL);
     if (dns_conf.servers != NULL) {
         status = ares_set_servers_ports_csv(dc->channel, dns_conf.servers);
         if (status != ARES_SUCCESS) {
             ares_destroy(dc->channel);
+            chan_free_search(dc);
             PyMem_RawFree(dc);
             PyErr_Format(PyExc_ValueError, "bad DNS server list '%s': %s",
                          dns_conf.servers, ares_strerror(status));
@@ -353,18 +472,25 @@ hub_dns_release(hub_state *h)
  * Requests.
  */
 static void
-req_free(dns_req *r)
+ans_clear(dns_ans *a)
 {
     int i;
-    if (r->ai != NULL)
-        ares_freeaddrinfo(r->ai);
-    free(r->h_name);
-    if (r->h_aliases != NULL) {
-        for (i = 0; r->h_aliases[i] != NULL; i++)
-            free(r->h_aliases[i]);
-        free(r->h_aliases);
-    }
-    free(r->h_addrs);
+    free(a->addrs);
+    free(a->name);
+    for (i = 0; i < a->naliases; i++)
+        free(a->aliases[i]);
+    free(a->aliases);
+    a->addrs = NULL;
+    a->name = NULL;
+    a->aliases = NULL;
+    a->naddrs = a->naliases = 0;
+}
+
+static void
+req_free(dns_req *r)
+{
+    ans_clear(&r->ans[0]);
+    ans_clear(&r->ans[1]);
     PyMem_RawFree(r);
 }
 
@@ -377,35 +503,367 @@ req_uncount(dns_req *r)
     }
 }
 
-/* Called by c-ares (inside ares_process_fd, ares_destroy or the submit
- * call itself).  Runs no Python code. */
-/* Called by c-ares (inside ares_process_fd, ares_destroy or the submit
- * call itself) after the answer was stored.  Runs no Python code. */
+/* Every query of the round has been answered.  Runs no Python code. */
 static void
-req_finish(dns_req *r, int status)
+req_finish(dns_req *r)
 {
     r->done = 1;
-    r->status = status;
     req_uncount(r);
     if (r->t != NULL)
         sched_unpark(r->t, Py_NewRef(Py_True));
 }
 
 /* ------------------------------------------------------------------------
+ * Host names and answers.
+ */
+
+static int
+host_char(unsigned int c)
+{
+    return ('0' <= c && c <= '9') || ('a' <= c && c <= 'z') ||
+           ('A' <= c && c <= 'Z') || c == '-' || c == '_';
+}
+
+/* glibc's res_hnok(): printable ASCII making a valid domain name
+ * (backslash escapes decoded, labels of 1 to 63 octets, 255 octets in
+ * all), each label of letters, digits, '-' and '_', the first label not
+ * starting with '-'.  glibc sends no query for a name that fails it. */
+static int
+host_name_ok(const char *s)
+{
+    const unsigned char *p;
+    int label = 0, total = 1, first = 1;
+    for (p = (const unsigned char *)s; *p; p++)
+        if (*p <= ' ' || *p > '~')
+            return 0;
+    p = (const unsigned char *)s;
+    if (p[0] == '.' && p[1] == '\0')
+        return 1;                           /* the root */
+    while (*p) {
+        unsigned int c = *p++;
+        if (c == '.') {
+            if (label == 0)
+                return 0;                   /* empty label */
+            total += label + 1;
+            label = 0;
+            first = 0;
+            continue;
+        }
+        if (c == '\\') {
+            if (isdigit(p[0]) && isdigit(p[1]) && isdigit(p[2])) {
+                c = (p[0] - '0') * 100u + (p[1] - '0') * 10u + (p[2] - '0');
+                if (c > 255)
+                    return 0;
+                p += 3;
+            }
+            else if (*p) {
+                c = *p++;
+            }
+            else {
+                return 0;                   /* dangling escape */
+            }
+        }
+        if (!host_char(c) || (first && label == 0 && c == '-'))
+            return 0;
+        if (++label > 63)
+            return 0;
+    }
+    if (label)
+        total += label + 1;
+    return total <= 255;
+}
+
+/* The name at `p` (a copy in malloc memory) and the octets it occupies. */
+static int
+get_name(const unsigned char *abuf, int alen, const unsigned char *p,
+         char **name, long *len)
+{
+    char *s;
+    int status = ares_expand_name(p, abuf, alen, &s, len);
+    if (status != ARES_SUCCESS)
+        return status;
+    *name = strdup(s);
+    ares_free_string(s);
+    return *name == NULL ? ARES_ENOMEM : ARES_SUCCESS;
+}
+
+static int
+ans_push_name(char ***v, int *n, char *name)
+{
+    char **nv = realloc(*v, ((size_t)*n + 1) * sizeof(char *));
+    if (nv == NULL) {
+        free(name);
+        return ARES_ENOMEM;
+    }
+    nv[(*n)++] = name;
+    *v = nv;
+    return ARES_SUCCESS;
+}
+
+/* Parse the answer section the way glibc's nss_dns does: records of
+ * another class are skipped; a CNAME makes its target the name the next
+ * records must be for (and, if it is a host name, the canonical name);
+ * an address record counts when it is for that name and of the right
+ * size; for PTR, the first record for that name gives the host name.
+ * The chain's names go to a->aliases, the last one to a->name.  Returns
+ * ARES_SUCCESS (possibly with nothing usable), ARES_EBADRESP or
+ * ARES_ENOMEM. */
+static int
+parse_answer(const unsigned char *abuf, int alen, dns_ans *a)
+{
+    const unsigned char *p, *end = abuf + alen;
+    char *expected = NULL, *owner = NULL, **names = NULL;
+    int nnames = 0, an, i, status;
+    int size = a->type == DNS_T_A ? 4 : 16;
+    long len;
+    if (alen < 12 || (abuf[4] << 8 | abuf[5]) != 1)
+        return ARES_EBADRESP;
+    an = abuf[6] << 8 | abuf[7];
+    p = abuf + 12;
+    status = get_name(abuf, alen, p, &expected, &len);
+    if (status != ARES_SUCCESS)
+        return status;
+    if (end - p < len + 4)
+        goto bad;
+    p += len + 4;
+    if (!host_name_ok(expected))
+        an = 0;                 /* glibc: not a host name, nothing usable */
+    else if (a->type != DNS_T_PTR) {
+        char *c = strdup(expected);
+        if (c == NULL || ans_push_name(&names, &nnames, c) != ARES_SUCCESS)
+            goto nomem;
+    }
+    for (; an > 0; an--) {
+        int type, klass, rdlen;
+        const unsigned char *rdata;
+        free(owner);
+        owner = NULL;
+        status = get_name(abuf, alen, p, &owner, &len);
+        if (status != ARES_SUCCESS)
+            goto fail;
+        if (end - p < len + 10)
+            goto bad;
+        p += len;
+        type = p[0] << 8 | p[1];
+        klass = p[2] << 8 | p[3];
+        rdlen = p[8] << 8 | p[9];
+        rdata = p + 10;
+        if (end - rdata < rdlen)
+            goto bad;
+        p = rdata + rdlen;
+        if (klass != DNS_C_IN)
+            continue;
+        if (type == DNS_T_CNAME) {
+            char *target;
+            status = get_name(abuf, alen, rdata, &target, &len);
+            if (status != ARES_SUCCESS)
+                goto fail;
+            free(expected);
+            expected = target;
+            if (a->type != DNS_T_PTR && host_name_ok(target)) {
+                char *c = strdup(target);
+                if (c == NULL ||
+                    ans_push_name(&names, &nnames, c) != ARES_SUCCESS)
+                    goto nomem;
+            }
+        }
+        else if (type == a->type && strcasecmp(owner, expected) == 0) {
+            if (type == DNS_T_PTR) {
+                if (!host_name_ok(expected))
+                    break;              /* glibc: no usable answer */
+                status = get_name(abuf, alen, rdata, &a->name, &len);
+                if (status != ARES_SUCCESS)
+                    goto fail;
+                break;
+            }
+            if (rdlen == size) {
+                dns_addr *v = realloc(a->addrs, ((size_t)a->naddrs + 1) *
+                                                sizeof(dns_addr));
+                if (v == NULL)
+                    goto nomem;
+                a->addrs = v;
+                v[a->naddrs].family = size == 4 ? AF_INET : AF_INET6;
+                memset(v[a->naddrs].addr, 0, 16);
+                memcpy(v[a->naddrs].addr, rdata, (size_t)size);
+                a->naddrs++;
+            }
+        }
+    }
+    if (nnames > 0) {
+        a->name = names[--nnames];
+        a->aliases = names;
+        a->naliases = nnames;
+        names = NULL;
+        nnames = 0;
+    }
+    status = ARES_SUCCESS;
+    goto done;
+bad:
+    status = ARES_EBADRESP;
+    goto fail;
+nomem:
+    status = ARES_ENOMEM;
+fail:
+    ans_clear(a);
+done:
+    for (i = 0; i < nnames; i++)
+        free(names[i]);
+    free(names);
+    free(expected);
+    free(owner);
+    return status;
+}
+
+/* Called by c-ares (inside ares_process_fd, ares_destroy or the submit
+ * call itself).  Runs no Python code. */
+static void
+query_cb(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+    dns_slot *s = arg;
+    dns_req *r = s->r;
+    dns_ans *a = &r->ans[s->idx];
+    (void)timeouts;
+    r->dc->pending--;
+    r->outstanding--;
+    if (status == ARES_EDESTRUCTION)
+        r->destroyed = 1;
+    if (!r->orphan) {
+        a->status = status;
+        if (status == ARES_SUCCESS)
+            a->status = abuf != NULL ? parse_answer(abuf, alen, a)
+                                     : ARES_EBADRESP;
+    }
+    if (r->outstanding > 0)
+        return;
+    if (r->orphan) {
+        req_free(r);
+        return;
+    }
+    req_finish(r);
+}
+
+static void
+req_abort(TaskletObject *t, void *arg)
+{
+    dns_req *r = arg;
+    (void)t;
+    /* Killed while resolving: c-ares still holds the queries and will
+     * call back; from now on the last callback only frees the request. */
+    r->t = NULL;
+    req_uncount(r);
+    if (!r->done)
+        r->orphan = 1;
+}
+
+/* After submitting: read replies that are already there when many
+ * queries go out without the caller ever polling. */
+static void
+chan_drain(dns_chan *dc)
+{
+    dns_io *di, *next;
+    if (++dc->since_drain < DNS_DRAIN_EVERY)
+        return;
+    dc->since_drain = 0;
+    for (di = dc->ios; di != NULL; di = next) {
+        next = di->next;        /* the callbacks may free di */
+        if (di->io.events & EV_READ) {
+            ares_process_fd(dc->channel, di->io.fd, ARES_SOCKET_BAD);
+            break;              /* the list may have changed */
+        }
+    }
+    timer_update(dc);
+}
+
+/* One round: `name` asked for each type of `types` at once. */
+typedef struct {
+    const char *name;
+    int types[2];
+    int nq;
+} round_args;
+
+static void
+submit_round(dns_chan *dc, dns_req *r, const round_args *a)
+{
+    int i;
+    r->nq = a->nq;
+    r->outstanding = a->nq;     /* before any callback can run */
+    for (i = 0; i < a->nq; i++) {
+        r->slot[i].r = r;
+        r->slot[i].idx = i;
+        r->ans[i].type = a->types[i];
+    }
+    for (i = 0; i < a->nq; i++) {
+        dc->pending++;
+        ares_query(dc->channel, a->name, DNS_C_IN, a->types[i], query_cb,
+                   &r->slot[i]);
+    }
+}
+
+/* Submit a round and wait for it.  Returns the finished request (the
+ * caller frees it), or NULL with an exception.  A channel destroyed under
+ * the request (configuration change) is retried once on the new one. */
+static dns_req *
+req_run(sched_thread *ts, const round_args *a)
+{
+    int attempt;
+    for (attempt = 0; ; attempt++) {
+        dns_chan *dc = chan_get(ts);
+        dns_req *r;
+        PyObject *v;
+        if (dc == NULL)
+            return NULL;
+        r = PyMem_RawCalloc(1, sizeof(*r));
+        if (r == NULL)
+            return (dns_req *)PyErr_NoMemory();
+        r->dc = dc;
+        submit_round(dc, r, a);
+        if (!r->done) {
+            r->t = ts->current;
+            r->counted = 1;
+            dc->h->nactive++;
+            chan_drain(dc);
+            timer_update(dc);
+        }
+        if (!r->done) {
+            v = sched_park(ts, req_abort, r);
+            if (v == NULL) {
+                /* Killed: either still pending (req_abort orphaned it,
+                 * the last callback frees it) or answered just before. */
+                r->t = NULL;
+                req_uncount(r);
+                if (r->done)
+                    req_free(r);
+                else
+                    r->orphan = 1;
+                return NULL;
+            }
+            Py_DECREF(v);
+        }
+        r->t = NULL;
+        if (r->destroyed && attempt == 0 &&
+            ts->hub != NULL && ((hub_state *)ts->hub)->dns != dc) {
+            req_free(r);
+            continue;
+        }
+        return r;
+    }
+}
+
+/* ------------------------------------------------------------------------
  * Destination address ordering (RFC 6724 section 6), done here rather than
- * by c-ares: queries go out with ARES_AI_NOSORT, and an answer is sorted
- * only when it has two addresses or more.  c-ares' own sort opens, connects
- * and closes a UDP socket for every address, even for a single one: four
- * system calls per lookup for an order that cannot change.  The rules are
+ * by c-ares, and only when an answer has two addresses or more (c-ares'
+ * own sort opens, connects and closes a UDP socket for every address,
+ * even for a single one: four system calls per lookup for an order that
+ * cannot change).  The rules are
  * the ones glibc's getaddrinfo() applies, with its default policy table
  * and scopes (no /etc/gai.conf): 1 unusable destination (no route, found with a
  * connected UDP socket), 2 matching scope, 5 matching label, 6 precedence,
  * 8 smaller scope, 9 longest matching prefix (IPv6), 10 answer order.
  */
 typedef struct {
-    struct ares_addrinfo_node *n;
+    dns_addr a;
     int usable, order;
-    struct sockaddr_storage src;
+    struct sockaddr_storage dst, src;
 } sort_elem;
 
 static int
@@ -503,7 +961,8 @@ static int
 sort_cmp(const void *p1, const void *p2)
 {
     const sort_elem *e1 = p1, *e2 = p2;
-    const struct sockaddr *d1 = e1->n->ai_addr, *d2 = e2->n->ai_addr;
+    const struct sockaddr *d1 = (const struct sockaddr *)&e1->dst;
+    const struct sockaddr *d2 = (const struct sockaddr *)&e2->dst;
     int s1, s2, m1, m2, l1, l2, pr1, pr2, sd1, sd2;
     if (e1->usable != e2->usable)                           /* rule 1 */
         return e2->usable - e1->usable;
@@ -570,272 +1029,343 @@ source_for(const struct sockaddr *dst, struct sockaddr_storage *src)
 }
 
 static void
-sort_nodes(struct ares_addrinfo *ai)
+sort_addrs(dns_addr *addrs, int count)
 {
-    struct ares_addrinfo_node *n;
     sort_elem *e;
-    int count = 0, i;
-    for (n = ai ? ai->nodes : NULL; n != NULL; n = n->ai_next)
-        count++;
+    int i;
     if (count < 2)
         return;
     e = malloc((size_t)count * sizeof(*e));
     if (e == NULL)
         return;                 /* answer order */
-    for (i = 0, n = ai->nodes; n != NULL; n = n->ai_next, i++) {
-        e[i].n = n;
+    for (i = 0; i < count; i++) {
+        memset(&e[i].dst, 0, sizeof(e[i].dst));
+        e[i].a = addrs[i];
         e[i].order = i;
-        e[i].usable = source_for(n->ai_addr, &e[i].src);
+        if (addrs[i].family == AF_INET) {
+            struct sockaddr_in *s4 = (struct sockaddr_in *)&e[i].dst;
+            s4->sin_family = AF_INET;
+            memcpy(&s4->sin_addr, addrs[i].addr, 4);
+        }
+        else {
+            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&e[i].dst;
+            s6->sin6_family = AF_INET6;
+            memcpy(&s6->sin6_addr, addrs[i].addr, 16);
+        }
+        e[i].usable = source_for((struct sockaddr *)&e[i].dst, &e[i].src);
     }
     qsort(e, (size_t)count, sizeof(*e), sort_cmp);
-    ai->nodes = e[0].n;
-    for (i = 0; i < count - 1; i++)
-        e[i].n->ai_next = e[i + 1].n;
-    e[count - 1].n->ai_next = NULL;
+    for (i = 0; i < count; i++)
+        addrs[i] = e[i].a;
     free(e);
 }
 
-static void
-addrinfo_cb(void *arg, int status, int timeouts, struct ares_addrinfo *res)
+/* ------------------------------------------------------------------------
+ * The search list, as glibc's res_search() walks it: the name as given
+ * first when it has ndots dots or more (or a trailing dot, and then only
+ * that), then the name in each search domain, then the name as given if
+ * not tried yet.  Going on after NXDOMAIN, NODATA and SERVFAIL, stopping
+ * at an answer or at another failure.
+ */
+
+/* h_errno-like outcome of a finished round, as glibc's res_query() gives
+ * it for the same replies: 0 when an answer section came back (usable or
+ * not: that is the parser's business).  For A and AAAA asked together,
+ * one answer section is enough; a query that failed (TRY_AGAIN) while the
+ * other got a reply leaves the reply to decide; otherwise the A reply
+ * decides unless it is NODATA. */
+static int
+round_herr(const dns_req *r, int *servfail, int *connrefused)
 {
-    dns_req *r = arg;
-    (void)timeouts;
-    r->dc->pending--;
-    r->ai = res;
-    if (r->orphan) {
-        req_free(r);
-        return;
+    const dns_ans *a = &r->ans[0], *b = &r->ans[1];
+    int ha, hb;
+    *servfail = *connrefused = 0;
+    if (a->status == ARES_SUCCESS || (r->nq > 1 && b->status == ARES_SUCCESS))
+        return 0;
+    ha = status_herr(a->status);
+    if (r->nq > 1) {
+        hb = status_herr(b->status);
+        if (ha == TRY_AGAIN && hb != TRY_AGAIN)
+            return hb;
+        if (ha != TRY_AGAIN && (hb == TRY_AGAIN || a->status != ARES_ENODATA))
+            return ha;
+        if (ha != TRY_AGAIN)
+            return hb;
     }
-    req_finish(r, status);
+    *servfail = a->status == ARES_ESERVFAIL;
+    *connrefused = a->status == ARES_ECONNREFUSED;
+    return ha;
 }
 
 static char *
-xstrdup(const char *s)
+join_name(const char *name, const char *domain)
 {
-    return s ? strdup(s) : NULL;
+    size_t n = strlen(name), d = strlen(domain);
+    char *s = malloc(n + d + 2);
+    if (s != NULL) {
+        memcpy(s, name, n);
+        s[n] = '.';
+        memcpy(s + n + 1, domain, d + 1);
+    }
+    return s;
 }
 
-static void
-hostent_cb(void *arg, int status, int timeouts, struct hostent *he)
-{
-    dns_req *r = arg;
-    (void)timeouts;
-    r->dc->pending--;
-    if (r->orphan) {
-        req_free(r);
-        return;
-    }
-    if (status == ARES_SUCCESS && he != NULL) {
-        int n = 0, i, alen = he->h_length > 16 ? 16 : he->h_length;
-        r->h_name = xstrdup(he->h_name ? he->h_name : "");
-        r->h_family = he->h_addrtype;
-        if (he->h_aliases != NULL)
-            while (he->h_aliases[n] != NULL)
-                n++;
-        r->h_aliases = calloc((size_t)n + 1, sizeof(char *));
-        if (r->h_aliases != NULL)
-            for (i = 0; i < n; i++)
-                r->h_aliases[i] = xstrdup(he->h_aliases[i]);
-        n = 0;
-        if (he->h_addr_list != NULL)
-            while (he->h_addr_list[n] != NULL)
-                n++;
-        r->h_addrs = calloc((size_t)n + 1, 16);
-        if (r->h_addrs != NULL) {
-            for (i = 0; i < n; i++)
-                memcpy(r->h_addrs[i], he->h_addr_list[i], (size_t)alen);
-            r->h_naddrs = n;
-        }
-        if (r->h_name == NULL || r->h_aliases == NULL || r->h_addrs == NULL)
-            status = ARES_ENOMEM;
-    }
-    else if (status == ARES_SUCCESS) {
-        status = ARES_ENOTFOUND;
-    }
-    req_finish(r, status);
-}
-
-static void
-req_abort(TaskletObject *t, void *arg)
-{
-    dns_req *r = arg;
-    (void)t;
-    /* Killed while resolving: c-ares still holds the request and will
-     * call back; from now on the callback only frees it. */
-    r->t = NULL;
-    req_uncount(r);
-    if (!r->done)
-        r->orphan = 1;
-}
-
-/* After submitting: read replies that are already there when many
- * queries go out without the caller ever polling. */
-static void
-chan_drain(dns_chan *dc)
-{
-    dns_io *di, *next;
-    if (++dc->since_drain < DNS_DRAIN_EVERY)
-        return;
-    dc->since_drain = 0;
-    for (di = dc->ios; di != NULL; di = next) {
-        next = di->next;        /* the callbacks may free di */
-        if (di->io.events & EV_READ) {
-            ares_process_fd(dc->channel, di->io.fd, ARES_SOCKET_BAD);
-            break;              /* the list may have changed */
-        }
-    }
-    timer_update(dc);
-}
-
-typedef void (*submit_fn)(dns_chan *dc, dns_req *r, void *arg);
-
-/* Submit (via `submit`) and wait.  Returns the finished request (the
- * caller frees it), or NULL with an exception.  A channel destroyed under
- * the request (configuration change) is retried once on the new one. */
+/* req_run(), with a reply that could not be stored for want of memory
+ * made an exception. */
 static dns_req *
-req_run(int kind, submit_fn submit, void *arg)
+round_run(sched_thread *ts, const round_args *a)
 {
-    sched_thread *ts = sched_get();
-    int attempt;
-    if (ts == NULL)
+    dns_req *r = req_run(ts, a);
+    int i;
+    if (r == NULL)
         return NULL;
-    for (attempt = 0; ; attempt++) {
-        dns_chan *dc = chan_get(ts);
-        dns_req *r;
-        PyObject *v;
-        if (dc == NULL)
-            return NULL;
-        r = PyMem_RawCalloc(1, sizeof(*r));
-        if (r == NULL)
-            return (dns_req *)PyErr_NoMemory();
-        r->dc = dc;
-        r->kind = kind;
-        dc->pending++;
-        submit(dc, r, arg);
-        if (!r->done) {
-            r->t = ts->current;
-            r->counted = 1;
-            dc->h->nactive++;
-            chan_drain(dc);
-            timer_update(dc);
-        }
-        if (!r->done) {
-            v = sched_park(ts, req_abort, r);
-            if (v == NULL) {
-                /* Killed: either still pending (req_abort orphaned it,
-                 * the callback frees it) or answered just before. */
-                r->t = NULL;
-                req_uncount(r);
-                if (r->done)
-                    req_free(r);
-                else
-                    r->orphan = 1;
-                return NULL;
-            }
-            Py_DECREF(v);
-        }
-        r->t = NULL;
-        if (r->status == ARES_EDESTRUCTION && attempt == 0 &&
-            ts->hub != NULL && ((hub_state *)ts->hub)->dns != dc) {
+    for (i = 0; i < r->nq; i++) {
+        if (r->ans[i].status == ARES_ENOMEM) {
             req_free(r);
-            continue;
+            return (dns_req *)PyErr_NoMemory();
         }
-        return r;
     }
+    return r;
+}
+
+/* Look `name` up with the search list, asking for `types` (one or two)
+ * in each round.  Returns 1 with *out the answered round (the caller
+ * frees it), 0 with *herr the failure, -1 with an exception.
+ * *last_tryagain tells whether the last name tried failed with
+ * TRY_AGAIN (no reply, or SERVFAIL/REFUSED from every server): glibc's
+ * errno then says so, and its gethostbyname2_r() reports the failure
+ * differently (see py_dns_getaddrinfo). */
+static int
+search(sched_thread *ts, const char *name, const int *types, int nq,
+       dns_req **out, int *herr, int *last_tryagain)
+{
+    dns_chan *dc = chan_get(ts);
+    round_args a;
+    char **domains = NULL;
+    const char *c;
+    size_t n;
+    int ndomains = 0, dots = 0, trailing, i, rc = 0, saved = -1;
+    int got_nodata = 0, got_servfail = 0, tried_as_is = 0, root = 0;
+    int servfail, connrefused;
+    dns_req *r;
+    if (dc == NULL)
+        return -1;
+    for (c = name; *c; c++)
+        dots += *c == '.';
+    n = strlen(name);
+    trailing = n > 0 && name[n - 1] == '.';
+    a.types[0] = types[0];
+    a.types[1] = nq > 1 ? types[1] : 0;
+    a.nq = nq;
+    *out = NULL;
+    *herr = HOST_NOT_FOUND;         /* if no query is made at all */
+    *last_tryagain = 0;
+    /* the channel may be re-created while we wait: copy its list */
+    if (!trailing && dc->ndomains > 0) {
+        domains = calloc((size_t)dc->ndomains, sizeof(char *));
+        if (domains == NULL)
+            goto nomem;
+        for (i = 0; i < dc->ndomains; i++) {
+            const char *d = dc->domains[i];
+            if (d[0] == '.')
+                d++;
+            if (d[0] == '\0')
+                root = 1;
+            domains[i] = join_name(name, d);
+            if (domains[i] == NULL)
+                goto nomem;
+            ndomains = i + 1;
+        }
+    }
+    if (dots >= dc->ndots || trailing) {
+        a.name = name;
+        r = round_run(ts, &a);
+        if (r == NULL)
+            goto error;
+        *herr = round_herr(r, &servfail, &connrefused);
+        *last_tryagain = *herr == TRY_AGAIN;
+        if (*herr == 0 || trailing)
+            goto answered;
+        req_free(r);
+        saved = *herr;
+        tried_as_is = 1;
+    }
+    for (i = 0; i < ndomains; i++) {
+        a.name = domains[i];
+        r = round_run(ts, &a);
+        if (r == NULL)
+            goto error;
+        *herr = round_herr(r, &servfail, &connrefused);
+        *last_tryagain = *herr == TRY_AGAIN;
+        if (*herr == 0)
+            goto answered;
+        req_free(r);
+        if (connrefused) {
+            *herr = TRY_AGAIN;
+            goto failed;
+        }
+        if (*herr == NO_DATA)
+            got_nodata = 1;
+        else if (*herr == TRY_AGAIN && servfail)
+            got_servfail = 1;
+        else if (*herr != HOST_NOT_FOUND)
+            break;
+    }
+    if (!tried_as_is && !root) {
+        a.name = name;
+        r = round_run(ts, &a);
+        if (r == NULL)
+            goto error;
+        *herr = round_herr(r, &servfail, &connrefused);
+        *last_tryagain = *herr == TRY_AGAIN;
+        if (*herr == 0)
+            goto answered;
+        req_free(r);
+    }
+    if (saved != -1)
+        *herr = saved;
+    else if (got_nodata)
+        *herr = NO_DATA;
+    else if (got_servfail)
+        *herr = TRY_AGAIN;
+    goto failed;
+answered:
+    if (*herr == 0) {
+        *out = r;
+        rc = 1;
+    }
+    else {
+        req_free(r);
+    }
+    goto done;
+nomem:
+    PyErr_NoMemory();
+error:
+    rc = -1;
+    goto done;
+failed:
+    rc = 0;
+done:
+    for (i = 0; i < ndomains; i++)
+        free(domains[i]);
+    free(domains);
+    return rc;
 }
 
 /* ------------------------------------------------------------------------
- * _dns_getaddrinfo(host: bytes, family, flags) ->
+ * _dns_getaddrinfo(host: bytes, family, flags, hostent=False) ->
  *     (canonname or None, [CNAME aliases], [(family, address, scope id)])
+ *
  * Addresses only: socket types, protocols and ports are the Python side's
- * (it takes them from libc so they are exactly the stdlib's).
+ * (it takes them from libc so they are exactly the stdlib's), so is
+ * AI_ADDRCONFIG (it passes the family that leaves).  What glibc's
+ * getaddrinfo() does with the DNS (sysdeps/posix/getaddrinfo.c and
+ * resolv/nss_dns/dns-host.c):
+ *
+ * - AF_UNSPEC: A and AAAA asked together; the A addresses, then the AAAA
+ *   ones.  AF_INET / AF_INET6: that type only.  AF_INET6 with
+ *   AI_V4MAPPED: AAAA, then (if there was none, or with AI_ALL) A, the
+ *   IPv4 addresses given as ::ffff:a.b.c.d; without AI_ALL, AAAA records
+ *   that are themselves v4-mapped are dropped when real ones exist.
+ * - The name must be a host name (res_hnok), else EAI_NONAME with no
+ *   query -- except for one family with AI_CANONNAME, where glibc asks
+ *   anyway and rejects the name in the answer.
+ * - No address at all: EAI_AGAIN if each family asked failed with
+ *   TRY_AGAIN, EAI_NODATA if each one failed with NO_DATA or TRY_AGAIN,
+ *   else EAI_NONAME (NXDOMAIN, or an answer without a usable record:
+ *   a CNAME chain ending in a name without that type).
+ * - Two addresses or more are put in RFC 6724 order (sort_addrs); not
+ *   for hostent=True (gethostbyname_ex: glibc's gethostbyname_r keeps
+ *   the answer order).
  */
 typedef struct {
-    const char *host;
-    struct ares_addrinfo_hints hints;
-} gai_args;
+    dns_addr *v;
+    int n;
+    char *canon;                  /* borrowed from an answer */
+    dns_ans *names;               /* the answer giving canon and aliases */
+} gai_out;
 
-static void
-submit_gai(dns_chan *dc, dns_req *r, void *arg)
+static int
+gai_take(gai_out *o, dns_ans *ans, int map, int drop_mapped)
 {
-    gai_args *a = arg;
-    ares_getaddrinfo(dc->channel, a->host, NULL, &a->hints, addrinfo_cb, r);
+    int i;
+    dns_addr *v;
+    if (ans->naddrs == 0)
+        return 0;
+    v = realloc(o->v, ((size_t)o->n + (size_t)ans->naddrs) * sizeof(*v));
+    if (v == NULL)
+        return -1;
+    o->v = v;
+    for (i = 0; i < ans->naddrs; i++) {
+        dns_addr *d = &v[o->n];
+        const dns_addr *s = &ans->addrs[i];
+        if (map && s->family == AF_INET) {
+            d->family = AF_INET6;
+            memset(d->addr, 0, 10);
+            d->addr[10] = d->addr[11] = 0xff;
+            memcpy(d->addr + 12, s->addr, 4);
+        }
+        else if (drop_mapped && s->family == AF_INET6 &&
+                 IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)s->addr)) {
+            continue;
+        }
+        else {
+            *d = *s;
+        }
+        o->n++;
+    }
+    if (o->names == NULL) {
+        o->names = ans;
+        o->canon = ans->name;
+    }
+    return 0;
+}
+
+static int
+gai_failure(int nodata_a, int nodata_b)
+{
+    if (nodata_a && nodata_b)
+        return (nodata_a == EAI_AGAIN && nodata_b == EAI_AGAIN) ? EAI_AGAIN
+                                                              : EAI_NODATA;
+    return EAI_NONAME;
 }
 
 static PyObject *
-py_dns_getaddrinfo(PyObject *m, PyObject *args)
+gai_result(gai_out *o, int want_names, int sort)
 {
-    gai_args a;
-    int family, flags;
-    dns_req *r;
-    PyObject *list = NULL, *canon = NULL, *aliases = NULL, *result = NULL;
-    struct ares_addrinfo_node *n;
-    (void)m;
-    if (!PyArg_ParseTuple(args, "yii:_dns_getaddrinfo", &a.host, &family,
-                          &flags))
-        return NULL;
-    memset(&a.hints, 0, sizeof(a.hints));
-    a.hints.ai_family = family;
-    a.hints.ai_flags = ARES_AI_NOSORT |
-                       ((flags & AI_CANONNAME) ? ARES_AI_CANONNAME : 0);
-    r = req_run(REQ_ADDRINFO, submit_gai, &a);
-    if (r == NULL)
-        return NULL;
-    if (r->status != ARES_SUCCESS) {
-        dns_raise(r->status, 0);
-        goto done;
-    }
-    sort_nodes(r->ai);
+    PyObject *list = NULL, *aliases = NULL, *canon = NULL, *result = NULL;
+    int i;
+    if (sort)
+        sort_addrs(o->v, o->n);
     list = PyList_New(0);
-    if (list == NULL)
+    aliases = PyList_New(0);
+    if (list == NULL || aliases == NULL)
         goto done;
-    for (n = r->ai ? r->ai->nodes : NULL; n != NULL; n = n->ai_next) {
+    for (i = 0; i < o->n; i++) {
         char buf[INET6_ADDRSTRLEN];
-        unsigned long scope = 0;
-        const void *src;
         PyObject *item;
-        if (n->ai_family == AF_INET) {
-            src = &((struct sockaddr_in *)n->ai_addr)->sin_addr;
-        }
-        else if (n->ai_family == AF_INET6) {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)n->ai_addr;
-            src = &s6->sin6_addr;
-            scope = s6->sin6_scope_id;
-        }
-        else {
+        if (inet_ntop(o->v[i].family, o->v[i].addr, buf, sizeof(buf)) == NULL)
             continue;
-        }
-        if (inet_ntop(n->ai_family, src, buf, sizeof(buf)) == NULL)
-            continue;
-        item = Py_BuildValue("(isk)", n->ai_family, buf, scope);
+        item = Py_BuildValue("(isk)", o->v[i].family, buf, 0UL);
         if (item == NULL || PyList_Append(list, item) < 0) {
             Py_XDECREF(item);
             goto done;
         }
         Py_DECREF(item);
     }
-    aliases = PyList_New(0);
-    if (aliases == NULL)
-        goto done;
-    if ((flags & AI_CANONNAME) && r->ai != NULL && r->ai->name != NULL) {
-        /* the end of the CNAME chain, else the name asked for; the
-         * aliases are the names of the chain, in order */
-        const char *cn = r->ai->name;
-        struct ares_addrinfo_cname *c;
-        for (c = r->ai->cnames; c != NULL; c = c->next) {
-            if (c->name != NULL)
-                cn = c->name;
-            if (c->alias != NULL) {
-                PyObject *a = PyUnicode_DecodeASCII(c->alias, strlen(c->alias),
-                                                    "surrogateescape");
-                if (a == NULL || PyList_Append(aliases, a) < 0) {
-                    Py_XDECREF(a);
-                    goto done;
-                }
-                Py_DECREF(a);
+    if (want_names && o->names != NULL && o->canon != NULL) {
+        for (i = 0; i < o->names->naliases; i++) {
+            const char *s = o->names->aliases[i];
+            PyObject *a = PyUnicode_DecodeASCII(s, (Py_ssize_t)strlen(s),
+                                                "surrogateescape");
+            if (a == NULL || PyList_Append(aliases, a) < 0) {
+                Py_XDECREF(a);
+                goto done;
             }
+            Py_DECREF(a);
         }
-        canon = PyUnicode_DecodeASCII(cn, strlen(cn), "surrogateescape");
+        canon = PyUnicode_DecodeASCII(o->canon, (Py_ssize_t)strlen(o->canon),
+                                      "surrogateescape");
     }
     else {
         canon = Py_NewRef(Py_None);
@@ -846,105 +1376,137 @@ done:
     Py_XDECREF(canon);
     Py_XDECREF(aliases);
     Py_XDECREF(list);
-    req_free(r);
+    return result;
+}
+
+static PyObject *
+py_dns_getaddrinfo(PyObject *m, PyObject *args)
+{
+    static const int a_aaaa[2] = {DNS_T_A, DNS_T_AAAA};
+    static const int aaaa[1] = {DNS_T_AAAA}, a_only[1] = {DNS_T_A};
+    const char *host;
+    int family, flags, hostent = 0, want_names, rc, herr, nd1 = 0, nd2 = 0;
+    int eai = 0, i, last_t = 0;
+    sched_thread *ts;
+    dns_req *r1 = NULL, *r2 = NULL;
+    gai_out o;
+    PyObject *result = NULL;
+    (void)m;
+    if (!PyArg_ParseTuple(args, "yii|p:_dns_getaddrinfo", &host, &family,
+                          &flags, &hostent))
+        return NULL;
+    if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6) {
+        PyErr_SetString(PyExc_ValueError, "AF_UNSPEC, AF_INET or AF_INET6");
+        return NULL;
+    }
+    ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    memset(&o, 0, sizeof(o));
+    want_names = hostent || (flags & AI_CANONNAME);
+    if (!(family != AF_UNSPEC && (flags & AI_CANONNAME) && !hostent) &&
+        !host_name_ok(host))
+        return dns_raise(EAI_NONAME, 0);
+    if (family == AF_UNSPEC) {
+        rc = search(ts, host, a_aaaa, 2, &r1, &herr, &last_t);
+        if (rc < 0)
+            goto done;
+        if (rc == 0) {
+            nd1 = nd2 = herr_nodata(herr);
+        }
+        else {
+            for (i = 0; i < 2; i++)
+                if (gai_take(&o, &r1->ans[i], 0, 0) < 0)
+                    goto nomem;
+        }
+    }
+    else {
+        int map = family == AF_INET6 && (flags & AI_V4MAPPED);
+        int got6;
+        rc = search(ts, host, family == AF_INET ? a_only : aaaa, 1, &r1,
+                    &herr, &last_t);
+        if (rc < 0)
+            goto done;
+        if (rc == 0)
+            nd1 = nd2 = herr_nodata(herr);
+        got6 = rc == 1 && family == AF_INET6 && r1->ans[0].naddrs > 0;
+        if (rc == 1 && gai_take(&o, &r1->ans[0], 0,
+                                got6 && map && !(flags & AI_ALL)) < 0)
+            goto nomem;
+        if (map && ((flags & AI_ALL) || !got6)) {
+            rc = search(ts, host, a_only, 1, &r2, &herr, &last_t);
+            if (rc < 0)
+                goto done;
+            if (rc == 0)
+                nd2 = herr_nodata(herr);
+            else {
+                nd2 = 0;
+                if (gai_take(&o, &r2->ans[0], 1, 0) < 0)
+                    goto nomem;
+            }
+        }
+    }
+    if (o.n == 0) {
+        if (family == AF_INET && !(flags & AI_CANONNAME)) {
+            /* glibc takes its gethostbyname2_r() path: a failure with
+             * the resolver in trouble (an answer without a usable
+             * record, or no reply to the last query) is EAI_AGAIN for
+             * TRY_AGAIN, else EAI_NODATA; a plain negative answer is
+             * EAI_NODATA for NO_DATA, else EAI_NONAME. */
+            if (rc == 1)
+                eai = EAI_NODATA;
+            else if (last_t)
+                eai = herr == TRY_AGAIN ? EAI_AGAIN : EAI_NODATA;
+            else
+                eai = herr == NO_DATA ? EAI_NODATA : EAI_NONAME;
+        }
+        else {
+            eai = gai_failure(nd1, nd2);
+        }
+    }
+    if (eai != 0)
+        dns_raise(eai, 0);
+    else
+        result = gai_result(&o, want_names, !hostent);
+    goto done;
+nomem:
+    PyErr_NoMemory();
+done:
+    free(o.v);
+    if (r1 != NULL)
+        req_free(r1);
+    if (r2 != NULL)
+        req_free(r2);
     return result;
 }
 
 /* ------------------------------------------------------------------------
- * Host entries: _dns_gethostbyname(host: bytes, family) and
  * _dns_gethostbyaddr(packed address: bytes) ->
- *     (name, [aliases], [address strings])  or herror.
+ *     (name, [], [address], family)  or socket.herror.
+ *
+ * As glibc's nss_dns (_nss_dns_gethostbyaddr2_r): a v4-mapped or
+ * v4-compatible IPv6 address is looked up as the IPv4 address, and the
+ * entry is then an AF_INET one (the family tells the caller); one PTR
+ * query for the in-addr.arpa / ip6.arpa name, no search list; the first
+ * PTR record gives the name, never aliases.  The h_errno of a failure
+ * comes from the status table.
  */
-typedef struct {
-    const char *host;
-    const void *addr;
-    int len;
-    int family;
-} he_args;
-
-static void
-submit_byname(dns_chan *dc, dns_req *r, void *arg)
-{
-    he_args *a = arg;
-    ares_gethostbyname(dc->channel, a->host, a->family, hostent_cb, r);
-}
-
-static void
-submit_byaddr(dns_chan *dc, dns_req *r, void *arg)
-{
-    he_args *a = arg;
-    ares_gethostbyaddr(dc->channel, a->addr, a->len, a->family, hostent_cb, r);
-}
-
-static PyObject *
-hostent_result(dns_req *r, int as_herror)
-{
-    PyObject *name = NULL, *aliases = NULL, *addrs = NULL, *result = NULL;
-    int i;
-    if (r->status != ARES_SUCCESS) {
-        dns_raise(r->status, as_herror);
-        goto done;
-    }
-    name = PyUnicode_DecodeASCII(r->h_name, strlen(r->h_name),
-                                 "surrogateescape");
-    aliases = PyList_New(0);
-    addrs = PyList_New(0);
-    if (name == NULL || aliases == NULL || addrs == NULL)
-        goto done;
-    for (i = 0; r->h_aliases[i] != NULL; i++) {
-        PyObject *s = PyUnicode_DecodeASCII(r->h_aliases[i],
-                                            strlen(r->h_aliases[i]),
-                                            "surrogateescape");
-        if (s == NULL || PyList_Append(aliases, s) < 0) {
-            Py_XDECREF(s);
-            goto done;
-        }
-        Py_DECREF(s);
-    }
-    for (i = 0; i < r->h_naddrs; i++) {
-        char buf[INET6_ADDRSTRLEN];
-        PyObject *s;
-        if (inet_ntop(r->h_family, r->h_addrs[i], buf, sizeof(buf)) == NULL)
-            continue;
-        s = PyUnicode_FromString(buf);
-        if (s == NULL || PyList_Append(addrs, s) < 0) {
-            Py_XDECREF(s);
-            goto done;
-        }
-        Py_DECREF(s);
-    }
-    result = PyTuple_Pack(3, name, aliases, addrs);
-done:
-    Py_XDECREF(name);
-    Py_XDECREF(aliases);
-    Py_XDECREF(addrs);
-    req_free(r);
-    return result;
-}
-
-static PyObject *
-py_dns_gethostbyname(PyObject *m, PyObject *args)
-{
-    he_args a;
-    int as_herror = 1;
-    dns_req *r;
-    (void)m;
-    memset(&a, 0, sizeof(a));
-    if (!PyArg_ParseTuple(args, "yi|p:_dns_gethostbyname", &a.host,
-                          &a.family, &as_herror))
-        return NULL;
-    r = req_run(REQ_HOSTENT, submit_byname, &a);
-    return r ? hostent_result(r, as_herror) : NULL;
-}
-
 static PyObject *
 py_dns_gethostbyaddr(PyObject *m, PyObject *args)
 {
-    he_args a;
+    static const unsigned char mapped[12] = {0,0,0,0,0,0,0,0,0,0,0xff,0xff};
+    static const unsigned char compat[12] = {0};
+    static const unsigned char one[4] = {0, 0, 0, 1};
+    static const char hexd[] = "0123456789abcdef";
     Py_buffer buf;
+    const unsigned char *u;
+    char qname[80], *q, text[INET6_ADDRSTRLEN];
+    int len, family, herr, servfail, connrefused, i;
+    sched_thread *ts;
+    round_args a;
     dns_req *r;
+    PyObject *result = NULL;
     (void)m;
-    memset(&a, 0, sizeof(a));
     if (!PyArg_ParseTuple(args, "y*:_dns_gethostbyaddr", &buf))
         return NULL;
     if (buf.len != 4 && buf.len != 16) {
@@ -952,13 +1514,89 @@ py_dns_gethostbyaddr(PyObject *m, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "packed IPv4 or IPv6 address expected");
         return NULL;
     }
-    a.addr = buf.buf;
-    a.len = (int)buf.len;
-    a.family = buf.len == 4 ? AF_INET : AF_INET6;
-    r = req_run(REQ_HOSTENT, submit_byaddr, &a);
+    u = buf.buf;
+    len = (int)buf.len;
+    family = len == 4 ? AF_INET : AF_INET6;
+    if (len == 16 && (memcmp(u, mapped, 12) == 0 ||
+                      (memcmp(u, compat, 12) == 0 &&
+                       memcmp(u + 12, one, 4) != 0))) {
+        u += 12;
+        len = 4;
+        family = AF_INET;
+    }
+    if (family == AF_INET) {
+        snprintf(qname, sizeof(qname), "%u.%u.%u.%u.in-addr.arpa",
+                 u[3], u[2], u[1], u[0]);
+    }
+    else {
+        for (q = qname, i = 15; i >= 0; i--) {
+            *q++ = hexd[u[i] & 0xf];
+            *q++ = '.';
+            *q++ = hexd[u[i] >> 4];
+            *q++ = '.';
+        }
+        strcpy(q, "ip6.arpa");
+    }
+    if (inet_ntop(family, u, text, sizeof(text)) == NULL)
+        text[0] = '\0';
     PyBuffer_Release(&buf);
-    return r ? hostent_result(r, 1) : NULL;
+    ts = sched_get();
+    if (ts == NULL)
+        return NULL;
+    a.name = qname;
+    a.types[0] = DNS_T_PTR;
+    a.types[1] = 0;
+    a.nq = 1;
+    r = round_run(ts, &a);
+    if (r == NULL)
+        return NULL;
+    herr = round_herr(r, &servfail, &connrefused);
+    if (herr != 0 || r->ans[0].name == NULL) {
+        dns_raise(herr != 0 ? herr : status_herr(DNS_NORECORD), 1);
+    }
+    else {
+        const char *hn = r->ans[0].name;
+        result = Py_BuildValue("(N[][s]i)",
+                               PyUnicode_DecodeASCII(hn, (Py_ssize_t)strlen(hn),
+                                                     "surrogateescape"),
+                               text, family);
+    }
+    req_free(r);
+    return result;
 }
+
+/* ------------------------------------------------------------------------
+ * _dns_addrconfig() -> (IPv4 configured, IPv6 configured), as glibc's
+ * AI_ADDRCONFIG decides it (__check_pf): an IPv4 address other than
+ * 127.0.0.1, an IPv6 address other than ::1, on any interface.  Both
+ * True when the interfaces cannot be read.
+ */
+static PyObject *
+py_dns_addrconfig(PyObject *m, PyObject *unused)
+{
+    struct ifaddrs *ifa, *i;
+    int v4 = 0, v6 = 0;
+    (void)m; (void)unused;
+    if (getifaddrs(&ifa) < 0)
+        return Py_BuildValue("(OO)", Py_True, Py_True);
+    for (i = ifa; i != NULL; i = i->ifa_next) {
+        const struct sockaddr *sa = i->ifa_addr;
+        if (sa == NULL)
+            continue;
+        if (sa->sa_family == AF_INET &&
+            ((const struct sockaddr_in *)sa)->sin_addr.s_addr !=
+            htonl(INADDR_LOOPBACK))
+            v4 = 1;
+        else if (sa->sa_family == AF_INET6 &&
+                 !IN6_IS_ADDR_LOOPBACK(
+                     &((const struct sockaddr_in6 *)sa)->sin6_addr))
+            v6 = 1;
+    }
+    freeifaddrs(ifa);
+    return Py_BuildValue("(OO)", v4 ? Py_True : Py_False,
+                         v6 ? Py_True : Py_False);
+}
+
 
 /* ------------------------------------------------------------------------
  * _dns_configure(servers, timeout, tries): None keeps the system's value
@@ -1046,8 +1684,8 @@ py_dns_info(PyObject *m, PyObject *unused)
 
 static PyMethodDef dns_methods[] = {
     {"_dns_getaddrinfo", py_dns_getaddrinfo, METH_VARARGS, NULL},
-    {"_dns_gethostbyname", py_dns_gethostbyname, METH_VARARGS, NULL},
     {"_dns_gethostbyaddr", py_dns_gethostbyaddr, METH_VARARGS, NULL},
+    {"_dns_addrconfig", py_dns_addrconfig, METH_NOARGS, NULL},
     {"_dns_configure", (PyCFunction)(void (*)(void))py_dns_configure,
      METH_VARARGS | METH_KEYWORDS, NULL},
     {"_dns_info", py_dns_info, METH_NOARGS, NULL},

@@ -31,6 +31,7 @@ environment, read when this module is imported:
 ``STACKLESS_COMPAT_RESOLVER``      ``ares`` (default) or ``thread``: libc's
                                    resolver in a helper thread per call
 """
+import errno
 import os
 import time
 import _socket
@@ -47,6 +48,7 @@ AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 AF_UNSPEC = _socket.AF_UNSPEC
 AI_CANONNAME = _socket.AI_CANONNAME
+AI_ADDRCONFIG = _socket.AI_ADDRCONFIG
 AI_NUMERICHOST = _socket.AI_NUMERICHOST
 NI_NUMERICHOST = _socket.NI_NUMERICHOST
 NI_NAMEREQD = _socket.NI_NAMEREQD
@@ -184,8 +186,10 @@ def _ares_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
             or family not in (AF_UNSPEC, AF_INET, AF_INET6)
             or not isinstance(port, (int, str, bytes, type_none))):
         return _libc_getaddrinfo(host, port, family, type, proto, flags)
+    if flags & AI_ADDRCONFIG:
+        family = _addrconfig(family)
     tmpl = _template(port, family, type, proto,
-                     flags & ~AI_CANONNAME & ~_socket.AI_ADDRCONFIG)
+                     flags & ~AI_CANONNAME & ~AI_ADDRCONFIG)
     canon, _, addrs = _stackless._dns_getaddrinfo(name, family, flags)
     result = []
     cn = canon or ""
@@ -206,6 +210,21 @@ def _ares_getaddrinfo(host, port, family=0, type=0, proto=0, flags=0):
 
 
 type_none = type(None)
+
+
+def _addrconfig(family):
+    """AI_ADDRCONFIG as glibc's getaddrinfo() applies it, before anything
+    else: only families with a configured address other than 127.0.0.1 /
+    ::1 (on any interface); AF_UNSPEC narrows to the one family seen, and
+    stays AF_UNSPEC when none or both are."""
+    v4, v6 = _stackless._dns_addrconfig()
+    if family == AF_UNSPEC:
+        if v4 != v6:
+            return AF_INET if v4 else AF_INET6
+    elif (family == AF_INET and not v4) or (family == AF_INET6 and not v6):
+        raise _socket.gaierror(_socket.EAI_NONAME,
+                               "Name or service not known")
+    return family
 
 
 # ---------------------------------------------------------------------------
@@ -229,8 +248,8 @@ def _ares_gethostbyname_ex(hostname):
     # CPython resolves with getaddrinfo first (so errors are gaierror),
     # then takes the host entry: canonical name, the CNAME chain, the
     # IPv4 addresses.
-    canon, aliases, addrs = _stackless._dns_getaddrinfo(name, AF_INET,
-                                                        AI_CANONNAME)
+    canon, aliases, addrs = _stackless._dns_getaddrinfo(name, AF_INET, 0,
+                                                        True)
     if not addrs:
         raise _socket.gaierror(_socket.EAI_NODATA,
                                "No address associated with hostname")
@@ -262,11 +281,12 @@ def _ares_gethostbyaddr(ip_address):
     _, hosts_addrs = _hosts_tables()
     if packed in hosts_addrs:
         return _socket.gethostbyaddr(ip_address)
-    hname, aliases, _ = _stackless._dns_gethostbyaddr(packed)
-    # c-ares repeats the PTR name among the aliases; libc does not
-    aliases = [a for a in aliases if a != hname]
-    return hname, aliases, [_socket.inet_ntop(
-        AF_INET if len(packed) == 4 else AF_INET6, packed)]
+    hname, aliases, addrs, family = _stackless._dns_gethostbyaddr(packed)
+    if family != (AF_INET if len(packed) == 4 else AF_INET6):
+        # glibc answers a v4-mapped address with an AF_INET entry, which
+        # CPython's gethost_common() refuses
+        raise OSError(errno.EAFNOSUPPORT, os.strerror(errno.EAFNOSUPPORT))
+    return hname, aliases, addrs
 
 
 def _ares_getnameinfo(sockaddr, flags):
@@ -274,27 +294,62 @@ def _ares_getnameinfo(sockaddr, flags):
     # (from /etc/services): no network.
     if not isinstance(flags, int):
         return _socket.getnameinfo(sockaddr, flags)
-    host, serv = _socket.getnameinfo(sockaddr, flags | NI_NUMERICHOST)
+    host, serv = _socket.getnameinfo(
+        sockaddr, (flags | NI_NUMERICHOST) & ~NI_NAMEREQD)
     if flags & NI_NUMERICHOST:
         return host, serv
     packed = _packed(host)
     _, hosts_addrs = _hosts_tables()
     if packed is None or packed in hosts_addrs:
         return _socket.getnameinfo(sockaddr, flags)
+    # as glibc's getnameinfo(): a lookup that could not be completed
+    # (TRY_AGAIN) fails with EAI_AGAIN, any other failure gives the
+    # numeric host unless NI_NAMEREQD
     try:
         hname = _stackless._dns_gethostbyaddr(packed)[0]
     except _socket.herror as exc:
+        if exc.errno == _TRY_AGAIN:
+            raise _socket.gaierror(
+                _socket.EAI_AGAIN,
+                "Temporary failure in name resolution") from None
         if flags & NI_NAMEREQD:
-            if exc.errno == 2:      # TRY_AGAIN
-                raise _socket.gaierror(
-                    _socket.EAI_AGAIN,
-                    "Temporary failure in name resolution") from None
             raise _socket.gaierror(_socket.EAI_NONAME,
                                    "Name or service not known") from None
         return host, serv
     if flags & _socket.NI_NOFQDN:
-        hname = hname.split(".", 1)[0]
+        domain = _local_domain()
+        i = hname.find(domain) if domain else -1
+        if i > 0 and hname[i - 1] == ".":
+            hname = hname[:i - 1]
     return hname, serv
+
+
+_TRY_AGAIN = 2
+_domain = []
+
+
+def _local_domain():
+    """The local domain NI_NOFQDN strips, found once per process the way
+    glibc's getnameinfo() finds it: what follows the first dot of the
+    canonical name of "localhost", else of the host name, else of the
+    host name's canonical name, else of the name of 127.0.0.1; None
+    when none has a dot."""
+    if not _domain:
+        domain = None
+        for step in (lambda: _ares_gethostbyname_ex("localhost")[0],
+                     _socket.gethostname,
+                     lambda: _ares_gethostbyname_ex(_socket.gethostname())[0],
+                     lambda: _ares_gethostbyaddr("127.0.0.1")[0]):
+            try:
+                name = step()
+            except OSError:
+                continue
+            if "." in name:
+                domain = name.split(".", 1)[1]
+                break
+        if not _domain:
+            _domain.append(domain)
+    return _domain[0]
 
 
 def _fqdn(name, byaddr):

@@ -3,7 +3,11 @@ answering from the records files in this directory and nothing else.
 
     .test names in hosts / big.hosts    A, AAAA and their PTR records
     alias1.test -> alias2.test -> a.test   CNAME chain
+    alias6.test -> v6.test              CNAME to a name with AAAA only
+    dangling.test -> txt.test           CNAME to a name with TXT only
     other .test names                   NXDOMAIN (--local=/test/)
+    PTR of 10.9.0.0/16, ::1, 255.255.255.255   NXDOMAIN
+    PTR of other unknown addresses      REFUSED (no upstream server)
     *.fail.test                          SERVFAIL (forwarded to a closed port)
 """
 import os
@@ -65,7 +69,15 @@ class Dnsmasq:
                 "--addn-hosts=" + os.path.join(HERE, "big.hosts"),
                 "--cname=alias1.test,alias2.test",
                 "--cname=alias2.test,a.test",
+                "--cname=alias6.test,v6.test",
+                "--txt-record=txt.test,text",
+                "--cname=dangling.test,txt.test",
                 "--local=/test/",
+                "--local=/9.10.in-addr.arpa/",
+                # reverse names the real DNS says NXDOMAIN for, as the
+                # tests comparing with the system resolver expect
+                "--local=/255.255.255.255.in-addr.arpa/",
+                "--local=/1." + "0." * 31 + "ip6.arpa/",
                 "--server=/fail.test/127.0.0.1#%d" % dead,
                 "--cache-size=0",
             ] + self.extra
