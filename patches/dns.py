@@ -292,12 +292,10 @@ def _ares_gethostbyaddr(ip_address):
 def _ares_getnameinfo(sockaddr, flags):
     # libc checks the arguments and gives the numeric host and the service
     # (from /etc/services): no network.
-    if not isinstance(flags, int):
+    if not isinstance(flags, int) or flags & NI_NUMERICHOST:
         return _socket.getnameinfo(sockaddr, flags)
     host, serv = _socket.getnameinfo(
         sockaddr, (flags | NI_NUMERICHOST) & ~NI_NAMEREQD)
-    if flags & NI_NUMERICHOST:
-        return host, serv
     packed = _packed(host)
     _, hosts_addrs = _hosts_tables()
     if packed is None or packed in hosts_addrs:

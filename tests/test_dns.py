@@ -320,6 +320,8 @@ def test_host_functions_same_as_stdlib_without_network(arg):
     (("::1", 53, 0, 0), S.NI_DGRAM), (("127.0.0.1", 80), S.NI_NUMERICSERV),
     (("localhost", 80), 0), (("127.0.0.1",), 0), (("127.0.0.1", 80, 0), 0),
     (("::1", 80, 1 << 40, 0), 0), ("127.0.0.1", 0), (("127.0.0.1", 80), "x"),
+    (("10.0.0.9", 80), S.NI_NUMERICHOST | S.NI_NAMEREQD),
+    (("10.0.0.9", 80), S.NI_NUMERICHOST),
 ])
 def test_getnameinfo_same_as_stdlib_without_network(sa, flags):
     assert _outcome(dns.getnameinfo, sa, flags) == _outcome(
@@ -504,7 +506,8 @@ def _ns_phases():
         lo.append(["gethostbyaddr", a])
         sa = [a, 80] if "." in a and ":" not in a else [a, 80, 0, 0]
         for flags in (0, S.NI_NAMEREQD, S.NI_NOFQDN,
-                      S.NI_NOFQDN | S.NI_NUMERICSERV):
+                      S.NI_NOFQDN | S.NI_NUMERICSERV,
+                      S.NI_NUMERICHOST | S.NI_NAMEREQD):
             lo.append(["getnameinfo", sa, flags])
     lo += _ns_name_cases(ac_names, fams, addrconfig)
     ac = _ns_name_cases(ac_names, fams, addrconfig)
