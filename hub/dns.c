@@ -133,7 +133,10 @@ typedef struct dns_req {
  * - NXDOMAIN: HOST_NOT_FOUND.  NOERROR without answer records: NO_DATA.
  * - SERVFAIL, REFUSED and NOTIMP make glibc try the next server; when
  *   every server answered so (or none answered, or the connection was
- *   refused) the lookup fails with TRY_AGAIN.
+ *   refused) the lookup fails with TRY_AGAIN.  c-ares 1.18 skips such
+ *   servers too, and when none is left reports ARES_ECONNREFUSED (so a
+ *   SERVFAIL cannot be told from a REFUSED: the search list stops at
+ *   both, where glibc goes on after a SERVFAIL).
  * - FORMERR and queries that cannot be built: NO_RECOVERY.
  * - An answer section without a usable record (a CNAME chain ending in a
  *   name with no record of the asked type, a PTR answer without PTR):

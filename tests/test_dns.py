@@ -459,7 +459,14 @@ NS_ADDRS = ["10.0.0.1", "10.0.0.9", "10.0.0.10", "fd00::1", "fd00::3",
             "::ffff:10.0.0.9", "::10.0.0.9", "::ffff:10.99.99.99"]
 
 
-_NS_ROTATING = ("a.test", "alias1.test", "alias2.test")
+# single-label names and spellings: the search list ("test", from the
+# host name box.test, for glibc and c-ares alike), a trailing dot, case
+NS_SEARCH_NAMES = ["a", "alias1", "rev", "v6", "nx", "box", "rev.",
+                   "a.test.", "ALIAS1.TEST"]
+
+
+_NS_ROTATING = ("a.test", "alias1.test", "alias2.test", "a", "alias1",
+                "a.test.", "ALIAS1.TEST")
 _NS_EVAL = {}
 
 
@@ -489,6 +496,9 @@ def _ns_phases():
                    S.AI_ADDRCONFIG | S.AI_V4MAPPED | S.AI_ALL)]
     ac_names = ["a.test", "v6.test", "both.test", "alias6.test", "nx.test"]
     lo = _ns_name_cases(NS_NAMES, fams, plain)
+    lo += _ns_name_cases(NS_SEARCH_NAMES, fams, plain[:2])
+    lo += [[f, n] for n in NS_SEARCH_NAMES
+           for f in ("gethostbyname_ex", "gethostbyaddr")]
     lo += _ns_name_cases(NS_NAMES, (S.AF_INET6,), mapped)
     lo += _ns_name_cases(["both.test", "a.test"], (0, S.AF_INET),
                          mapped[1:2])
@@ -565,10 +575,12 @@ def test_same_as_stdlib_pointed_at_the_same_server():
     dnsmasq on 127.0.0.1:53 (glibc only talks to port 53), bind-mounts a
     private ``/etc/resolv.conf`` ("nameserver 127.0.0.1") so glibc asks it
     too, and names the host "box.test" (so NI_NOFQDN has a local domain to
-    strip); ours is configured with the same server.  What is compared,
+    strip, and both resolvers search "test" for single-label names); ours
+    is configured with the same server.  What is compared,
     call by call, for the names of tests/dns (A, AAAA, both, CNAME chains
     ending in A, AAAA or no address, a name with TXT only, the many hosts
-    file, NXDOMAIN, SERVFAIL, names that are not host names): the full
+    file, NXDOMAIN, SERVFAIL, names that are not host names, names found
+    through the search list, a trailing dot, upper case): the full
     result of ``getaddrinfo(name, port, family, type, 0, flags)`` for
     AF_UNSPEC, AF_INET and AF_INET6, with and without AI_CANONNAME,
     AI_V4MAPPED, AI_ALL, numeric and named services,
