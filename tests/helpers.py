@@ -16,6 +16,24 @@ ROOT = os.path.dirname(TESTS_DIR)
 LEGACY_DIR = os.path.join(TESTS_DIR, "legacy")
 
 
+# ``make valgrind`` runs everything about 30-50 times slower; wall-clock
+# limits (child timeouts, waits for threads) are multiplied by this.
+TIMEOUT_SCALE = float(os.environ.get("SLP_TIMEOUT_SCALE", "1") or 1)
+# Set by ``make valgrind``: the heaviest tests shrink their iteration counts.
+UNDER_VALGRIND = os.environ.get("SLP_VALGRIND", "") not in ("", "0")
+
+
+# faulthandler's alternate signal stack is heap memory that memcheck takes
+# for stack once a signal ran on it, and reports when it is freed; under
+# valgrind, memcheck reports crashes itself.
+FAULTHANDLER_ARGS = () if UNDER_VALGRIND else ("-X", "faulthandler")
+
+
+def scaled(seconds):
+    """A wall-clock limit, stretched under ``make valgrind``."""
+    return seconds * TIMEOUT_SCALE
+
+
 def _package_parent():
     """Directory the parent process imports stackless_compat from (or None)."""
     try:
@@ -31,7 +49,10 @@ def child_env(extra=None):
     """Environment for a child interpreter that imports the same
     stackless_compat as this process, with faulthandler on."""
     env = dict(os.environ)
-    env["PYTHONFAULTHANDLER"] = "1"
+    if UNDER_VALGRIND:
+        env.pop("PYTHONFAULTHANDLER", None)
+    else:
+        env["PYTHONFAULTHANDLER"] = "1"
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     parent = _package_parent()
     if parent:
@@ -50,7 +71,7 @@ def run_py(code, timeout=60, args=(), env=None, cwd=None, input=None):
     ``returncode``: negative for a signal, e.g. -6 for abort, -11 for SIGSEGV).
     A hang raises subprocess.TimeoutExpired, which fails the test.
     """
-    cmd = [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code), *args]
+    cmd = [sys.executable, *FAULTHANDLER_ARGS, "-c", textwrap.dedent(code), *args]
     return subprocess.run(
         cmd,
         stdout=subprocess.PIPE,
@@ -58,7 +79,7 @@ def run_py(code, timeout=60, args=(), env=None, cwd=None, input=None):
         stdin=subprocess.DEVNULL if input is None else None,
         input=input,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env=child_env(env),
         cwd=cwd,
     )
@@ -66,7 +87,7 @@ def run_py(code, timeout=60, args=(), env=None, cwd=None, input=None):
 
 def run_runner(*args, timeout=60, env=None, cwd=None, input=None):
     """Run ``python -m stackless_compat *args`` and return the CompletedProcess."""
-    cmd = [sys.executable, "-X", "faulthandler", "-m", "stackless_compat", *args]
+    cmd = [sys.executable, *FAULTHANDLER_ARGS, "-m", "stackless_compat", *args]
     return subprocess.run(
         cmd,
         stdout=subprocess.PIPE,
@@ -74,7 +95,7 @@ def run_runner(*args, timeout=60, env=None, cwd=None, input=None):
         stdin=subprocess.DEVNULL if input is None else None,
         input=input,
         text=True,
-        timeout=timeout,
+        timeout=scaled(timeout),
         env=child_env(env),
         cwd=cwd,
     )

@@ -9,7 +9,8 @@ import sys
 
 import pytest
 
-from helpers import ROOT, child_env, describe, run_runner
+from helpers import ROOT, child_env, describe, run_runner, scaled
+from helpers import FAULTHANDLER_ARGS
 
 LOBBY = os.path.join("examples", "lobby_server.py")
 
@@ -18,9 +19,10 @@ def _lobby(*args, runner=False, timeout=60):
     if runner:
         return run_runner("--patch", LOBBY, *args, timeout=timeout, cwd=ROOT)
     return subprocess.run(
-        [sys.executable, "-X", "faulthandler", LOBBY, *args],
+        [sys.executable, *FAULTHANDLER_ARGS, LOBBY, *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        stdin=subprocess.DEVNULL, timeout=timeout, cwd=ROOT, env=child_env())
+        stdin=subprocess.DEVNULL, timeout=scaled(timeout), cwd=ROOT,
+        env=child_env())
 
 
 def _check_ok(proc, clients, messages, room_size):
