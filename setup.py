@@ -12,6 +12,9 @@ Environment knobs (read at build time, also through ``pip install``):
     runtimes in ``LD_PRELOAD`` (see ``make asan``).
 ``STACKLESS_COMPAT_DEBUG=1``
     ``-O0 -g`` with assertions on, and ``SLP_DEBUG=1``.
+``STACKLESS_COMPAT_VALGRIND=1``
+    ``-O1 -g`` with assertions on, and ``SLP_VALGRIND=1``: the switch core
+    tells memcheck which stack copies are stale (``make valgrind``).
 """
 
 import os
@@ -72,6 +75,12 @@ if _flag("STACKLESS_COMPAT_DEBUG"):
     # Appended after the interpreter's own CFLAGS (-O3 -DNDEBUG), so these win.
     extra_compile_args += ["-O0", "-g", "-UNDEBUG"]
     define_macros.append(("SLP_DEBUG", "1"))
+
+if _flag("STACKLESS_COMPAT_VALGRIND"):
+    # Symbols and line numbers for memcheck's reports, assertions on, and
+    # the switch core's memcheck client requests (SLP_VALGRIND).
+    extra_compile_args += ["-O1", "-g", "-fno-omit-frame-pointer", "-UNDEBUG"]
+    define_macros.append(("SLP_VALGRIND", "1"))
 
 if _flag("STACKLESS_COMPAT_SANITIZE"):
     sanitize = [

@@ -63,6 +63,20 @@ slp_copy(char *dst, const char *src, size_t n)
 #define slp_unpoison(p, n) ((void)0)
 #endif
 
+/* Under valgrind memcheck (a build with SLP_VALGRIND=1), the stack below
+ * SP is tracked by memcheck itself: SP moves on every switch, so frames
+ * abandoned there are forgotten automatically.  What it cannot know is when
+ * a heap copy stops being valid: once a context is restored, its copy is
+ * stale until the next save, so it is marked undefined and a read of it
+ * (slp_stack_read on a running context, a restore of bytes that were never
+ * saved) is reported instead of silently returning old data. */
+#if defined(SLP_VALGRIND)
+#include <valgrind/memcheck.h>
+#define slp_forget(p, n) ((void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)))
+#else
+#define slp_forget(p, n) ((void)0)
+#endif
+
 /* Make sure `s` has the bytes [start, upto) in its heap copy.
  * Returns 0, or -1 when out of memory (nothing changed). */
 static int
@@ -155,6 +169,7 @@ slp_restore_cb(void *ctx, char *sp)
     else {
         slp_copy(target->start, target->copy, target->saved);
         slp_unpoison(target->start, target->saved);
+        slp_forget(target->copy, target->capacity);
         target->saved = 0;
     }
     /* The first context whose region lies above target's owns the bytes
@@ -166,6 +181,8 @@ slp_restore_cb(void *ctx, char *sp)
         owner = owner->prev;
     target->prev = owner;
     if (th->exiting) {
+        if (old->copy != NULL)
+            slp_forget(old->copy, old->capacity);
         old->start = NULL;
         old->stop = NULL;
         old->prev = NULL;

@@ -42,6 +42,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(SLP_VALGRIND)
+#include <valgrind/memcheck.h>
+#endif
+
 #define MAXLEVEL 320
 #define MAXBUF 1024
 
@@ -79,7 +83,7 @@ static struct {
     unsigned long switches, starts, restarts, finishes, abandoned;
     unsigned long levels, buffers_verified, peeks, peek_bytes, straddles;
     unsigned long oom_injected, main_below_base, main_above_base, self_switches;
-    unsigned long drained, final_reads, regchecks;
+    unsigned long drained, final_reads, regchecks, stale_copies;
     int max_level;
     size_t max_stack;
     unsigned long errors;
@@ -528,6 +532,23 @@ switch_point(int self, int level)
     if (th.current != &stacks[self] || th.target != NULL || th.exiting)
         fail("context %d: thread state wrong after resume (level %d)",
              self, level);
+#if defined(SLP_VALGRIND)
+    /* The core told memcheck that our heap copy is stale now: every byte
+     * of it must read as undefined (checked without reporting). */
+    if (RUNNING_ON_VALGRIND && stacks[self].copy != NULL) {
+        static unsigned char vbits[1 << 16];
+        size_t n = stacks[self].capacity, k;
+        if (n > sizeof(vbits))
+            n = sizeof(vbits);
+        if (VALGRIND_GET_VBITS(stacks[self].copy, vbits, n) != 1)
+            fail("context %d: VALGRIND_GET_VBITS failed", self);
+        for (k = 0; k < n; k++)
+            if (vbits[k] != 0xff)
+                fail("context %d: byte %zu of the stale copy is defined",
+                     self, k);
+        st.stale_copies++;
+    }
+#endif
     fp_check(self, 2);
     if (d0 != c->sw_d[0] || d1 != c->sw_d[1] || d2 != c->sw_d[2] ||
         d3 != c->sw_d[3])
@@ -729,6 +750,13 @@ main(int argc, char **argv)
            "main_below_base=%lu main_above_base=%lu\n",
            st.regchecks, st.oom_injected, st.self_switches, st.main_below_base,
            st.main_above_base);
+#if defined(SLP_VALGRIND)
+    if (RUNNING_ON_VALGRIND) {
+        printf("torture: stale_copies_checked=%lu\n", st.stale_copies);
+        if (st.stale_copies == 0)
+            fail("no stale copy was checked under valgrind");
+    }
+#endif
     printf("torture: schedule=%016" PRIx64 "\n", sched_hash);
     printf("torture: errors=%lu\n", st.errors);
     if (st.errors != 0 || st.switches == 0 || st.starts == 0 ||
