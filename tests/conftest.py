@@ -108,6 +108,20 @@ def _runqueue_problems():
     return problems
 
 
+def pytest_collection_modifyitems(config, items):
+    # Per-test timeout markers stretch with the run's slowdown (make
+    # valgrind sets SLP_TIMEOUT_SCALE); the closest marker wins, so the
+    # scaled one is put first.
+    if helpers.TIMEOUT_SCALE == 1:
+        return
+    for item in items:
+        m = item.get_closest_marker("timeout")
+        if m is not None and m.args:
+            item.add_marker(pytest.mark.timeout(
+                helpers.scaled(m.args[0]), *m.args[1:], **m.kwargs),
+                append=False)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item, call):
     report = yield

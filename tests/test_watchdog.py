@@ -10,6 +10,12 @@ import pytest
 
 import stackless_compat as stackless
 
+from helpers import scaled
+
+# A spin far longer than the watchdog's slice and its timer thread's latency
+# (stretched under make valgrind, where threads run far less often).
+LONG = scaled(0.05)
+
 
 def busy(counter):
     while True:
@@ -48,7 +54,7 @@ def test_interrupt_waits_for_atomic():
 
     def f():
         with stackless.atomic():
-            end = time.monotonic() + 0.05     # far longer than the slice
+            end = time.monotonic() + LONG     # far longer than the slice
             while time.monotonic() < end:
                 pass
             log.append("atomic done")
@@ -67,7 +73,7 @@ def test_set_atomic_defers_too():
 
     def f():
         old = stackless.getcurrent().set_atomic(True)
-        end = time.monotonic() + 0.05
+        end = time.monotonic() + LONG
         while time.monotonic() < end:
             pass
         log.append("done")
@@ -129,7 +135,7 @@ def test_nesting_defers_unless_ignore_nesting():
 
     def spin_nested(r):
         r.append(stackless.getcurrent().nesting_level)
-        end = time.monotonic() + 0.05
+        end = time.monotonic() + LONG
         while time.monotonic() < end:
             pass
         r.append("left")
