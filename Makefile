@@ -80,10 +80,10 @@ debug-test:
 #    still a real malloc/free that memcheck tracks.
 #  - glibc.cpu.hwcaps=-AVX2: glibc's AVX2 wmemcmp reads whole 32-byte words
 #    past the end of a string, which valgrind 3.19 does not intercept.
-#  - no faulthandler (PYTHONFAULTHANDLER, -X faulthandler, pytest's plugin):
-#    its alternate signal stack is heap memory that memcheck takes for stack
-#    once a handler ran on it, and reports when it is freed.  memcheck
-#    reports crashes with their stacks itself.
+#  - no faulthandler in the child interpreters (PYTHONFAULTHANDLER, -X
+#    faulthandler): its alternate signal stack is heap memory that memcheck
+#    takes for stack once a handler ran on it, and reports when it is freed
+#    (the signal tests run in children).  memcheck reports crashes itself.
 # SLP_VALGRIND=1 lets the heaviest tests shrink their iteration counts (the
 # code paths stay the same); timeouts are stretched for the slowdown.
 VALGRIND ?= valgrind
@@ -103,7 +103,7 @@ valgrind:
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
 	@status=0; \
 	$(VALGRIND_ENV) $(VALGRIND) $(VALGRIND_FLAGS) $(PY_EXE) -m pytest -p no:cacheprovider \
-	    -p no:faulthandler -o timeout=3000 \
+	    -o faulthandler_timeout=0 -o timeout=3000 \
 	    $(VALGRIND_PYTEST_ARGS) $(PYTEST_ARGS) || status=$$?; \
 	echo "== memcheck report"; \
 	$(PYTHON) tools/valgrind_report.py $(VALGRIND_LOGS) || { [ $$status -ne 0 ] || status=99; }; \
