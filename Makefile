@@ -98,13 +98,24 @@ VALGRIND_ENV = PYTHONMALLOC=malloc_debug GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2 \
 	PYTHONFAULTHANDLER= SLP_VALGRIND=1 SLP_TIMEOUT_SCALE=30 SLP_MODEL_EXAMPLES=40
 PY_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
+# The suite runs as VALGRIND_JOBS shards side by side (SLP_SHARD=i/n in
+# tests/conftest.py); each shard's pytest output is in
+# $(VALGRIND_LOGS)/pytest.<i>.out and is printed at the end.
+VALGRIND_JOBS ?= 2
+
 valgrind:
 	STACKLESS_COMPAT_VALGRIND=1 $(PYTHON) setup.py build_ext --inplace --force
 	rm -rf $(VALGRIND_LOGS) && mkdir -p $(VALGRIND_LOGS)
-	@status=0; \
-	$(VALGRIND_ENV) $(VALGRIND) $(VALGRIND_FLAGS) $(PY_EXE) -m pytest -p no:cacheprovider \
-	    -o faulthandler_timeout=0 -o timeout=3000 \
-	    $(VALGRIND_PYTEST_ARGS) $(PYTEST_ARGS) || status=$$?; \
+	@status=0; pids=""; i=0; \
+	while [ $$i -lt $(VALGRIND_JOBS) ]; do \
+	    SLP_SHARD=$$i/$(VALGRIND_JOBS) $(VALGRIND_ENV) $(VALGRIND) $(VALGRIND_FLAGS) \
+	        $(PY_EXE) -m pytest -p no:cacheprovider \
+	        -o faulthandler_timeout=0 -o timeout=3000 \
+	        $(VALGRIND_PYTEST_ARGS) $(PYTEST_ARGS) > $(VALGRIND_LOGS)/pytest.$$i.out 2>&1 & \
+	    pids="$$pids $$!"; i=$$((i + 1)); \
+	done; \
+	for p in $$pids; do wait $$p || status=$$?; done; \
+	for f in $(VALGRIND_LOGS)/pytest.*.out; do echo "== $$f"; cat $$f; done; \
 	echo "== memcheck report"; \
 	$(PYTHON) tools/valgrind_report.py $(VALGRIND_LOGS) || { [ $$status -ne 0 ] || status=99; }; \
 	echo "== restoring the normal build"; \

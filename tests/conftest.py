@@ -109,6 +109,19 @@ def _runqueue_problems():
 
 
 def pytest_collection_modifyitems(config, items):
+    # SLP_SHARD=i/n keeps every n-th test from the i-th on: make valgrind
+    # runs the suite as n such shards side by side.
+    shard = os.environ.get("SLP_SHARD", "")
+    if shard:
+        i, n = (int(x) for x in shard.split("/"))
+        if not 0 <= i < n:
+            raise pytest.UsageError("SLP_SHARD=%s: want i/n with 0 <= i < n"
+                                    % shard)
+        keep = [it for k, it in enumerate(items) if k % n == i]
+        drop = [it for k, it in enumerate(items) if k % n != i]
+        if drop:
+            config.hook.pytest_deselected(items=drop)
+        items[:] = keep
     # Per-test timeout markers stretch with the run's slowdown (make
     # valgrind sets SLP_TIMEOUT_SCALE); the closest marker wins, so the
     # scaled one is put first.

@@ -268,6 +268,9 @@ def test_keyboard_interrupt_during_poll_reaches_main():
 import os, signal, threading, time
 import stackless_compat as sl
 from stackless_compat.hub import sleep
+# A process started in the background by a non-interactive shell inherits
+# SIGINT ignored, and Python then installs no handler: install it here.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
 def other():
     sleep(30)
