@@ -14,7 +14,7 @@ ASAN_ENV = \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc
 
-.PHONY: debug-test all build inplace test ctest asan valgrind bench clean help
+.PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help
 
 all: build
 
@@ -25,6 +25,7 @@ help:
 	@echo "make ctest   - C-only switch torture test (tests/c; CTEST_TARGETS='$(CTEST_TARGETS)')"
 	@echo "make asan    - ASan+UBSan build of the extension, whole suite under it, normal rebuild"
 	@echo "make valgrind - valgrind build, whole suite (and its child interpreters) under memcheck"
+	@echo "make soak    - long stress/kill/model runs (SLP_STRESS=1, 100,000 model programs)"
 	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
 	@echo "make clean   - remove build products"
 
@@ -122,6 +123,17 @@ valgrind:
 	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
 	if [ $$status -ne 0 ]; then echo "== valgrind run FAILED (status $$status)"; fi; \
 	exit $$status
+
+# The long versions of the reliability tests (not in CI): 10,000,000
+# channel operations and more rounds of random kills (SLP_STRESS=1), and
+# 100,000 model programs.
+SOAK_MODEL_EXAMPLES ?= 100000
+
+soak:
+	SLP_STRESS=1 $(PYTHON) -m pytest -o timeout=3600 $(PYTEST_ARGS) \
+	    tests/test_stress.py tests/test_dns_faults.py $(wildcard tests/test_io_faults.py)
+	SLP_MODEL_EXAMPLES=$(SOAK_MODEL_EXAMPLES) $(PYTHON) -m pytest -o timeout=36000 \
+	    $(PYTEST_ARGS) tests/test_model.py -k random_programs
 
 bench:
 	$(PYTHON) benchmarks/run_all.py
