@@ -392,6 +392,19 @@ mod_gc_callback(PyObject *m, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Test helper: how many watchdog interrupts of this thread had to wait
+ * (atomic, nesting, switch_trap, callbacks). */
+static PyObject *
+mod_watchdog_deferred(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_get();
+    (void)m;
+    (void)unused;
+    if (ts == NULL)
+        return NULL;
+    return PyLong_FromUnsignedLong(ts->wd_deferred);
+}
+
 static PyObject *
 mod_stack_info(PyObject *m, PyObject *t)
 {
@@ -434,6 +447,7 @@ static PyMethodDef module_methods[] = {
     {"getuncollectables", mod_getuncollectables, METH_NOARGS, NULL},
     {"_atexit_kill", mod_atexit_kill, METH_NOARGS, NULL},
     {"_stack_info", mod_stack_info, METH_O, NULL},
+    {"_watchdog_deferred", mod_watchdog_deferred, METH_NOARGS, NULL},
     {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
     {"_fault_inject", mod_fault_inject, METH_O, NULL},
     {"_tasklet_bound", mod_tasklet_bound, METH_O, NULL},

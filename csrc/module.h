@@ -111,6 +111,7 @@ struct sched_thread {
     int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
     volatile int wd_fired;        /* an interrupt is due */
     int wd_pending;               /* an interrupt waits for atomic to clear */
+    unsigned long wd_deferred;    /* interrupts that had to wait (tests) */
     int wd_soft_stop;             /* soft: revive the watchdog at schedule() */
     TaskletObject *wd_hooked;     /* tasklet carrying the trace hook */
     Py_tracefunc wd_saved_func;   /* its own trace function meanwhile */

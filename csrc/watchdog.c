@@ -151,6 +151,7 @@ wd_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
          * again while the condition lasts */
         ts->wd_pending = (victim->flags & TF_ATOMIC) != 0;
         ts->wd_seen_ns = now_ns();
+        ts->wd_deferred++;
         return 0;
     }
     if (ts->wd_soft) {

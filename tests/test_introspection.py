@@ -163,6 +163,17 @@ from stackless_compat import _extras
 _extras.install(stackless)      # a no-op once __init__ does it
 
 stackless.install_dump_signal(signal.SIGUSR1)
+# Signals can arrive late (valgrind delivers them asynchronously): the
+# spinner waits on the line that sent it until the dump has run.
+dump = signal.getsignal(signal.SIGUSR1)
+dumped = []
+def dump_and_note(signum, frame):
+    dump(signum, frame)
+    dumped.append(1)
+signal.signal(signal.SIGUSR1, dump_and_note)
+def until_dumped():
+    while not dumped:
+        pass
 ch = stackless.channel()
 out = stackless.channel()
 
@@ -178,7 +189,7 @@ def sleeper_paused():
 def spinner():
     for i in range(3):
         stackless.schedule()
-    os.kill(os.getpid(), signal.SIGUSR1)
+    os.kill(os.getpid(), signal.SIGUSR1); until_dumped()
     for i in range(3):
         stackless.schedule()
 

@@ -9,12 +9,23 @@ import time
 import pytest
 
 import stackless_compat as stackless
+from stackless_compat import _stackless
 
 from helpers import scaled
 
 # A spin far longer than the watchdog's slice and its timer thread's latency
 # (stretched under make valgrind, where threads run far less often).
 LONG = scaled(0.05)
+
+
+def spin_until_deferred():
+    """Busy until the watchdog has tried to interrupt and had to wait
+    (atomic, nesting...): no guess at how long its timer thread takes."""
+    start = _stackless._watchdog_deferred()
+    end = time.monotonic() + scaled(10)
+    while _stackless._watchdog_deferred() == start:
+        if time.monotonic() > end:
+            raise AssertionError("the watchdog never tried to interrupt")
 
 
 def busy(counter):
@@ -54,9 +65,7 @@ def test_interrupt_waits_for_atomic():
 
     def f():
         with stackless.atomic():
-            end = time.monotonic() + LONG     # far longer than the slice
-            while time.monotonic() < end:
-                pass
+            spin_until_deferred()
             log.append("atomic done")
         log.append("after")
         spin()
@@ -73,9 +82,7 @@ def test_set_atomic_defers_too():
 
     def f():
         old = stackless.getcurrent().set_atomic(True)
-        end = time.monotonic() + LONG
-        while time.monotonic() < end:
-            pass
+        spin_until_deferred()
         log.append("done")
         stackless.getcurrent().set_atomic(old)
         spin()
@@ -131,13 +138,16 @@ def test_nesting_defers_unless_ignore_nesting():
 
     def nested():
         # a C-level re-entry: nesting_level 1 while inside
-        operator.call(spin_nested, ready)
+        operator.call(spin_nested, ready, True)
 
-    def spin_nested(r):
+    def spin_nested(r, until_deferred=False):
         r.append(stackless.getcurrent().nesting_level)
-        end = time.monotonic() + LONG
-        while time.monotonic() < end:
-            pass
+        if until_deferred:
+            spin_until_deferred()
+        else:
+            end = time.monotonic() + LONG
+            while time.monotonic() < end:
+                pass
         r.append("left")
         # back at nesting 0 after this returns
 
