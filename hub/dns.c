@@ -69,6 +69,7 @@ typedef struct dns_chan {
     ev_timer timer;
     Py_ssize_t pending;          /* submitted, callback not yet run */
     unsigned int since_drain;
+    double try_timeout;          /* seconds: the shortest a send waits */
     int ndots;                   /* the search rules c-ares read from */
     int ndomains;                /* resolv.conf (and LOCALDOMAIN, */
     char **domains;              /* RES_OPTIONS) */
@@ -234,6 +235,22 @@ timer_update(dns_chan *dc)
     }
 }
 
+/* timer_update() after a send or an answer, when it can matter.
+ * ares_timeout() walks every pending query (c-ares 1.18), and this runs for
+ * every lookup and every readable event.  c-ares gives a send at least one
+ * try-timeout from now (later tries get longer ones), so a timer armed to
+ * expire within one try-timeout is never late for a deadline that appeared
+ * since; at worst it fires early, for a query that got its answer, and
+ * tmo_cb re-arms it. */
+static void
+timer_maybe_update(dns_chan *dc)
+{
+    if (dc->try_timeout > 0 && ev_is_active(&dc->timer) &&
+        ev_timer_remaining(dc->h->loop, &dc->timer) <= dc->try_timeout)
+        return;
+    timer_update(dc);
+}
+
 static void
 io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -243,7 +260,7 @@ io_cb(struct ev_loop *loop, ev_io *w, int revents)
     ares_process_fd(dc->channel,
                     (revents & EV_READ) ? w->fd : ARES_SOCKET_BAD,
                     (revents & EV_WRITE) ? w->fd : ARES_SOCKET_BAD);
-    timer_update(dc);
+    timer_maybe_update(dc);
 }
 
 static void
@@ -353,6 +370,8 @@ chan_save_search(dns_chan *dc)
         return status == ARES_ENOMEM ? -1 : 0;
     if (mask & ARES_OPT_NDOTS)
         dc->ndots = o.ndots;
+    if ((mask & ARES_OPT_TIMEOUTMS) && o.timeout > 0)
+        dc->try_timeout = o.timeout * 1e-3;
     if ((mask & ARES_OPT_DOMAINS) && o.ndomains > 0) {
         dc->domains = calloc((size_t)o.ndomains, sizeof(char *));
         if (dc->domains == NULL)
@@ -774,7 +793,7 @@ chan_drain(dns_chan *dc)
             break;              /* the list may have changed */
         }
     }
-    timer_update(dc);
+    timer_maybe_update(dc);
 }
 
 /* One round: `name` asked for each type of `types` at once. */
@@ -825,7 +844,7 @@ req_run(sched_thread *ts, const round_args *a)
             r->counted = 1;
             dc->h->nactive++;
             chan_drain(dc);
-            timer_update(dc);
+            timer_maybe_update(dc);
         }
         if (!r->done) {
             v = sched_park(ts, req_abort, r);
