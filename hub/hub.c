@@ -6,8 +6,11 @@
  * wake-ups. */
 #include "hub.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static void
 loop_release(struct ev_loop *loop)
@@ -32,6 +35,35 @@ async_cb(struct ev_loop *loop, ev_async *w, int revents)
     (void)loop; (void)w; (void)revents;
 }
 
+/* libev aborts the whole process when it cannot create the descriptor
+ * its signal and ev_async wake-ups need (evpipe_init: "error creating
+ * signal/async pipe").  Before asking it to, make sure `n` descriptors can
+ * be opened, and fail like the stdlib (OSError EMFILE/ENFILE) otherwise.
+ * Another thread opening descriptors without the GIL between this check
+ * and libev's own calls can still win the last one: this narrows the
+ * window, it cannot close it. */
+static int
+fds_available(int n)
+{
+    int fds[3], i, err = 0;
+    assert(n <= 3);
+    for (i = 0; i < n; i++) {
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        if (fds[i] < 0) {
+            err = errno;
+            break;
+        }
+    }
+    while (i-- > 0)
+        close(fds[i]);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
+}
+
 hub_state *
 hub_get(sched_thread *ts)
 {
@@ -48,8 +80,13 @@ hub_get(sched_thread *ts)
     if (h->is_main) {
         /* libev's default loop installs a SIGCHLD handler that reaps every
          * child (it would break subprocess): keep the disposition that was
-         * there (gevent does the same). */
+         * there (gevent does the same).  Its SIGCHLD watcher needs a
+         * descriptor (after the epoll one, which is optional). */
         struct sigaction old;
+        if (fds_available(2) < 0) {
+            PyMem_RawFree(h);
+            return NULL;
+        }
         sigaction(SIGCHLD, NULL, &old);
         h->loop = ev_default_loop(EVFLAG_NOENV | EVFLAG_FORKCHECK);
         sigaction(SIGCHLD, &old, NULL);
@@ -60,6 +97,12 @@ hub_get(sched_thread *ts)
     if (h->loop == NULL) {
         PyMem_RawFree(h);
         PyErr_SetString(PyExc_OSError, "could not create the libev loop");
+        return NULL;
+    }
+    /* ev_async_start() below may need one more descriptor */
+    if (fds_available(1) < 0) {
+        ev_loop_destroy(h->loop);
+        PyMem_RawFree(h);
         return NULL;
     }
     ev_set_userdata(h->loop, h);

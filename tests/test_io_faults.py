@@ -1,6 +1,6 @@
 """I/O fault injection: the cooperative sockets fail exactly as the stdlib.
 
-Each fault (peer reset, half-close, EPIPE, refused and
+Each fault (peer reset, half-close, EPIPE, fd exhaustion, refused and
 timed-out connects, and the same through makefile() and ssl) is a scenario
 in ``CHILD`` below.  A scenario runs twice, in two child interpreters:
 
@@ -34,7 +34,7 @@ from stackless_compat.patches import socket as cosocket
 import helpers
 
 CHILD = r'''
-import errno, gc, json, os, struct, sys, threading, time
+import errno, gc, json, os, resource, struct, sys, threading, time
 
 MODE, GROUP = sys.argv[1], sys.argv[2]
 real_sleep = time.sleep
@@ -446,6 +446,70 @@ def ssl_case(how):
     return run
 
 
+# ------------------------------------------------------- fd exhaustion
+def exhaust():
+    """Open fds until EMFILE; the list of them."""
+    hog = []
+    try:
+        while True:
+            hog.append(os.open("/dev/null", os.O_RDONLY))
+    except OSError as e:
+        assert e.errno == errno.EMFILE, e
+    return hog
+
+
+def emfile_accept():
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    c = socket.socket()
+    c.connect(lst.getsockname())
+    c.sendall(b"hello")
+    hog = exhaust()
+    res = []
+    try:
+        res.append(outcome(lst.accept))
+        res.append(outcome(socket.socket))
+        res.append(outcome(socket.socketpair))
+        res.append(outcome(lst.accept))         # still refused, still queued
+        os.close(hog.pop())
+        s, addr = lst.accept()                  # the pending connection
+        res.append([addr == c.getsockname(), repr(s.recv(10))])
+        s.close()
+    finally:
+        for fd in hog:
+            os.close(fd)
+    c.close()
+    c = socket.socket()                         # the listener still works
+    c.connect(lst.getsockname())
+    s, addr = lst.accept()
+    res.append(addr == c.getsockname())
+    close_all(s, c, lst)
+    return res
+
+
+def emfile_parked_accept():
+    # accept() waiting when the connection comes in, fds exhausted
+    lst = socket.socket()
+    lst.bind(("127.0.0.1", 0))
+    lst.listen(8)
+    c = socket.socket()
+    hog = exhaust()
+    res = []
+    try:
+        later(0.05, c.connect, lst.getsockname())
+        res.append(outcome(lst.accept))
+        os.close(hog.pop())
+        s, addr = lst.accept()
+        res.append(addr == c.getsockname())
+        s.close()
+    finally:
+        for fd in hog:
+            os.close(fd)
+    close_all(c, lst)
+    return res
+
+
 GROUPS = {
     "reset": {
         "parked_recv": reset_parked("recv"),
@@ -486,10 +550,17 @@ GROUPS = {
         "write_after_close": ssl_case("write_after_close"),
         "makefile_half_close": ssl_case("makefile_half_close"),
     },
+    "emfile": {
+        "accept": emfile_accept,
+        "parked_accept": emfile_parked_accept,
+    },
 }
 
 if GROUP == "ssl":
     SSL_CONTEXTS = ssl_contexts()
+if GROUP == "emfile":
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
 
 
 def run_co(fn):
@@ -559,6 +630,7 @@ RESET = exc("ConnectionResetError", errno.ECONNRESET)
 PIPE = exc("BrokenPipeError", errno.EPIPE)
 TIMED_OUT = exc("TimeoutError", None, "timed out")
 REFUSED = exc("ConnectionRefusedError", errno.ECONNREFUSED)
+EMFILE = exc("OSError", errno.EMFILE)
 
 
 def no_lineno(value):
@@ -640,8 +712,91 @@ def test_ssl_faults_match_stdlib():
     }, parked=("reset_parked",))
 
 
+def test_fd_exhaustion_matches_stdlib():
+    check("emfile", {
+        "accept": ["ok", [EMFILE, EMFILE, EMFILE, EMFILE,
+                          [True, "b'hello'"], True]],
+        "parked_accept": ["ok", [EMFILE, True]],
+    }, parked=("parked_accept",))
+
+
 # ---------------------------------------------------------------------------
-# SIGPIPE (co only)
+# The hub under fd exhaustion, SIGPIPE (co only: the stdlib has no hub)
+
+def test_hub_keeps_working_when_fds_are_exhausted():
+    """Timers, Timeout and waits on fds that exist need no new fd.  A
+    thread whose hub does not exist yet cannot create it: OSError(EMFILE),
+    where libev used to abort() the process ("error creating signal/async
+    pipe"); once fds are free again, that thread's hub works."""
+    proc = helpers.run_py(r"""
+import errno, os, resource, select, threading, time
+from stackless_compat.patches import patch_all
+patch_all()
+import stackless_compat as sl
+from stackless_compat import _stackless
+from stackless_compat.hub import Timeout, sleep, wait_read
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+r, w = os.pipe()
+before = sorted(os.listdir("/proc/self/fd"))
+hog = []
+try:
+    while True:
+        hog.append(os.open("/dev/null", os.O_RDONLY))
+except OSError as e:
+    assert e.errno == errno.EMFILE
+
+def in_thread():
+    box = {}
+    def run():
+        try:
+            time.sleep(0.01)
+            box["r"] = "ok"
+        except OSError as e:
+            box["r"] = [type(e).__name__, e.errno, str(e)]
+    th = threading.Thread(target=run)
+    th.start()
+    th.join(10)
+    return box["r"]
+
+try:
+    t0 = time.monotonic()
+    sleep(0.02)
+    assert time.monotonic() - t0 >= 0.015
+    try:
+        with Timeout(0.02):
+            sleep(5)
+    except Timeout:
+        pass
+    else:
+        raise AssertionError("Timeout did not fire")
+    def writer():
+        sleep(0.02)
+        os.write(w, b"x")
+    sl.tasklet(writer)()
+    wait_read(r, timeout=5)
+    assert os.read(r, 1) == b"x"
+    sl.tasklet(writer)()
+    assert select.select([r], [], [], 5)[0] == [r]
+    assert os.read(r, 1) == b"x"
+    print("thread, fds exhausted:", in_thread())
+finally:
+    for fd in hog:
+        os.close(fd)
+print("thread, fds free:", in_thread())
+os.close(r); os.close(w)
+info = _stackless._hub_info()
+print("active", info["active"], "nparked", info["nparked"])
+""")
+    assert proc.returncode == 0, helpers.describe(proc)
+    assert proc.stdout.splitlines() == [
+        "thread, fds exhausted: ['OSError', %d, '[Errno %d] %s']"
+        % (errno.EMFILE, errno.EMFILE, os.strerror(errno.EMFILE)),
+        "thread, fds free: ok",
+        "active 0 nparked 0",
+    ], helpers.describe(proc)
+
 
 def test_no_sigpipe_death_even_with_the_default_disposition():
     """CPython ignores SIGPIPE, so the stdlib gets EPIPE; our C send paths
