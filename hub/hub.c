@@ -313,6 +313,15 @@ deliver_expired(sched_thread *ts, hub_state *h)
             Py_DECREF(tm);
             continue;
         }
+        if (Bomb_Check(t->tempval) &&
+            (t->blocked == 0 || t->blocked == TASKLET_PARKED)) {
+            /* A kill or throw is already on its way to t (pending, or
+             * from another thread): it wins, the Timeout is dropped as if
+             * the block it guards had been left.  (A channel waiter's
+             * tempval is the value it sends.) */
+            Py_DECREF(tm);
+            continue;
+        }
         if (t == ts->current) {
             if (!failed) {
                 PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);

@@ -315,3 +315,33 @@ def test_schedule_loop_does_not_starve_timers():
     sl.tasklet(sleeper)()
     sl.run()
     assert log == ["woke"]
+
+
+def test_pending_kill_wins_over_a_timeout_that_fires_before_it_runs():
+    """A Timeout expiring after its tasklet was killed (pending), before
+    the kill is delivered, used to replace the TaskletExit."""
+    r, w = os.pipe()
+    log = []
+
+    def victim():
+        try:
+            with Timeout(0.01):
+                wait_read(r)
+        except TaskletExit:             # noqa: F821 - a builtin
+            log.append("TaskletExit")
+            raise
+        except Timeout:
+            log.append("Timeout")
+
+    try:
+        t = sl.tasklet(victim)()
+        sl.schedule()                   # it waits in wait_read
+        t.kill(pending=True)            # runnable, TaskletExit on its way
+        time.sleep(0.03)                # the Timeout is due ...
+        sleep(0)                        # ... and fires in this poll
+        sl.run()
+        assert log == ["TaskletExit"]
+        assert active() == 0
+    finally:
+        os.close(r)
+        os.close(w)
