@@ -490,6 +490,21 @@ sched_take_tempval(TaskletObject *t)
     return v;
 }
 
+/* A throw from another thread cannot switch to its target: it leaves the
+ * bomb in the target's tempval.  When the target is running there (its
+ * thread let go of the GIL), the bomb waits for its next switch point,
+ * which must raise it rather than reuse tempval (that lost the kill).
+ * Returns -1 with the exception set, 0 when nothing is pending. */
+int
+sched_raise_pending(sched_thread *ts)
+{
+    TaskletObject *cur = ts->current;
+    if (!Bomb_Check(cur->tempval))
+        return 0;
+    Py_XDECREF(sched_take_tempval(cur));    /* a bomb: NULL, raised */
+    return -1;
+}
+
 /* The tasklet to run when the current one leaves the ring.  If it is the
  * last runnable one, the innermost watchdog (or main) is revived when it is
  * floating; otherwise this is a deadlock.  Returns NULL with RuntimeError,
@@ -552,7 +567,7 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
                         "this tasklet does not like to be blocked.");
         return NULL;
     }
-    if (sched_check_switch(ts) < 0) {
+    if (sched_raise_pending(ts) < 0 || sched_check_switch(ts) < 0) {
         abort(cur, arg);
         return NULL;
     }
@@ -634,6 +649,8 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
     TaskletObject *cur = ts->current, *next;
     if (retval == NULL)
         retval = (PyObject *)cur;
+    if (sched_raise_pending(ts) < 0)
+        return NULL;
     if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
         drain_inbox(ts);
     if (ts->nparked > 0 && slp_st->poll_hook != NULL &&
@@ -691,6 +708,8 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     PyObject *res;
     int armed = 0;
 
+    if (sched_raise_pending(ts) < 0)
+        return NULL;
     if (cur->next == cur && !(timeout > 0 && threadblock) &&
         ts->nparked == 0)
         Py_RETURN_NONE;

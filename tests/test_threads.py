@@ -173,6 +173,66 @@ def test_kill_a_tasklet_blocked_in_another_thread():
         th.join(30)
 
 
+@pytest.mark.parametrize("point", ["hub_sleep", "recv", "schedule",
+                                   "channel"])
+def test_kill_from_another_thread_while_it_runs_reaches_its_next_switch(point):
+    """The victim is running in its thread (in a blocking call that lets
+    go of the GIL) when another thread kills it: the kill waits in its
+    tempval, and its next switch point must raise it.  Each of these used
+    to overwrite tempval first, and the kill was lost."""
+    from stackless_compat.hub import sleep as hub_sleep
+    from stackless_compat.patches.socket import socket
+    import socket as stdsocket
+    box, log = {}, []
+    running, killed = threading.Event(), threading.Event()
+
+    def worker():
+        ch = stackless.channel()
+        a, b = stdsocket.socketpair()
+        a = socket(fileno=a.detach())
+        a.settimeout(3)
+
+        def victim():
+            try:
+                running.set()
+                killed.wait(10)         # the kill arrives meanwhile
+                if point == "hub_sleep":
+                    hub_sleep(3)
+                elif point == "recv":
+                    a.recv(10)
+                elif point == "schedule":
+                    stackless.schedule()
+                else:
+                    ch.receive()
+                log.append("not killed")
+            except TaskletExit:         # noqa: F821 - a builtin
+                log.append("TaskletExit")
+                raise
+            except TimeoutError:
+                log.append("not killed")
+
+        t = box["t"] = stackless.tasklet(victim)()
+        stackless.run()
+        box["after_run"] = list(log)
+        if t.alive:                     # the kill was lost
+            t.kill()
+        a.close()
+        b.close()
+
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    try:
+        assert running.wait(10)
+        box["t"].kill()
+        killed.set()
+        th.join(30)
+        assert box["after_run"] == ["TaskletExit"]
+        assert not box["t"].alive
+    finally:
+        killed.set()
+        th.join(30)
+
+
 def test_switch_to_another_threads_tasklet_is_refused():
     box = {}
     ready, done = threading.Event(), threading.Event()
