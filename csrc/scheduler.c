@@ -807,7 +807,13 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
             }
         }
         Py_SETREF(t->tempval, bomb);
-        if (t->blocked != TASKLET_PARKED && !(t->flags & TF_IN_RING))
+        /* A channel waiter leaves its channel now, also when it is the
+         * current tasklet there, waiting for the hub or for other threads
+         * (in the ring): left on the channel, a sender would replace the
+         * bomb with its value.  Its thread sees it unblocked and goes on
+         * in it. */
+        if (t->blocked != TASKLET_PARKED &&
+            (t->blocked || !(t->flags & TF_IN_RING)))
             make_runnable_after(tts, tts->current, t);
         sched_wake(tts);
         Py_RETURN_NONE;

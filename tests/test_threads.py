@@ -233,6 +233,51 @@ def test_kill_from_another_thread_while_it_runs_reaches_its_next_switch(point):
         th.join(30)
 
 
+def test_kill_from_another_thread_of_a_channel_waiter_waiting_for_the_hub():
+    """A tasklet that blocks on a channel as the last runnable one of its
+    thread stays current while its thread polls the hub.  A kill from
+    another thread then used to leave it on the channel with the bomb in
+    its tempval, where the next sender's value replaced it: lost."""
+    from stackless_compat.hub import sleep as hub_sleep
+    box, log = {}, []
+    blocked = threading.Event()
+
+    def worker():
+        ch = box["ch"] = stackless.channel()
+
+        def sleeper():
+            hub_sleep(0.3)
+            log.append("sleeper done")
+
+        def victim():
+            try:
+                blocked.set()
+                log.append(("received", ch.receive()))
+            except TaskletExit:         # noqa: F821 - a builtin
+                log.append("TaskletExit")
+                raise
+
+        stackless.tasklet(sleeper)()
+        box["t"] = stackless.tasklet(victim)()
+        stackless.run()
+        if box["t"].alive:
+            ch.send("value")
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert blocked.wait(10)
+        time.sleep(0.05)
+        t = box["t"]
+        assert t.blocked and t.scheduled    # current, waiting in the hub
+        t.kill()
+        th.join(30)
+        assert log == ["TaskletExit", "sleeper done"]
+        assert not t.alive
+    finally:
+        th.join(30)
+
+
 def test_switch_to_another_threads_tasklet_is_refused():
     box = {}
     ready, done = threading.Event(), threading.Event()
