@@ -267,9 +267,11 @@ static void
 hubtimer_dealloc(hub_timer *tm)
 {
     /* only reached when neither active nor queued */
+    PyTypeObject *tp = Py_TYPE(tm);
     Py_CLEAR(tm->exc);
     Py_CLEAR(tm->target);
-    Py_TYPE(tm)->tp_free((PyObject *)tm);
+    tp->tp_free((PyObject *)tm);
+    Py_DECREF(tp);              /* a heap type: each instance holds one */
 }
 
 static PyMethodDef hubtimer_methods[] = {

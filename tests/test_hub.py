@@ -345,3 +345,26 @@ def test_pending_kill_wins_over_a_timeout_that_fires_before_it_runs():
     finally:
         os.close(r)
         os.close(w)
+
+
+def test_timeout_timers_are_freed():
+    """Each _hub_timer holds a reference to its heap type, released when
+    it is freed (it used to be leaked: the type's refcount grew by one per
+    Timeout)."""
+    import gc
+    import sys
+    gc.collect()
+    before = sys.getrefcount(_stackless._hub_timer)
+    for i in range(50):
+        t = Timeout(10)
+        t.start()
+        t.cancel()                      # cancelled
+        try:
+            with Timeout(0.001):        # expired and delivered
+                sleep(1)
+        except Timeout:
+            pass
+    del t
+    gc.collect()
+    after = sys.getrefcount(_stackless._hub_timer)
+    assert after == before
