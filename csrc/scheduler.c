@@ -180,7 +180,11 @@ drain_inbox(sched_thread *ts)
         Py_INCREF(t);
         if (PySequence_DelItem(ts->inbox, 0) < 0)
             PyErr_Clear();
-        if (t->blocked)
+        /* Only while the throw is still pending: if the wait completed
+         * first and the tasklet already got the exception, it may be
+         * parked again in a later wait (a finally block) that must not
+         * be cut short. */
+        if (t->blocked == TASKLET_PARKED && Bomb_Check(t->tempval))
             make_runnable_after(ts, ts->current->prev, t);
         Py_DECREF(t);
     }
