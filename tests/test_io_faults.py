@@ -510,6 +510,34 @@ def emfile_parked_accept():
     return res
 
 
+def emfile_unix_accept():
+    # AF_UNIX takes the other accept path (the stdlib's own _accept)
+    import tempfile
+    d = tempfile.mkdtemp()
+    path = os.path.join(d, "sock")
+    lst = socket.socket(socket.AF_UNIX)
+    lst.bind(path)
+    lst.listen(8)
+    c = socket.socket(socket.AF_UNIX)
+    hog = exhaust()
+    res = []
+    try:
+        later(0.05, c.connect, path)
+        res.append(outcome(lst.accept))
+        os.close(hog.pop())
+        s, _ = lst.accept()
+        c.sendall(b"unix")
+        res.append(repr(s.recv(10)))
+        s.close()
+    finally:
+        for fd in hog:
+            os.close(fd)
+    close_all(c, lst)
+    os.unlink(path)
+    os.rmdir(d)
+    return res
+
+
 GROUPS = {
     "reset": {
         "parked_recv": reset_parked("recv"),
@@ -553,6 +581,7 @@ GROUPS = {
     "emfile": {
         "accept": emfile_accept,
         "parked_accept": emfile_parked_accept,
+        "unix_accept": emfile_unix_accept,
     },
 }
 
@@ -717,7 +746,8 @@ def test_fd_exhaustion_matches_stdlib():
         "accept": ["ok", [EMFILE, EMFILE, EMFILE, EMFILE,
                           [True, "b'hello'"], True]],
         "parked_accept": ["ok", [EMFILE, True]],
-    }, parked=("parked_accept",))
+        "unix_accept": ["ok", [EMFILE, "b'unix'"]],
+    }, parked=("parked_accept", "unix_accept"))
 
 
 # ---------------------------------------------------------------------------
