@@ -50,6 +50,12 @@ import socket, ssl
 
 # patched in "co" mode: parks the calling tasklet
 sleep = time.sleep
+if MODE == "co":
+    from stackless_compat.patches import get_original
+    # for a peer thread that must not need a hub of its own (fd exhaustion)
+    PlainSocket = get_original("socket", "socket")
+else:
+    PlainSocket = socket.socket
 threads = []
 
 
@@ -493,7 +499,7 @@ def emfile_parked_accept():
     lst = socket.socket()
     lst.bind(("127.0.0.1", 0))
     lst.listen(8)
-    c = socket.socket()
+    c = PlainSocket()
     hog = exhaust()
     res = []
     try:
@@ -518,7 +524,7 @@ def emfile_unix_accept():
     lst = socket.socket(socket.AF_UNIX)
     lst.bind(path)
     lst.listen(8)
-    c = socket.socket(socket.AF_UNIX)
+    c = PlainSocket(socket.AF_UNIX)
     hog = exhaust()
     res = []
     try:
