@@ -16,7 +16,8 @@ static void
 loop_release(struct ev_loop *loop)
 {
     hub_state *h = ev_userdata(loop);
-    h->released = PyEval_SaveThread();
+    if (!h->keep_gil)
+        h->released = PyEval_SaveThread();
 }
 
 static void
@@ -24,8 +25,10 @@ loop_acquire(struct ev_loop *loop)
 {
     hub_state *h = ev_userdata(loop);
     PyThreadState *t = h->released;
-    h->released = NULL;
-    PyEval_RestoreThread(t);
+    if (t != NULL) {
+        h->released = NULL;
+        PyEval_RestoreThread(t);
+    }
 }
 
 static void
@@ -399,10 +402,15 @@ hub_maybe_poll(sched_thread *ts)
     if (h == NULL || h->nactive <= 0)
         return;
     /* A tasklet that keeps yielding must not starve I/O: poll without
-     * blocking at most once a millisecond. */
+     * blocking at most once a millisecond.  The GIL stays held: letting
+     * go of it for a poll that does not wait bought nothing, and taking
+     * it straight back each time counted as a GIL switch, so other
+     * threads never asked for it and starved. */
     if (ev_time() - h->last_poll < 1e-3)
         return;
+    h->keep_gil = 1;
     ev_run(h->loop, EVRUN_NOWAIT);
+    h->keep_gil = 0;
     h->last_poll = ev_now(h->loop);
 }
 

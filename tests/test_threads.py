@@ -439,3 +439,46 @@ def test_a_million_messages_between_four_threads():
         src = (i - 1) % n_threads
         assert {k[0] for k in counts[i]} == {src}
     assert [ch.balance for ch in channels] == [0] * n_threads
+
+
+@pytest.mark.parametrize("spin", ["schedule", "sleep0"])
+def test_a_thread_spinning_on_schedule_does_not_starve_other_threads(spin):
+    """A tasklet that keeps yielding while another waits in the hub makes
+    its thread poll the hub without blocking once a millisecond.  That
+    poll used to let go of the GIL and take it straight back, which
+    counts as a GIL switch: the other threads never asked for the GIL and
+    got it a couple of times a second.  (A liveness check with a wide
+    margin, not a timing one: it takes ~0.3 s.)"""
+    from stackless_compat.hub import sleep as hub_sleep
+    stop = []
+
+    def worker():
+        def sleeper():
+            while not stop:
+                hub_sleep(0.01)
+
+        def spinner():
+            while not stop:
+                if spin == "schedule":
+                    stackless.schedule()
+                else:
+                    hub_sleep(0)
+
+        stackless.tasklet(sleeper)()
+        stackless.tasklet(spinner)()
+        stackless.run()
+
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    try:
+        time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        done = 0
+        while done < 50 and time.monotonic() < deadline:
+            time.sleep(0.001)           # needs the GIL back each time
+            done += 1
+        assert done == 50
+    finally:
+        stop.append(1)
+        th.join(30)
+    assert not th.is_alive()
