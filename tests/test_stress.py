@@ -492,8 +492,11 @@ def test_cross_thread_kill_racing_with_hub_wait_is_never_lost(kind):
     every kill ends it with TaskletExit, a wait in its cleanup code is not
     cut short, its thread's hub is left with nothing active, nothing
     hangs, no crash (child process).  Each kind failed within a few rounds
-    before its fix (timeout: covered as well by the running-tasklet fix;
-    test_hub.py has the deterministic case)."""
+    before its fix -- timeout: fixed as well by the running-tasklet fix
+    (test_hub.py has the deterministic case); cleanup: only while the
+    fairness poll let go of the GIL, which opened the window (that poll
+    now keeps the GIL, so this kind no longer fails without the inbox
+    fix) -- and the cleanup kind also hung on that starvation."""
     rounds = 1000 if BIG else 60
     proc = helpers.run_py(CROSS_KILL, args=(str(rounds), kind, "7"),
                           timeout=600)
