@@ -680,8 +680,10 @@ def check(group, expected, parked=()):
         assert no_lineno(std[name]) == want, (name, "stdlib", std[name])
         assert co[name] == std[name], (name, "co", co[name], "stdlib", std[name])
     for name in parked:
-        # the scenario waited >= 50 ms; the ticker went on meanwhile
-        assert ticks[name] >= 5, (name, ticks[name])
+        # the scenario waited >= 50 ms; the ticker (one tick per 2 ms) went
+        # on meanwhile: a blocked thread would show 1 at most (a low bar,
+        # for slow sanitizer and valgrind runs)
+        assert ticks[name] >= 3, (name, ticks[name])
 
 
 def test_peer_reset_matches_stdlib():
@@ -928,7 +930,7 @@ def test_parked_recv_gets_reset_others_keep_running():
     with a:
         ticks = run_with_ticker((reader, "recv"), (peer,))
         assert seen == [("recv", errno.ECONNRESET)]
-        assert ticks >= 10
+        assert ticks >= 3
         # the reset is reported once; then the connection is just gone
         assert a.recv(10) == b""
     assert hub_idle()
@@ -951,7 +953,7 @@ def test_half_close_wakes_the_parked_reader():
     with a, b:
         ticks = run_with_ticker((reader,), (peer,))
     assert log == [b"", 0, b"back"]
-    assert ticks >= 10
+    assert ticks >= 3
     assert hub_idle()
 
 
@@ -1001,5 +1003,5 @@ def test_connect_timeout_others_keep_running():
         for s in made + [lst]:
             s.close()
     assert errors == ["timed out"]
-    assert ticks >= 20
+    assert ticks >= 3
     assert hub_idle()
