@@ -97,6 +97,10 @@ channel_action_impl(ChannelObject *ch, int dir, PyObject *value,
         return NULL;
     }
     cur = ts->current;
+    /* a throw from another thread that reached cur while it ran: raised
+     * here, before the transfer (no message is taken and then lost) */
+    if (sched_raise_pending(ts) < 0)
+        return NULL;
     waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
     if (slp_st->channel_callback != NULL &&
         channel_notify(ch, cur, dir > 0, !waiting) < 0)

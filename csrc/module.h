@@ -199,6 +199,10 @@ int sched_check_switch(sched_thread *ts);
 PyObject *sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop);
 PyObject *sched_block_current(sched_thread *ts, PyObject *drop_if_ok);
 PyObject *sched_take_tempval(TaskletObject *t);
+/* Raise a throw from another thread that reached the current tasklet
+ * while it ran; call at a switch point before reusing its tempval.
+ * Returns -1 with the exception set, or 0. */
+int sched_raise_pending(sched_thread *ts);
 PyObject *sched_schedule(sched_thread *ts, PyObject *retval, int remove);
 PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
                     int soft, int ignore_nesting, int totaltimeout);

@@ -180,7 +180,11 @@ drain_inbox(sched_thread *ts)
         Py_INCREF(t);
         if (PySequence_DelItem(ts->inbox, 0) < 0)
             PyErr_Clear();
-        if (t->blocked)
+        /* Only while the throw is still pending: if the wait completed
+         * first and the tasklet already got the exception, it may be
+         * parked again in a later wait (a finally block) that must not
+         * be cut short. */
+        if (t->blocked == TASKLET_PARKED && Bomb_Check(t->tempval))
             make_runnable_after(ts, ts->current->prev, t);
         Py_DECREF(t);
     }
@@ -490,6 +494,21 @@ sched_take_tempval(TaskletObject *t)
     return v;
 }
 
+/* A throw from another thread cannot switch to its target: it leaves the
+ * bomb in the target's tempval.  When the target is running there (its
+ * thread let go of the GIL), the bomb waits for its next switch point,
+ * which must raise it rather than reuse tempval (that lost the kill).
+ * Returns -1 with the exception set, 0 when nothing is pending. */
+int
+sched_raise_pending(sched_thread *ts)
+{
+    TaskletObject *cur = ts->current;
+    if (!Bomb_Check(cur->tempval))
+        return 0;
+    Py_XDECREF(sched_take_tempval(cur));    /* a bomb: NULL, raised */
+    return -1;
+}
+
 /* The tasklet to run when the current one leaves the ring.  If it is the
  * last runnable one, the innermost watchdog (or main) is revived when it is
  * floating; otherwise this is a deadlock.  Returns NULL with RuntimeError,
@@ -552,7 +571,7 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
                         "this tasklet does not like to be blocked.");
         return NULL;
     }
-    if (sched_check_switch(ts) < 0) {
+    if (sched_raise_pending(ts) < 0 || sched_check_switch(ts) < 0) {
         abort(cur, arg);
         return NULL;
     }
@@ -634,6 +653,8 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
     TaskletObject *cur = ts->current, *next;
     if (retval == NULL)
         retval = (PyObject *)cur;
+    if (sched_raise_pending(ts) < 0)
+        return NULL;
     if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
         drain_inbox(ts);
     if (ts->nparked > 0 && slp_st->poll_hook != NULL &&
@@ -691,6 +712,8 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     PyObject *res;
     int armed = 0;
 
+    if (sched_raise_pending(ts) < 0)
+        return NULL;
     if (cur->next == cur && !(timeout > 0 && threadblock) &&
         ts->nparked == 0)
         Py_RETURN_NONE;
@@ -788,7 +811,13 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
             }
         }
         Py_SETREF(t->tempval, bomb);
-        if (t->blocked != TASKLET_PARKED && !(t->flags & TF_IN_RING))
+        /* A channel waiter leaves its channel now, also when it is the
+         * current tasklet there, waiting for the hub or for other threads
+         * (in the ring): left on the channel, a sender would replace the
+         * bomb with its value.  Its thread sees it unblocked and goes on
+         * in it. */
+        if (t->blocked != TASKLET_PARKED &&
+            (t->blocked || !(t->flags & TF_IN_RING)))
             make_runnable_after(tts, tts->current, t);
         sched_wake(tts);
         Py_RETURN_NONE;

@@ -6,14 +6,18 @@
  * wake-ups. */
 #include "hub.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 static void
 loop_release(struct ev_loop *loop)
 {
     hub_state *h = ev_userdata(loop);
-    h->released = PyEval_SaveThread();
+    if (!h->keep_gil)
+        h->released = PyEval_SaveThread();
 }
 
 static void
@@ -21,8 +25,10 @@ loop_acquire(struct ev_loop *loop)
 {
     hub_state *h = ev_userdata(loop);
     PyThreadState *t = h->released;
-    h->released = NULL;
-    PyEval_RestoreThread(t);
+    if (t != NULL) {
+        h->released = NULL;
+        PyEval_RestoreThread(t);
+    }
 }
 
 static void
@@ -30,6 +36,35 @@ async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
     /* Only breaks the poll; whoever sent it queued the work. */
     (void)loop; (void)w; (void)revents;
+}
+
+/* libev aborts the whole process when it cannot create the descriptor
+ * its signal and ev_async wake-ups need (evpipe_init: "error creating
+ * signal/async pipe").  Before asking it to, make sure `n` descriptors can
+ * be opened, and fail like the stdlib (OSError EMFILE/ENFILE) otherwise.
+ * Another thread opening descriptors without the GIL between this check
+ * and libev's own calls can still win the last one: this narrows the
+ * window, it cannot close it. */
+static int
+fds_available(int n)
+{
+    int fds[3], i, err = 0;
+    assert(n <= 3);
+    for (i = 0; i < n; i++) {
+        fds[i] = eventfd(0, EFD_CLOEXEC);
+        if (fds[i] < 0) {
+            err = errno;
+            break;
+        }
+    }
+    while (i-- > 0)
+        close(fds[i]);
+    if (err != 0) {
+        errno = err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    return 0;
 }
 
 hub_state *
@@ -48,8 +83,13 @@ hub_get(sched_thread *ts)
     if (h->is_main) {
         /* libev's default loop installs a SIGCHLD handler that reaps every
          * child (it would break subprocess): keep the disposition that was
-         * there (gevent does the same). */
+         * there (gevent does the same).  Its SIGCHLD watcher needs a
+         * descriptor (after the epoll one, which is optional). */
         struct sigaction old;
+        if (fds_available(2) < 0) {
+            PyMem_RawFree(h);
+            return NULL;
+        }
         sigaction(SIGCHLD, NULL, &old);
         h->loop = ev_default_loop(EVFLAG_NOENV | EVFLAG_FORKCHECK);
         sigaction(SIGCHLD, &old, NULL);
@@ -60,6 +100,12 @@ hub_get(sched_thread *ts)
     if (h->loop == NULL) {
         PyMem_RawFree(h);
         PyErr_SetString(PyExc_OSError, "could not create the libev loop");
+        return NULL;
+    }
+    /* ev_async_start() below may need one more descriptor */
+    if (fds_available(1) < 0) {
+        ev_loop_destroy(h->loop);
+        PyMem_RawFree(h);
         return NULL;
     }
     ev_set_userdata(h->loop, h);
@@ -224,9 +270,11 @@ static void
 hubtimer_dealloc(hub_timer *tm)
 {
     /* only reached when neither active nor queued */
+    PyTypeObject *tp = Py_TYPE(tm);
     Py_CLEAR(tm->exc);
     Py_CLEAR(tm->target);
-    Py_TYPE(tm)->tp_free((PyObject *)tm);
+    tp->tp_free((PyObject *)tm);
+    Py_DECREF(tp);              /* a heap type: each instance holds one */
 }
 
 static PyMethodDef hubtimer_methods[] = {
@@ -267,6 +315,15 @@ deliver_expired(sched_thread *ts, hub_state *h)
         tm->queued = 0;
         if (t == NULL || exc == NULL || tasklet_ts(t) != ts ||
             !tasklet_alive(t)) {
+            Py_DECREF(tm);
+            continue;
+        }
+        if (Bomb_Check(t->tempval) &&
+            (t->blocked == 0 || t->blocked == TASKLET_PARKED)) {
+            /* A kill or throw is already on its way to t (pending, or
+             * from another thread): it wins, the Timeout is dropped as if
+             * the block it guards had been left.  (A channel waiter's
+             * tempval is the value it sends.) */
             Py_DECREF(tm);
             continue;
         }
@@ -345,10 +402,15 @@ hub_maybe_poll(sched_thread *ts)
     if (h == NULL || h->nactive <= 0)
         return;
     /* A tasklet that keeps yielding must not starve I/O: poll without
-     * blocking at most once a millisecond. */
+     * blocking at most once a millisecond.  The GIL stays held: letting
+     * go of it for a poll that does not wait bought nothing, and taking
+     * it straight back each time counted as a GIL switch, so other
+     * threads never asked for it and starved. */
     if (ev_time() - h->last_poll < 1e-3)
         return;
+    h->keep_gil = 1;
     ev_run(h->loop, EVRUN_NOWAIT);
+    h->keep_gil = 0;
     h->last_poll = ev_now(h->loop);
 }
 

@@ -21,6 +21,7 @@ typedef struct hub_state {
     struct ev_loop *loop;
     sched_thread *ts;
     PyThreadState *released;      /* while the poll runs without the GIL */
+    int keep_gil;                 /* a poll that does not wait keeps it */
     ev_async async;               /* cross-thread wake-up (hub_wakeup) */
     int is_main;
     hub_fdslot *fds;              /* indexed by fd */

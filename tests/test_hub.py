@@ -318,3 +318,56 @@ def test_schedule_loop_does_not_starve_timers():
     sl.tasklet(sleeper)()
     sl.run()
     assert log == ["woke"]
+
+
+def test_pending_kill_wins_over_a_timeout_that_fires_before_it_runs():
+    """A Timeout expiring after its tasklet was killed (pending), before
+    the kill is delivered, used to replace the TaskletExit."""
+    r, w = os.pipe()
+    log = []
+
+    def victim():
+        try:
+            with Timeout(0.01):
+                wait_read(r)
+        except TaskletExit:             # noqa: F821 - a builtin
+            log.append("TaskletExit")
+            raise
+        except Timeout:
+            log.append("Timeout")
+
+    try:
+        t = sl.tasklet(victim)()
+        sl.schedule()                   # it waits in wait_read
+        t.kill(pending=True)            # runnable, TaskletExit on its way
+        time.sleep(0.03)                # the Timeout is due ...
+        sleep(0)                        # ... and fires in this poll
+        sl.run()
+        assert log == ["TaskletExit"]
+        assert active() == 0
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_timeout_timers_are_freed():
+    """Each _hub_timer holds a reference to its heap type, released when
+    it is freed (it used to be leaked: the type's refcount grew by one per
+    Timeout)."""
+    import gc
+    import sys
+    gc.collect()
+    before = sys.getrefcount(_stackless._hub_timer)
+    for i in range(50):
+        t = Timeout(10)
+        t.start()
+        t.cancel()                      # cancelled
+        try:
+            with Timeout(0.001):        # expired and delivered
+                sleep(1)
+        except Timeout:
+            pass
+    del t
+    gc.collect()
+    after = sys.getrefcount(_stackless._hub_timer)
+    assert after == before

@@ -175,6 +175,111 @@ def test_kill_a_tasklet_blocked_in_another_thread():
         th.join(30)
 
 
+@pytest.mark.parametrize("point", ["hub_sleep", "recv", "schedule",
+                                   "channel"])
+def test_kill_from_another_thread_while_it_runs_reaches_its_next_switch(point):
+    """The victim is running in its thread (in a blocking call that lets
+    go of the GIL) when another thread kills it: the kill waits in its
+    tempval, and its next switch point must raise it.  Each of these used
+    to overwrite tempval first, and the kill was lost."""
+    from stackless_compat.hub import sleep as hub_sleep
+    from stackless_compat.patches.socket import socket
+    import socket as stdsocket
+    box, log = {}, []
+    running, killed = threading.Event(), threading.Event()
+
+    def worker():
+        ch = stackless.channel()
+        a, b = stdsocket.socketpair()
+        a = socket(fileno=a.detach())
+        a.settimeout(3)
+
+        def victim():
+            try:
+                running.set()
+                killed.wait(10)         # the kill arrives meanwhile
+                if point == "hub_sleep":
+                    hub_sleep(3)
+                elif point == "recv":
+                    a.recv(10)
+                elif point == "schedule":
+                    stackless.schedule()
+                else:
+                    ch.receive()
+                log.append("not killed")
+            except TaskletExit:         # noqa: F821 - a builtin
+                log.append("TaskletExit")
+                raise
+            except TimeoutError:
+                log.append("not killed")
+
+        t = box["t"] = stackless.tasklet(victim)()
+        stackless.run()
+        box["after_run"] = list(log)
+        if t.alive:                     # the kill was lost
+            t.kill()
+        a.close()
+        b.close()
+
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    try:
+        assert running.wait(10)
+        box["t"].kill()
+        killed.set()
+        th.join(30)
+        assert box["after_run"] == ["TaskletExit"]
+        assert not box["t"].alive
+    finally:
+        killed.set()
+        th.join(30)
+
+
+def test_kill_from_another_thread_of_a_channel_waiter_waiting_for_the_hub():
+    """A tasklet that blocks on a channel as the last runnable one of its
+    thread stays current while its thread polls the hub.  A kill from
+    another thread then used to leave it on the channel with the bomb in
+    its tempval, where the next sender's value replaced it: lost."""
+    from stackless_compat.hub import sleep as hub_sleep
+    box, log = {}, []
+    blocked = threading.Event()
+
+    def worker():
+        ch = box["ch"] = stackless.channel()
+
+        def sleeper():
+            hub_sleep(0.3)
+            log.append("sleeper done")
+
+        def victim():
+            try:
+                blocked.set()
+                log.append(("received", ch.receive()))
+            except TaskletExit:         # noqa: F821 - a builtin
+                log.append("TaskletExit")
+                raise
+
+        stackless.tasklet(sleeper)()
+        box["t"] = stackless.tasklet(victim)()
+        stackless.run()
+        if box["t"].alive:
+            ch.send("value")
+
+    th = threading.Thread(target=worker)
+    th.start()
+    try:
+        assert blocked.wait(10)
+        time.sleep(0.05)
+        t = box["t"]
+        assert t.blocked and t.scheduled    # current, waiting in the hub
+        t.kill()
+        th.join(30)
+        assert log == ["TaskletExit", "sleeper done"]
+        assert not t.alive
+    finally:
+        th.join(30)
+
+
 def test_switch_to_another_threads_tasklet_is_refused():
     box = {}
     ready, done = threading.Event(), threading.Event()
@@ -337,3 +442,46 @@ def test_a_million_messages_between_four_threads():
         src = (i - 1) % n_threads
         assert {k[0] for k in counts[i]} == {src}
     assert [ch.balance for ch in channels] == [0] * n_threads
+
+
+@pytest.mark.parametrize("spin", ["schedule", "sleep0"])
+def test_a_thread_spinning_on_schedule_does_not_starve_other_threads(spin):
+    """A tasklet that keeps yielding while another waits in the hub makes
+    its thread poll the hub without blocking once a millisecond.  That
+    poll used to let go of the GIL and take it straight back, which
+    counts as a GIL switch: the other threads never asked for the GIL and
+    got it a couple of times a second.  (A liveness check with a wide
+    margin, not a timing one: it takes ~0.3 s.)"""
+    from stackless_compat.hub import sleep as hub_sleep
+    stop = []
+
+    def worker():
+        def sleeper():
+            while not stop:
+                hub_sleep(0.01)
+
+        def spinner():
+            while not stop:
+                if spin == "schedule":
+                    stackless.schedule()
+                else:
+                    hub_sleep(0)
+
+        stackless.tasklet(sleeper)()
+        stackless.tasklet(spinner)()
+        stackless.run()
+
+    th = threading.Thread(target=worker, daemon=True)
+    th.start()
+    try:
+        time.sleep(0.05)
+        deadline = time.monotonic() + 10
+        done = 0
+        while done < 50 and time.monotonic() < deadline:
+            time.sleep(0.001)           # needs the GIL back each time
+            done += 1
+        assert done == 50
+    finally:
+        stop.append(1)
+        th.join(30)
+    assert not th.is_alive()
