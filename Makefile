@@ -96,7 +96,7 @@ VALGRIND_FLAGS = --tool=memcheck --error-exitcode=99 --leak-check=no \
 	--num-callers=40 --trace-children=yes --trace-children-skip='$(VALGRIND_SKIP)' \
 	--log-file=$(VALGRIND_LOGS)/vg.%p.log
 VALGRIND_ENV = PYTHONMALLOC=malloc_debug GLIBC_TUNABLES=glibc.cpu.hwcaps=-AVX2 \
-	PYTHONFAULTHANDLER= SLP_VALGRIND=1 SLP_TIMEOUT_SCALE=30 SLP_MODEL_EXAMPLES=40
+	PYTHONFAULTHANDLER= SLP_VALGRIND=1 SLP_TIMEOUT_SCALE=10 SLP_MODEL_EXAMPLES=40
 PY_EXE = $(shell $(PYTHON) -c 'import sys; print(sys.executable)')
 
 # The suite runs as VALGRIND_JOBS shards side by side (SLP_SHARD=i/n in
