@@ -464,6 +464,12 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
+    /* The current cframe lives on the C stack the switch overwrites, and
+     * threads that read frames without the GIL (faulthandler's
+     * dump_traceback_later, a fatal-error dump) follow it at any moment:
+     * until the target's state is restored, it is the thread's root
+     * cframe, which has no frame. */
+    ts->tstate->cframe = &ts->tstate->root_cframe;
     ts->call_sp = NULL;
     ts->current = next;
     ts->pending_decref = drop;
@@ -1039,6 +1045,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     ts->current = next;
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
+    ts->tstate->cframe = &ts->tstate->root_cframe;    /* as in a switch */
     slp_exit(&ts->sw, &next->stack);
 }
 

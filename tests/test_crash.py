@@ -441,3 +441,4 @@ def test_throw_into_tasklet_of_another_thread():
     """)
     assert proc.stdout.strip() == (
         '["victim got KeyError(\'from main thread\')"] False')
+
