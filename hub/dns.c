@@ -1150,6 +1150,22 @@ round_run(sched_thread *ts, const round_args *a)
     return r;
 }
 
+/* One round of the search walk for `name`: the finished request (its
+ * outcome in *herr), or NULL with an exception. */
+static dns_req *
+search_round(sched_thread *ts, round_args *a, const char *name, int *herr,
+             int *last_tryagain, int *servfail, int *connrefused)
+{
+    dns_req *r;
+    a->name = name;
+    r = round_run(ts, a);
+    if (r != NULL) {
+        *herr = round_herr(r, servfail, connrefused);
+        *last_tryagain = *herr == TRY_AGAIN;
+    }
+    return r;
+}
+
 /* Look `name` up with the search list, asking for `types` (one or two)
  * in each round.  Returns 1 with *out the answered round (the caller
  * frees it), 0 with *herr the failure, -1 with an exception.
@@ -1200,12 +1216,10 @@ search(sched_thread *ts, const char *name, const int *types, int nq,
         }
     }
     if (dots >= dc->ndots || trailing) {
-        a.name = name;
-        r = round_run(ts, &a);
+        r = search_round(ts, &a, name, herr, last_tryagain, &servfail,
+                         &connrefused);
         if (r == NULL)
             goto error;
-        *herr = round_herr(r, &servfail, &connrefused);
-        *last_tryagain = *herr == TRY_AGAIN;
         if (*herr == 0 || trailing)
             goto answered;
         req_free(r);
@@ -1213,12 +1227,10 @@ search(sched_thread *ts, const char *name, const int *types, int nq,
         tried_as_is = 1;
     }
     for (i = 0; i < ndomains; i++) {
-        a.name = domains[i];
-        r = round_run(ts, &a);
+        r = search_round(ts, &a, domains[i], herr, last_tryagain,
+                         &servfail, &connrefused);
         if (r == NULL)
             goto error;
-        *herr = round_herr(r, &servfail, &connrefused);
-        *last_tryagain = *herr == TRY_AGAIN;
         if (*herr == 0)
             goto answered;
         req_free(r);
@@ -1234,12 +1246,10 @@ search(sched_thread *ts, const char *name, const int *types, int nq,
             break;
     }
     if (!tried_as_is && !root) {
-        a.name = name;
-        r = round_run(ts, &a);
+        r = search_round(ts, &a, name, herr, last_tryagain, &servfail,
+                         &connrefused);
         if (r == NULL)
             goto error;
-        *herr = round_herr(r, &servfail, &connrefused);
-        *last_tryagain = *herr == TRY_AGAIN;
         if (*herr == 0)
             goto answered;
         req_free(r);

@@ -105,3 +105,16 @@ def describe(proc):
     """A readable summary of a CompletedProcess for assertion messages."""
     return "returncode=%s\n--- stdout ---\n%s\n--- stderr ---\n%s" % (
         proc.returncode, proc.stdout, proc.stderr)
+
+
+def dns_server_module():
+    """tests/dns/server.py (the private dnsmasq the DNS tests start),
+    loaded once; tests/dns is not a package."""
+    mod = sys.modules.get("_dns_test_server")
+    if mod is None:
+        spec = importlib.util.spec_from_file_location(
+            "_dns_test_server", os.path.join(TESTS_DIR, "dns", "server.py"))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        sys.modules["_dns_test_server"] = mod
+    return mod

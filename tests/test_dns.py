@@ -24,6 +24,7 @@ import time
 
 import pytest
 
+import helpers
 import stackless_compat as sl
 from stackless_compat import _stackless
 from stackless_compat.hub import sleep
@@ -31,12 +32,7 @@ from stackless_compat.patches import dns
 
 from helpers import describe, run_py
 
-_spec = __import__("importlib.util").util.spec_from_file_location(
-    "_dns_test_server",
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "dns", "server.py"))
-_mod = __import__("importlib.util").util.module_from_spec(_spec)
-_spec.loader.exec_module(_mod)
-Dnsmasq = _mod.Dnsmasq
+Dnsmasq = helpers.dns_server_module().Dnsmasq
 
 S = stdsocket
 
