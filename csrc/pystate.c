@@ -744,6 +744,16 @@ pystate_set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f,
 #endif
 }
 
+int
+pystate_can_hook_other_threads(void)
+{
+#ifdef SET_OTHER_TRACE
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 void
 pystate_get_thread_hook(PyThreadState *ts, int profile, Py_tracefunc *f,
                         PyObject **obj)

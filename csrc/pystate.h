@@ -108,6 +108,8 @@ void pystate_get_thread_hook(PyThreadState *ts, int profile, Py_tracefunc *f,
                              PyObject **obj);
 int pystate_set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f,
                             PyObject *obj);
+/* Can pystate_set_thread_hook() set a trace hook on another thread? */
+int pystate_can_hook_other_threads(void);
 
 /* Where a suspended tasklet's contextvars context lives (borrowed slot,
  * may hold NULL), for tasklet.context / set_context(). */

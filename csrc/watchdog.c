@@ -59,10 +59,10 @@ wd_install_hook(sched_thread *ts)
     PyThreadState *tstate = ts->tstate;
     if (ts->wd_hooked != NULL || ts->current == NULL)
         return;
-    ts->wd_saved_func = tstate->c_tracefunc;
-    ts->wd_saved_obj = Py_XNewRef(tstate->c_traceobj);
+    pystate_get_thread_hook(tstate, 0, &ts->wd_saved_func, &ts->wd_saved_obj);
+    Py_XINCREF(ts->wd_saved_obj);
     ts->wd_hooked = ts->current;
-    if (_PyEval_SetTrace(tstate, wd_trace, NULL) < 0) {
+    if (pystate_set_thread_hook(tstate, 0, wd_trace, NULL) < 0) {
         PyErr_Clear();
         Py_CLEAR(ts->wd_saved_obj);
         ts->wd_saved_func = NULL;
@@ -91,7 +91,7 @@ wd_remove_hook(sched_thread *ts)
     ts->wd_saved_obj = NULL;
     ts->wd_saved_func = NULL;
     if (t == ts->current) {
-        if (_PyEval_SetTrace(ts->tstate, func, obj) < 0)
+        if (pystate_set_thread_hook(ts->tstate, 0, func, obj) < 0)
             PyErr_Clear();
         Py_XDECREF(obj);
     }
@@ -186,7 +186,7 @@ wd_still_armed(sched_thread *ts)
 static void
 wd_deliver(sched_thread *ts)
 {
-    if (_Py_IsFinalizing())
+    if (slp_is_finalizing())
         return;
     {
         PyGILState_STATE g = PyGILState_Ensure();
@@ -280,6 +280,14 @@ wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
     long long ns = (long long)(timeout * (double)SLP_TICK_NS);
     if (ns < SLP_WD_MIN_NS)
         ns = SLP_WD_MIN_NS;
+    if (!pystate_can_hook_other_threads()) {
+        /* This design needs the timer thread to set a trace hook on the
+         * busy thread; refuse rather than never interrupt. */
+        PyErr_SetString(PyExc_RuntimeError,
+                        "the watchdog (run() with a timeout) is not "
+                        "available on this CPython version yet");
+        return -1;
+    }
     if (wd_start_timer() < 0)
         return -1;
     PyThread_acquire_lock(wd_lock, 1);

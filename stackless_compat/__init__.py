@@ -1,4 +1,4 @@
-"""stackless_compat: the Stackless Python API on stock CPython 3.11.
+"""stackless_compat: the Stackless Python API on stock CPython 3.11-3.13.
 
 ``import stackless_compat as stackless`` gives tasklets, channels and the
 cooperative scheduler of Stackless Python, implemented in C on a
@@ -8,6 +8,16 @@ legacy program with ``import stackless`` resolved to this module.
 import atexit as _atexit
 import gc as _gc
 import sys as _sys
+
+# Each supported interpreter has its entry in the C extension's version
+# layer; anything else is refused here, before the extension is looked for.
+_SUPPORTED = ((3, 11), (3, 12), (3, 13))
+if (_sys.implementation.name != "cpython"
+        or _sys.version_info[:2] not in _SUPPORTED):
+    raise ImportError(
+        "stackless_compat supports CPython %s only; this is %s %s"
+        % (", ".join("%d.%d" % v for v in _SUPPORTED),
+           _sys.implementation.name, _sys.version.split()[0]))
 
 from . import _stackless
 from ._stackless import (

@@ -20,12 +20,7 @@ LAYER = {"csrc/compat.h"} | {
 
 # Files allowed to keep version-specific code for now, each with the
 # reason.  This list must only shrink.
-EXCEPTIONS = {
-    # The watchdog is being redesigned for all three versions (3.13 exports
-    # no _PyEval_SetTrace); until that lands it reads the thread state's
-    # hook fields and calls the private setter itself.
-    "csrc/watchdog.c",
-}
+EXCEPTIONS = set()
 
 # Private CPython functions with a public spelling in compat.h, or that
 # only the layer may call.

@@ -3,6 +3,7 @@
 tests check "interrupted eventually", never an exact count.
 """
 
+import sys
 import threading
 import time
 
@@ -12,6 +13,18 @@ import stackless_compat as stackless
 from stackless_compat import _stackless
 
 from helpers import scaled
+
+if sys.version_info >= (3, 13):
+    # The current watchdog sets a trace hook on the busy thread from its
+    # timer thread, which 3.13 cannot do (_PyEval_SetTrace is not
+    # exported): run(timeout) raises RuntimeError there until the watchdog
+    # redesign for all versions lands.
+    pytestmark = [
+        pytest.mark.xfail(strict=True, raises=RuntimeError,
+                          reason="watchdog not available on 3.13 yet"),
+        pytest.mark.filterwarnings(
+            "ignore::pytest.PytestUnhandledThreadExceptionWarning"),
+    ]
 
 # A spin far longer than the watchdog's slice and its timer thread's latency
 # (stretched under make valgrind, where threads run far less often).
@@ -204,6 +217,9 @@ def test_interrupted_tasklet_can_be_killed_with_finally():
     assert log == ["finally"] and not t.alive
 
 
+@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True, raises=KeyError,
+                   reason="watchdog not available on 3.13 yet: the worker's "
+                          "run(timeout) raises RuntimeError, so no result")
 def test_watchdog_in_another_thread():
     box = {}
 
