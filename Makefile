@@ -14,7 +14,38 @@ ASAN_ENV = \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc
 
-.PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help
+.PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help \
+	versions test-all
+
+# Supported interpreters.  `make venv-3.12` makes build/venv-3.12 from that
+# CPython (PYTHON3_12=/path/to/python3.12, else the newest pyenv 3.12.x,
+# else python3.12 on PATH) with the test extras installed (editable, so
+# the extension for each version sits side by side in stackless_compat/);
+# `make test-3.12` runs the suite there, `make test-all` on every version.
+# Any other target runs on one of them with PYTHON=build/venv-3.12/bin/python.
+SUPPORTED_VERSIONS = 3.11 3.12 3.13
+PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
+py_for = $(or $(PYTHON$(subst .,_,$(1))),$(lastword $(sort $(wildcard \
+	$(PYENV_ROOT)/versions/$(1).*/bin/python$(1)))),$(shell command -v python$(1) 2>/dev/null))
+VENV_DIR ?= build
+
+versions:
+	@$(foreach v,$(SUPPORTED_VERSIONS),echo "$(v): $(or $(call py_for,$(v)),NOT FOUND)";)
+
+VENV_TARGETS = $(addprefix venv-,$(SUPPORTED_VERSIONS))
+TEST_TARGETS = $(addprefix test-,$(SUPPORTED_VERSIONS))
+.PHONY: $(VENV_TARGETS) $(TEST_TARGETS)
+
+$(VENV_TARGETS): venv-%:
+	@py="$(call py_for,$*)"; \
+	if [ -z "$$py" ]; then echo "no CPython $* (set PYTHON$(subst .,_,$*))" >&2; exit 1; fi; \
+	if [ ! -x $(VENV_DIR)/venv-$*/bin/python ]; then "$$py" -m venv $(VENV_DIR)/venv-$*; fi
+	PIP_DISABLE_PIP_VERSION_CHECK=1 $(VENV_DIR)/venv-$*/bin/python -m pip install -q -e '.[test]'
+
+$(TEST_TARGETS): test-%: venv-%
+	$(VENV_DIR)/venv-$*/bin/python -m pytest $(PYTEST_ARGS)
+
+test-all: $(TEST_TARGETS)
 
 all: build
 
@@ -22,6 +53,8 @@ help:
 	@echo "make build   - editable install with the test extras (pip install -e '.[test]')"
 	@echo "make inplace - rebuild the extension in place (python setup.py build_ext --inplace)"
 	@echo "make test    - run the pytest suite"
+	@echo "make test-3.12 - the suite in build/venv-3.12 (made by make venv-3.12); test-all: 3.11-3.13"
+	@echo "make versions - which interpreter each supported version uses"
 	@echo "make ctest   - C-only switch torture test (tests/c; CTEST_TARGETS='$(CTEST_TARGETS)')"
 	@echo "make asan    - ASan+UBSan build of the extension, whole suite under it, normal rebuild"
 	@echo "make valgrind - valgrind build, whole suite (and its child interpreters) under memcheck"
