@@ -110,7 +110,12 @@ struct sched_thread {
     long long wd_budget;          /* ticks per slice, or for the whole run() */
     long long wd_left;            /* counted mode: ticks left */
     long long wd_budget_ns;       /* timed mode: the budget as time */
-    long long wd_start_ns;        /* timed mode: start of the slice/run() */
+    long long wd_start_ns;        /* timed mode: wall-clock stamp of the
+                                     start of the slice (or run()) */
+    int wd_clock;                 /* timed mode: the thread's CPU clock */
+    long long wd_t_stamp, wd_t_cpu_start, wd_t_look_cpu; /* the timer's */
+    long long wd_fired_stamp;     /* the slice a poke is for */
+    long long wd_deadline;        /* due: wall-clock time to interrupt */
     int wd_counted;               /* the hook counts the ticks */
     int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
     int wd_fired;                 /* timed mode: a poke is on its way */

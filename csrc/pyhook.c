@@ -121,6 +121,13 @@ tramp_free(PyObject *capsule)
     PyMem_RawFree(tr);
 }
 
+/* Spent trampolines, released a few fires later: CPython 3.11 passes the
+ * same (function, object) pair to a line event and the opcode event of the
+ * same instruction, even when the first call replaced them. */
+#define TRAMP_SPENT 8
+static PyObject *tramp_spent[TRAMP_SPENT];
+static unsigned int tramp_spent_next;
+
 static int
 tramp_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 {
@@ -133,6 +140,8 @@ tramp_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         PyErr_Clear();
         return 0;
     }
+    if (tr->fn == NULL)
+        return 0;               /* spent: the pair was stale */
     func = tr->func;
     fobj = Py_XNewRef(tr->obj);
     Py_INCREF(obj);             /* the capsule outlives the restore */
@@ -142,11 +151,17 @@ tramp_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         tr->frame->f_trace_opcodes = 0;
         Py_CLEAR(tr->frame);
     }
-    tr->fn(tr->arg);
+    {
+        int (*fn)(void *) = tr->fn;
+        tr->fn = NULL;
+        fn(tr->arg);
+    }
     if (func != NULL)
         r = func(fobj, frame, what, arg);
     Py_XDECREF(fobj);
-    Py_DECREF(obj);
+    /* our reference to the capsule goes to the spent ring */
+    Py_XSETREF(tramp_spent[tramp_spent_next % TRAMP_SPENT], obj);
+    tramp_spent_next++;
     return r;
 }
 
