@@ -754,8 +754,13 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     next = cur->next;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
-    if (cur->flags & TF_WATCHDOG)
+    if (cur->flags & TF_WATCHDOG) {
+        /* woken by hand (run() of this tasklet) while run() calls nested
+         * in it still wait: those go back to the run queue, as Stackless
+         * pops them when the outer run() resumes */
+        sched_release_inner_watchdogs(ts, cur);
         watchdog_remove(ts, cur);
+    }
     if (armed)
         wd_disarm(ts);
     if (res == NULL)
