@@ -63,6 +63,12 @@ pyhook_uninstall(Py_tracefunc hook, pyhook_saved *saved)
 }
 
 int
+pyhook_is_installed(Py_tracefunc hook, pyhook_saved *saved)
+{
+    return saved->installed && PyThreadState_Get()->c_tracefunc == hook;
+}
+
+int
 pyhook_chain(pyhook_saved *saved, PyObject *obj, PyFrameObject *frame,
              int what, PyObject *arg)
 {

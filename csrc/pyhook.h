@@ -30,6 +30,9 @@ int pyhook_install(Py_tracefunc hook, pyhook_saved *saved);
  * is still the thread's trace function (CPython drops a trace function that
  * raised).  Never raises. */
 void pyhook_uninstall(Py_tracefunc hook, pyhook_saved *saved);
+/* 1 if `hook` is still the calling thread's trace function (sys.settrace()
+ * replaces it), 0 otherwise. */
+int pyhook_is_installed(Py_tracefunc hook, pyhook_saved *saved);
 /* Pass an event the hook received on to the saved trace function. */
 int pyhook_chain(pyhook_saved *saved, PyObject *obj, PyFrameObject *frame,
                  int what, PyObject *arg);

@@ -90,14 +90,20 @@ wall_ns(void)
 
 static int wd_trace(PyObject *obj, PyFrameObject *frame, int what,
                     PyObject *arg);
+static void hook_off(sched_thread *ts);
 
 /* Put the hook on the running tasklet (GIL held, in ts's thread). */
 static void
 hook_on(sched_thread *ts)
 {
     PyFrameObject *f;
-    if (ts->wd_saved.installed)
-        return;
+    if (ts->wd_saved.installed) {
+        if (pyhook_is_installed(wd_trace, &ts->wd_saved))
+            return;
+        /* the tasklet called sys.settrace(): its new function becomes
+         * the one the hook passes events on to */
+        hook_off(ts);
+    }
     if (pyhook_install(wd_trace, &ts->wd_saved) < 0) {
         PyErr_Clear();
         return;
@@ -276,11 +282,10 @@ wd_switching(sched_thread *ts, TaskletObject *next)
     if (ts->wd_soft_irq)
         next = soft_divert(ts, cur, w, next);
     if (next != cur) {
-        /* a new slice */
+        /* a new slice; with totaltimeout a due interrupt stays due: the
+         * hook goes onto the next tasklet (wd_resumed) */
         if (!ts->wd_total)
             budget_restart(ts);
-        else
-            ts->wd_due = 0;
         ts->wd_pending = 0;
     }
     return next;
@@ -319,7 +324,7 @@ void
 wd_resumed(sched_thread *ts)
 {
     PyObject *exc, *val, *tb;
-    if (ts->current == ts->wd_caller || !ts->wd_counted)
+    if (ts->current == ts->wd_caller || !(ts->wd_counted || ts->wd_due))
         return;
     PyErr_Fetch(&exc, &val, &tb);
     hook_on(ts);
