@@ -78,10 +78,24 @@ pyhook_chain(pyhook_saved *saved, PyObject *obj, PyFrameObject *frame,
 }
 
 int
+pyhook_opcode_events(void)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* PEP 669 enables instruction events for a frame only while it has a
+     * Python-level f_trace, which a C hook has not */
+    return 0;
+#else
+    return 1;
+#endif
+}
+
+int
 pyhook_trace_opcodes(PyFrameObject *frame, int on)
 {
     PyObject *exc, *val, *tb;
     int r = 0;
+    if (!pyhook_opcode_events())
+        return -1;
     PyErr_Fetch(&exc, &val, &tb);
     if (PyObject_SetAttrString((PyObject *)frame, "f_trace_opcodes",
                                on ? Py_True : Py_False) < 0) {

@@ -37,8 +37,13 @@ int pyhook_is_installed(Py_tracefunc hook, pyhook_saved *saved);
 int pyhook_chain(pyhook_saved *saved, PyObject *obj, PyFrameObject *frame,
                  int what, PyObject *arg);
 /* Ask for an opcode event at every instruction of `frame` (on=1) or stop
- * (on=0); calling thread.  Returns 0 or -1 (exception cleared). */
+ * (on=0); calling thread.  Returns 0, or -1 (exception cleared) when this
+ * CPython cannot deliver them to a C hook (see pyhook_opcode_events). */
 int pyhook_trace_opcodes(PyFrameObject *frame, int on);
+/* 1 where a C hook can get opcode events (3.11: needed, a loop that jumps
+ * to its own line has no line events there); 0 where it cannot (3.12+,
+ * whose line events include every backward jump). */
+int pyhook_opcode_events(void);
 
 /* Make fn(arg) run on thread `tstate` (not the caller's) with the GIL held,
  * between two instructions, as soon as that thread runs Python code.  fn

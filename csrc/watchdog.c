@@ -6,10 +6,12 @@
  * modes, chosen by the budget:
  *
  *   counted (timeout <= WD_COUNT_MAX): a C trace hook rides on whichever
- *     tasklet runs under the watchdog and counts its trace events: it asks
- *     for instruction events in the innermost running frame (moving them
- *     along at calls and returns) and counts one tick for each, and for a
- *     call or a return; a line event elsewhere counts WD_LINE_TICKS.  Exact and deterministic: run(100) stops a
+ *     tasklet runs under the watchdog and counts its trace events: one
+ *     tick for a call or a return, WD_LINE_TICKS for a line; where the
+ *     interpreter can deliver instruction events to a C hook (3.11, whose
+ *     loops that jump to their own line have no line events), it asks for
+ *     them in the innermost running frame (moving them along at calls and
+ *     returns) and counts one tick for each instead of that frame's lines.  Exact and deterministic: run(100) stops a
  *     1,000-iteration loop part-way, every time.  Costs what tracing costs
  *     while armed (README: about 2-3x on a busy loop).
  *   timed (larger budgets): the budget is time, WD_TICK_NS per tick.  The
@@ -225,7 +227,10 @@ wd_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
         if (r < 0 || !ts->wd_saved.installed)
             return r;
     }
-    if (what == PyTrace_CALL) {
+    if (!pyhook_opcode_events()) {
+        /* line events only */
+    }
+    else if (what == PyTrace_CALL) {
         hook_retarget(ts, frame);
     }
     else if (what == PyTrace_RETURN && (PyObject *)frame == ts->wd_frame) {
