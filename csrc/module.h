@@ -18,6 +18,7 @@
 #include "switch.h"
 #include "pystate.h"
 #include "compat.h"
+#include "pyhook.h"
 
 typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
@@ -103,21 +104,30 @@ struct sched_thread {
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
     unsigned int poll_countdown;  /* schedule() calls until the next poll */
-    /* the interrupt watchdog (watchdog.c); wd_* fields the timer thread
+    /* the interrupt watchdog (watchdog.c); the fields the timer thread
      * reads are guarded by its lock */
     TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
-    sched_thread *wd_next;
-    long long wd_timeout_ns, wd_start_ns, wd_seen_ns;
-    unsigned long wd_seen_switches;
+    sched_thread *wd_next;        /* the timer's list */
+    long long wd_budget;          /* ticks per slice, or for the whole run() */
+    long long wd_left;            /* counted mode: ticks left */
+    long long wd_budget_ns;       /* timed mode: the budget as time */
+    long long wd_start_ns;        /* timed mode: wall-clock stamp of the
+                                     start of the slice (or run()) */
+    int wd_clock;                 /* timed mode: the thread's CPU clock */
+    long long wd_t_stamp, wd_t_cpu_start, wd_t_look_cpu; /* the timer's */
+    long long wd_fired_stamp;     /* the slice a poke is for */
+    long long wd_deadline;        /* due: wall-clock time to interrupt */
+    int wd_counted;               /* the hook counts the ticks */
     int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
-    volatile int wd_fired;        /* an interrupt is due */
+    int wd_fired;                 /* timed mode: a poke is on its way */
+    int wd_poking;                /* the timer is poking (timer lock) */
+    int wd_due;                   /* the hook interrupts at its next event */
+    int wd_soft_irq;              /* soft: the next switch revives run() */
     int wd_pending;               /* an interrupt waits for atomic to clear */
     unsigned long wd_deferred;    /* interrupts that had to wait (tests) */
-    int wd_soft_stop;             /* soft: revive the watchdog at schedule() */
-    TaskletObject *wd_hooked;     /* tasklet carrying the trace hook */
-    Py_tracefunc wd_saved_func;   /* its own trace function meanwhile */
-    PyObject *wd_saved_obj;
-    PyObject *wd_frame;           /* frame set to trace every instruction */
+    unsigned long wd_interrupts;  /* interrupts delivered (tests, bench) */
+    pyhook_saved wd_saved;        /* the hook is on the running tasklet */
+    PyObject *wd_frame;           /* frame with opcode events, or NULL */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
@@ -248,6 +258,13 @@ int wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 void wd_disarm(sched_thread *ts);
 void wd_retry(sched_thread *ts);
 void wd_shutdown(void);
+/* The switch to `next` is about to happen while a watchdog is armed: the
+ * tasklet to switch to instead (run()'s caller, for a soft interrupt). */
+TaskletObject *wd_switching(sched_thread *ts, TaskletObject *next);
+/* The current tasklet leaves (before its state is saved) / resumes or
+ * starts (after its state is restored), while a watchdog is armed. */
+void wd_leaving(sched_thread *ts);
+void wd_resumed(sched_thread *ts);
 void sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w);
 void sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
                                TaskletObject *t);

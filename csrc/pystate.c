@@ -634,18 +634,6 @@ pystate_context_slot(pystate_saved *s)
     return &SAVED(s)->context;
 }
 
-int
-pystate_swap_saved_trace(pystate_saved *s, Py_tracefunc expect,
-                         Py_tracefunc func, PyObject *obj)
-{
-    saved_t *S = SAVED(s);
-    if (S->trace.fn != expect)
-        return 0;
-    S->trace.fn = func;
-    Py_XSETREF(S->trace.obj, obj);
-    return 1;
-}
-
 /* ------------------------------------------------------------------------
  * Introspection.
  */
@@ -685,6 +673,26 @@ pystate_current_frame(PyThreadState *ts)
     return frame_object(ts, TOP_FRAME(ts));
 }
 
+/* Set the C-level hook of ts (the calling thread's on 3.13). */
+static int
+set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f, PyObject *obj)
+{
+#ifdef SET_OTHER_TRACE
+    return profile ? SET_OTHER_PROFILE(ts, f, obj) : SET_OTHER_TRACE(ts, f, obj);
+#else
+    if (profile)
+        return SET_OTHER_PROFILE(ts, f, obj);
+    if (ts != PyThreadState_GetUnchecked()) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "this CPython cannot set a trace function on "
+                        "another thread");
+        return -1;
+    }
+    PyEval_SetTrace(f, obj);
+    return PyErr_Occurred() ? -1 : 0;
+#endif
+}
+
 static Py_tracefunc trace_trampoline_fn, profile_trampoline_fn;
 
 int
@@ -714,8 +722,8 @@ pystate_init_trampolines(void)
     rc = 0;
 done:
     /* put back whatever was there */
-    if (pystate_set_thread_hook(ts, 0, tf, tobj) < 0 ||
-        pystate_set_thread_hook(ts, 1, pf, pobj) < 0)
+    if (set_thread_hook(ts, 0, tf, tobj) < 0 ||
+        set_thread_hook(ts, 1, pf, pobj) < 0)
         rc = -1;
     Py_XDECREF(tobj);
     Py_XDECREF(pobj);
@@ -724,51 +732,14 @@ done:
     return rc;
 }
 
-int
-pystate_set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f,
-                        PyObject *obj)
-{
-#ifdef SET_OTHER_TRACE
-    return profile ? SET_OTHER_PROFILE(ts, f, obj) : SET_OTHER_TRACE(ts, f, obj);
-#else
-    if (profile)
-        return SET_OTHER_PROFILE(ts, f, obj);
-    if (ts != PyThreadState_GetUnchecked()) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "this CPython cannot set a trace function on "
-                        "another thread");
-        return -1;
-    }
-    PyEval_SetTrace(f, obj);
-    return PyErr_Occurred() ? -1 : 0;
-#endif
-}
-
-int
-pystate_can_hook_other_threads(void)
-{
-#ifdef SET_OTHER_TRACE
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-void
-pystate_get_thread_hook(PyThreadState *ts, int profile, Py_tracefunc *f,
-                        PyObject **obj)
-{
-    *f = profile ? ts->c_profilefunc : ts->c_tracefunc;
-    *obj = profile ? ts->c_profileobj : ts->c_traceobj;
-}
-
 PyObject *
 pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile)
 {
     Py_tracefunc f;
     PyObject *o;
     if (s == NULL) {
-        pystate_get_thread_hook(ts, profile, &f, &o);
+        f = profile ? ts->c_profilefunc : ts->c_tracefunc;
+        o = profile ? ts->c_profileobj : ts->c_traceobj;
     }
     else {
         hook_t *h = profile ? &SAVED(s)->profile : &SAVED(s)->trace;
@@ -793,45 +764,12 @@ pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
         return -1;
     }
     if (s == NULL)
-        return pystate_set_thread_hook(ts, profile, f,
+        return set_thread_hook(ts, profile, f,
                                        fn == Py_None ? NULL : fn);
     h = profile ? &SAVED(s)->profile : &SAVED(s)->trace;
     h->fn = f;
     Py_XSETREF(h->obj, f ? Py_NewRef(fn) : NULL);
     return 0;
-}
-
-PyObject *
-pystate_trace_opcodes_on(PyThreadState *ts)
-{
-    PyObject *f = frame_object(ts, TOP_FRAME(ts));
-    if (f == Py_None) {
-        Py_DECREF(f);
-        return NULL;
-    }
-#if SLP_PY == 311
-    ((PyFrameObject *)f)->f_trace_opcodes = 1;
-#else
-    /* 3.12+: the setter also turns on the interpreter's opcode events. */
-    if (PyObject_SetAttrString(f, "f_trace_opcodes", Py_True) < 0) {
-        Py_DECREF(f);
-        return NULL;
-    }
-#endif
-    return f;
-}
-
-void
-pystate_trace_opcodes_off(PyObject *frame)
-{
-    if (frame == NULL)
-        return;
-#if SLP_PY == 311
-    ((PyFrameObject *)frame)->f_trace_opcodes = 0;
-#else
-    if (PyObject_SetAttrString(frame, "f_trace_opcodes", Py_False) < 0)
-        PyErr_Clear();
-#endif
 }
 
 int

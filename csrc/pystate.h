@@ -83,11 +83,6 @@ int pystate_traverse(pystate_saved *s, visitproc visit, void *arg);
 PyObject *pystate_get_context(PyThreadState *ts);
 void pystate_set_context(PyThreadState *ts, PyObject *ctx);
 
-/* Make the running tasklet's top frame emit an event per instruction (so a
- * trace hook runs at the very next one); returns that frame (new
- * reference) for pystate_trace_opcodes_off(), or NULL. */
-PyObject *pystate_trace_opcodes_on(PyThreadState *ts);
-void pystate_trace_opcodes_off(PyObject *frame);
 
 /* sys.settrace()/setprofile() per tasklet: find the C trampolines CPython
  * uses for Python-level trace functions (once, at import). */
@@ -100,24 +95,8 @@ PyObject *pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile);
 int pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
                       PyObject *fn);
 
-/* The C-level trace (profile=0) or profile (1) hook of a thread state,
- * whichever tasklet it belongs to (borrowed), and setting it: any thread
- * state with the GIL held, or only the calling thread's where the
- * interpreter cannot do more (RuntimeError then).  Returns 0 or -1. */
-void pystate_get_thread_hook(PyThreadState *ts, int profile, Py_tracefunc *f,
-                             PyObject **obj);
-int pystate_set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f,
-                            PyObject *obj);
-/* Can pystate_set_thread_hook() set a trace hook on another thread? */
-int pystate_can_hook_other_threads(void);
 
 /* Where a suspended tasklet's contextvars context lives (borrowed slot,
  * may hold NULL), for tasklet.context / set_context(). */
 PyObject **pystate_context_slot(pystate_saved *s);
-
-/* The C-level trace function of a suspended tasklet: when it is `expect`,
- * replace it with (func, obj), stealing the reference to obj, and return 1;
- * otherwise return 0 and leave obj to the caller. */
-int pystate_swap_saved_trace(pystate_saved *s, Py_tracefunc expect,
-                             Py_tracefunc func, PyObject *obj);
 #endif /* SLP_PYSTATE_H */

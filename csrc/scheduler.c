@@ -450,6 +450,8 @@ sched_resumed(sched_thread *ts, TaskletObject *self)
     pystate_restore(ts->tstate, &self->ps);
     ts->pending_decref = NULL;
     Py_XDECREF(drop);
+    if (ts->wd_caller != NULL)
+        wd_resumed(ts);
 }
 
 /* Run `next` (already in the ring, or the revived/blocked bookkeeping
@@ -463,6 +465,8 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
+    if (ts->wd_saved.installed)
+        wd_leaving(ts);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
     /* The head of the frame chain lives on the C stack the switch
      * overwrites, and threads that read frames without the GIL
@@ -483,6 +487,8 @@ PyObject *
 sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 {
     TaskletObject *self = ts->current;
+    if (ts->wd_caller != NULL)
+        next = wd_switching(ts, next);
     if (next != self)
         sched_do_switch(ts, next, drop);
     else
@@ -669,7 +675,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         ts->poll_countdown = 0;
         slp_st->poll_hook(ts);
     }
-    if (!remove && cur->next == cur && !ts->wd_soft_stop) {
+    if (!remove && cur->next == cur && !ts->wd_soft_irq) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
     }
@@ -680,16 +686,10 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         if (next == NULL)
             return NULL;
     }
-    else if (ts->wd_soft_stop && ts->wd_caller != NULL &&
-             ts->wd_caller != cur && !(ts->wd_caller->flags & TF_IN_RING) &&
-             !ts->wd_caller->blocked) {
-        /* soft watchdog: run() returns now; cur stays in the queue */
-        ts->wd_soft_stop = 0;
-        next = ts->wd_caller;
-        make_runnable_after(ts, cur, next);
-    }
     else if (cur->next == cur) {
-        return Py_NewRef(retval);
+        if (!ts->wd_soft_irq)
+            return Py_NewRef(retval);
+        next = cur;             /* a soft interrupt revives run() */
     }
     else {
         next = cur->next;
@@ -754,8 +754,13 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     next = cur->next;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
-    if (cur->flags & TF_WATCHDOG)
+    if (cur->flags & TF_WATCHDOG) {
+        /* woken by hand (run() of this tasklet) while run() calls nested
+         * in it still wait: those go back to the run queue, as Stackless
+         * pops them when the outer run() resumes */
+        sched_release_inner_watchdogs(ts, cur);
         watchdog_remove(ts, cur);
+    }
     if (armed)
         wd_disarm(ts);
     if (res == NULL)
@@ -996,6 +1001,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     TaskletObject *next, *w;
     int to_main = 0;
 
+    if (ts->wd_saved.installed)
+        wd_leaving(ts);
     if (result == NULL)
         bomb = uncaught_error(ts, &to_main);
     else
@@ -1038,6 +1045,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         make_runnable_after(ts, t, w);
         next = w;
     }
+    if (ts->wd_caller != NULL)
+        next = wd_switching(ts, next);
     all_unlink(ts, t);
     pystate_finish_free(ts->tstate, &t->ps);
     t->flags &= ~TF_SETUP;
@@ -1081,6 +1090,8 @@ sched_entry(slp_thread *sw)
     pystate_start(ts->tstate, &t->ps, t->func, t->context);
     Py_CLEAR(t->context);
     Py_CLEAR(ts->pending_decref);
+    if (ts->wd_caller != NULL)
+        wd_resumed(ts);
     all_link(ts, t);
     t->flags &= ~TF_SETUP;
     tv = t->tempval;

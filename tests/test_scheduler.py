@@ -5,7 +5,6 @@ Reference: STACKLESS_API.md sections 2.1, 2.2, 2.6 and 6.
 """
 
 import re
-import sys
 import threading
 
 import pytest
@@ -505,9 +504,6 @@ def test_enable_softswitch_always_reports_false():
         stackless.enable_softswitch(True)
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
-                   raises=RuntimeError,
-                   reason="watchdog not available on 3.13 yet (test_watchdog.py)")
 def test_run_timeout_runs_short_tasklets_normally():
     # With a watchdog armed, tasklets that finish quickly just run.
     log = []
