@@ -84,6 +84,7 @@ mod_run(PyObject *m, PyObject *args, PyObject *kwds)
         if (t == -1.0 && PyErr_Occurred())
             return NULL;
     }
+    ts->run_called = 1;
     return sched_run(ts, t, threadblock, soft, ignore_nesting, totaltimeout);
 }
 
@@ -179,11 +180,21 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     }
     if (res == NULL || !(flags & ((1L << 30) | (1L << 31))))
         return res;
-    /* Undocumented Stackless extras: bit 30 appends (serial,
-     * serial_last_jump, initial_stub), bit 31 the watchdog list. */
+    /* Undocumented Stackless extras, for its test suite: bit 30 appends
+     * (serial, serial_last_jump, initial_stub) -- the last serial handed
+     * out, the serial of the C stack the thread runs on (its current
+     * tasklet's) and the cstack of the thread's base; bit 31 the watchdog
+     * list: None before the thread's first run(), else a list whose item 0
+     * is the run(timeout) caller the watchdog interrupts (or None),
+     * followed by the run() callers, innermost last. */
     if (flags & (1L << 30)) {
-        extra = Py_BuildValue("(kkO)", ts ? ts->switches : 0UL,
-                              ts ? ts->switches : 0UL, Py_None);
+        PyObject *stub = ts ? cstack_initial_stub(ts) : Py_NewRef(Py_None);
+        if (stub == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        extra = Py_BuildValue("(LLN)", ts ? ts->serial : 0LL,
+                              ts ? tasklet_serial(ts->current) : 0LL, stub);
         if (extra == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -194,9 +205,22 @@ mod_get_thread_info(PyObject *m, PyObject *args)
             return NULL;
     }
     if (flags & (1L << 31)) {
-        PyObject *wd = ts && ts->watchdogs ? PyList_GetSlice(ts->watchdogs, 0,
-                                              PY_SSIZE_T_MAX)
-                                           : PyList_New(0);
+        PyObject *wd;
+        if (ts == NULL || !ts->run_called || ts->watchdogs == NULL) {
+            wd = Py_NewRef(Py_None);
+        }
+        else {
+            Py_ssize_t i, n = PyList_GET_SIZE(ts->watchdogs);
+            wd = PyList_New(n + 1);
+            if (wd != NULL) {
+                PyObject *irq = ts->wd_caller ? (PyObject *)ts->wd_caller
+                                              : Py_None;
+                PyList_SET_ITEM(wd, 0, Py_NewRef(irq));
+                for (i = 0; i < n; i++)
+                    PyList_SET_ITEM(wd, i + 1, Py_NewRef(
+                        PyList_GET_ITEM(ts->watchdogs, i)));
+            }
+        }
         if (wd == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -464,6 +488,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->channel_type);
     Py_VISIT(st->bomb_type);
     Py_VISIT(st->atomic_type);
+    Py_VISIT(st->cstack_type);
     Py_VISIT(st->TaskletExit);
     Py_VISIT(st->error_handler);
     Py_VISIT(st->channel_callback);

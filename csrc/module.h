@@ -58,6 +58,8 @@ struct TaskletObject {
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
+    PyObject *cstate;             /* owned cstack object, created on demand */
+    long long serial;             /* serial of its own C stack, 0: none yet */
 };
 
 struct ChannelObject {
@@ -80,6 +82,12 @@ typedef struct {
     PyObject_HEAD
     int saved;
 } AtomicObject;
+
+typedef struct {
+    PyObject_HEAD
+    TaskletObject *task;          /* borrowed; NULL once the tasklet is gone */
+    long long serial;             /* used when task is NULL */
+} CStackObject;
 
 struct sched_thread {
     PyThreadState *tstate;
@@ -121,6 +129,11 @@ struct sched_thread {
                                      current tasklet is woken meanwhile,
                                      it just goes on */
     void *hub;                    /* the hub's per-thread state, or NULL */
+    /* C-stack serials, as get_thread_info(tid, 1 << 30) reports them: the
+     * last one handed out; the main tasklet's stack has serial 1 */
+    long long serial;
+    PyObject *initial_stub;       /* owned cstack of the thread's base */
+    int run_called;               /* run() was called: a watchdog list exists */
 };
 
 typedef struct {
@@ -128,6 +141,7 @@ typedef struct {
     PyTypeObject *channel_type;
     PyTypeObject *bomb_type;
     PyTypeObject *atomic_type;
+    PyTypeObject *cstack_type;
     PyObject *TaskletExit;
     PyObject *error_handler;
     PyObject *channel_callback;
@@ -259,6 +273,10 @@ PyObject *bomb_from_error(void);         /* packs the raised exception */
 PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
 PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
 int tasklet_finalize_kill(TaskletObject *t);
+/* tasklet.cstate (one object per tasklet) and the thread's initial stub */
+PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
+PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */
+long long tasklet_serial(TaskletObject *t);
 int tasklet_run_pending_kills(void);
 
 /* channel.c */

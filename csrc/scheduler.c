@@ -78,6 +78,7 @@ sched_thread_release(PyObject *capsule)
     ts->current = NULL;
     Py_CLEAR(ts->main);
     Py_CLEAR(ts->watchdogs);
+    Py_CLEAR(ts->initial_stub);
 }
 
 static int

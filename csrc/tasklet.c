@@ -281,8 +281,11 @@ TaskletObject *
 tasklet_new_main(sched_thread *ts)
 {
     TaskletObject *t = tasklet_alloc(slp_st->tasklet_type, ts);
-    if (t != NULL)
+    if (t != NULL) {
         t->flags = TF_MAIN;
+        /* the main tasklet runs on the thread's initial C stack */
+        t->serial = ts->serial = 1;
+    }
     return t;
 }
 
@@ -1046,6 +1049,10 @@ tasklet_dealloc(PyObject *self)
         pystate_discard(&t->ps);
     }
     slp_stack_free(&t->stack);
+    if (t->cstate != NULL) {
+        ((CStackObject *)t->cstate)->task = NULL;
+        Py_CLEAR(t->cstate);
+    }
     Py_CLEAR(t->tempval);
     Py_CLEAR(t->func);
     Py_CLEAR(t->args);
@@ -1259,6 +1266,250 @@ tasklet_set_tracer(PyObject *self, PyObject *v, void *c)
     return pystate_set_trace(NULL, &t->ps, profile, v);
 }
 
+/* --- cstack: the C stack a tasklet holds (tasklet.cstate) ---------------
+ *
+ * One object per tasklet, created on first access and kept until the
+ * tasklet goes away (its `task` is then None).  `next`/`prev` walk the
+ * circular chain of the cstacks of the thread's tasklets that hold a C
+ * stack: the main tasklet, then every started tasklet; a cstack whose
+ * tasklet holds none (not started, ended, or its thread gone) and the
+ * thread's initial stub are alone in their chain.  `serial` identifies the
+ * C stack: the main tasklet's is the initial stub's (1); a started tasklet
+ * gets a new one from its thread's counter.  `startaddr` is 0 (addresses
+ * are not exposed); str() gives `size` machine words of the saved stack.
+ */
+
+static sched_thread *
+cstack_thread(CStackObject *c)
+{
+    return c->task != NULL ? tasklet_ts(c->task) : NULL;
+}
+
+long long
+tasklet_serial(TaskletObject *t)
+{
+    sched_thread *ts = tasklet_ts(t);
+    if (t->serial != 0)
+        return t->serial;
+    if (ts == NULL || !tasklet_started(t))
+        return 1;               /* not on a C stack of its own (yet) */
+    t->serial = ++ts->serial;
+    return t->serial;
+}
+
+static PyObject *
+cstack_new(TaskletObject *task, long long serial)
+{
+    CStackObject *c = PyObject_New(CStackObject, slp_st->cstack_type);
+    if (c == NULL)
+        return NULL;
+    c->task = task;
+    c->serial = serial;
+    return (PyObject *)c;
+}
+
+PyObject *
+cstack_of_tasklet(TaskletObject *t)
+{
+    if (t->cstate == NULL) {
+        t->cstate = cstack_new(t, 0);
+        if (t->cstate == NULL)
+            return NULL;
+    }
+    return Py_NewRef(t->cstate);
+}
+
+PyObject *
+cstack_initial_stub(sched_thread *ts)
+{
+    if (ts->initial_stub == NULL) {
+        ts->initial_stub = cstack_new(NULL, 1);
+        if (ts->initial_stub == NULL)
+            return NULL;
+    }
+    return Py_NewRef(ts->initial_stub);
+}
+
+static int
+cstack_in_chain(sched_thread *ts, TaskletObject *t)
+{
+    return t == ts->main || t == ts->current || tasklet_started(t);
+}
+
+static PyObject *
+cstack_neighbour(CStackObject *c, int forward)
+{
+    sched_thread *ts = cstack_thread(c);
+    TaskletObject *t = c->task, *o, *first, *last, *before = NULL;
+    if (ts == NULL || ts->main == NULL || !cstack_in_chain(ts, t))
+        return Py_NewRef((PyObject *)c);
+    /* the chain: main, then the started tasklets in ts->all order */
+    first = ts->main;
+    last = ts->main;
+    for (o = ts->all; o != NULL; o = o->all_next)
+        if (o != ts->main)
+            last = o;
+    if (t == ts->main) {
+        o = ts->all;
+        while (o != NULL && o == ts->main)
+            o = o->all_next;
+        return cstack_of_tasklet(forward ? (o ? o : first) : last);
+    }
+    for (o = ts->all; o != NULL; o = o->all_next) {
+        if (o == ts->main)
+            continue;
+        if (o == t)
+            break;
+        before = o;
+    }
+    if (o == NULL)              /* current but not listed: alone */
+        return Py_NewRef((PyObject *)c);
+    if (!forward)
+        return cstack_of_tasklet(before ? before : first);
+    for (o = o->all_next; o != NULL && o == ts->main; o = o->all_next)
+        ;
+    return cstack_of_tasklet(o ? o : first);
+}
+
+static PyObject *
+cstack_get_next(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_neighbour((CStackObject *)self, 1);
+}
+
+static PyObject *
+cstack_get_prev(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_neighbour((CStackObject *)self, 0);
+}
+
+static PyObject *
+cstack_get_task(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    (void)c;
+    return Py_NewRef(cs->task ? (PyObject *)cs->task : Py_None);
+}
+
+static Py_ssize_t
+cstack_words(CStackObject *c)
+{
+    if (c->task == NULL || cstack_thread(c) == NULL ||
+        tasklet_is_current(c->task))
+        return 0;
+    return (Py_ssize_t)(slp_stack_size(&c->task->stack) / sizeof(void *));
+}
+
+static PyObject *
+cstack_get_size(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromSsize_t(cstack_words((CStackObject *)self));
+}
+
+static PyObject *
+cstack_get_nesting_level(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    if (cs->task == NULL)
+        return PyLong_FromLong(0);
+    return tasklet_get_nesting_level((PyObject *)cs->task, c);
+}
+
+static PyObject *
+cstack_get_serial(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    (void)c;
+    if (cs->task == NULL)
+        return PyLong_FromLongLong(cs->serial);
+    return PyLong_FromLongLong(tasklet_serial(cs->task));
+}
+
+static PyObject *
+cstack_get_startaddr(PyObject *self, void *c)
+{
+    (void)self;
+    (void)c;
+    return PyLong_FromLong(0);
+}
+
+static PyObject *
+cstack_str(PyObject *self)
+{
+    CStackObject *cs = (CStackObject *)self;
+    Py_ssize_t n = cstack_words(cs) * (Py_ssize_t)sizeof(void *), have = 0;
+    PyObject *r;
+    char *buf;
+    if (n > 0 && cs->task->stack.copy != NULL)
+        have = (Py_ssize_t)cs->task->stack.saved < n
+                   ? (Py_ssize_t)cs->task->stack.saved : n;
+    buf = PyMem_Calloc(n > 0 ? (size_t)n : 1, 1);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    if (have > 0)
+        memcpy(buf, cs->task->stack.copy, (size_t)have);
+    r = PyUnicode_DecodeLatin1(buf, n, NULL);
+    PyMem_Free(buf);
+    return r;
+}
+
+static PyObject *
+cstack_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    PyErr_SetString(PyExc_TypeError, "cannot pickle 'cstack' object");
+    return NULL;
+}
+
+static void
+cstack_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+static PyGetSetDef cstack_getset[] = {
+    {"next", cstack_get_next, NULL, "the next cstack of the chain", NULL},
+    {"prev", cstack_get_prev, NULL, "the previous cstack of the chain", NULL},
+    {"task", cstack_get_task, NULL, "its tasklet, or None", NULL},
+    {"size", cstack_get_size, NULL, "saved machine words", NULL},
+    {"nesting_level", cstack_get_nesting_level, NULL, NULL, NULL},
+    {"serial", cstack_get_serial, NULL, "identifies the C stack", NULL},
+    {"startaddr", cstack_get_startaddr, NULL, "always 0", NULL},
+    {NULL}
+};
+
+static PyMethodDef cstack_methods[] = {
+    {"__reduce__", cstack_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyType_Slot cstack_slots[] = {
+    {Py_tp_dealloc, cstack_dealloc},
+    {Py_tp_str, cstack_str},
+    {Py_tp_getset, cstack_getset},
+    {Py_tp_methods, cstack_methods},
+    {Py_tp_doc, "The C stack a tasklet holds (tasklet.cstate)."},
+    {0, NULL}
+};
+
+static PyType_Spec cstack_spec = {
+    "_stackless.cstack", sizeof(CStackObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    cstack_slots
+};
+
+static PyObject *
+tasklet_get_cstate(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_of_tasklet(T(self));
+}
+
 static PyGetSetDef tasklet_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"trace_function", tasklet_get_tracer, tasklet_set_tracer,
@@ -1285,6 +1536,8 @@ static PyGetSetDef tasklet_getset[] = {
     {"nesting_level", tasklet_get_nesting_level, NULL, NULL, NULL},
     {"_channel", tasklet_get_channel, NULL, "the channel it is blocked on", NULL},
     {"context_id", tasklet_get_context_id, NULL, NULL, NULL},
+    {"cstate", tasklet_get_cstate, NULL, "the cstack object of the tasklet",
+     NULL},
     {NULL}
 };
 
@@ -1369,6 +1622,12 @@ tasklet_module_init(PyObject *module)
         return -1;
     slp_st->atomic_type = tp;
     if (PyModule_AddObjectRef(module, "atomic", (PyObject *)tp) < 0)
+        return -1;
+    tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cstack_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->cstack_type = tp;
+    if (PyModule_AddObjectRef(module, "cstack", (PyObject *)tp) < 0)
         return -1;
     return 0;
 }
