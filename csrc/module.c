@@ -2,6 +2,7 @@
 #include "module.h"
 
 #include "pythread.h"
+#include <alloca.h>
 
 slp_module_state *slp_st = NULL;
 
@@ -443,6 +444,154 @@ mod_stack_info(PyObject *m, PyObject *t)
                          (Py_ssize_t)((TaskletObject *)t)->stack.capacity);
 }
 
+/* --- test helpers --------------------------------------------------------
+ *
+ * Stackless's own test functions, for test suites written against it
+ * (README.rst, "Test helpers").  On a stock interpreter every switch is a
+ * hard one, so the soft/hard variants behave alike. */
+
+#define TEST_CFRAME_MAX_WORDS 64000
+
+/* schedule() `switches` times from C code (a C frame on the tasklet's
+ * stack), returning the last value schedule() returned. */
+static PyObject *
+schedule_n(long switches)
+{
+    sched_thread *ts = current_sched();
+    PyObject *ret;
+    long i;
+    if (ts == NULL)
+        return NULL;
+    ret = Py_NewRef(Py_None);
+    for (i = 0; i < switches; i++) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            return NULL;
+    }
+    return ret;
+}
+
+static PyObject *
+mod_test_cframe(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", "words", NULL};
+    long switches, words = 0;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l|l:test_cframe", kwlist,
+                                     &switches, &words))
+        return NULL;
+    if (words < 0 || words > TEST_CFRAME_MAX_WORDS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "test_cframe: words are limited by 0 and 64000");
+        return NULL;
+    }
+    if (words > 0) {
+        /* hold `words` machine words of C stack during the switches */
+        volatile char *pad = alloca((size_t)words * sizeof(void *));
+        pad[0] = 0;
+        pad[(size_t)words * sizeof(void *) - 1] = 0;
+    }
+    return schedule_n(switches);
+}
+
+static PyObject *
+mod_test_cframe_nr(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", NULL};
+    long switches;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l:test_cframe_nr", kwlist,
+                                     &switches))
+        return NULL;
+    return schedule_n(switches);
+}
+
+static PyObject *
+mod_test_cstate(PyObject *m, PyObject *callable)
+{
+    (void)m;
+    return PyObject_CallNoArgs(callable);
+}
+
+/* Run the other runnable tasklets until none is left, as an application
+ * that drives the scheduler from outside would. */
+static PyObject *
+mod_test_outside(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    PyObject *ret;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    ret = Py_NewRef(Py_None);
+    while (ts->runcount > 1 && ts->current->next != ts->current) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            return NULL;
+    }
+    return ret;
+}
+
+/* _test_nostacklesscall(func, *args, post_callback=None,
+ * set_try_stackless=None, **kwargs): func(*args, **kwargs) (args itself
+ * when func is None); then, with post_callback,
+ * post_callback(result, 0, 0, **kwargs): no call is a "stackless call"
+ * on a stock interpreter. */
+static PyObject *
+mod_test_nostacklesscall(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    PyObject *func, *rest, *result, *post = NULL, *kw = NULL, *flag;
+    (void)m;
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+    func = PyTuple_GET_ITEM(args, 0);
+    if (kwds != NULL) {
+        kw = PyDict_Copy(kwds);
+        if (kw == NULL)
+            return NULL;
+        flag = PyDict_GetItemString(kw, "set_try_stackless");
+        if (flag != NULL) {
+            if (PyObject_IsTrue(flag) < 0 ||
+                PyDict_DelItemString(kw, "set_try_stackless") < 0) {
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+        post = PyDict_GetItemString(kw, "post_callback");
+        if (post != NULL) {
+            Py_INCREF(post);
+            if (PyDict_DelItemString(kw, "post_callback") < 0) {
+                Py_DECREF(post);
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+    }
+    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (rest == NULL) {
+        Py_XDECREF(post);
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    if (func == Py_None)
+        result = Py_NewRef(rest);
+    else
+        result = PyObject_Call(func, rest, kw);
+    Py_DECREF(rest);
+    if (post != NULL && result != NULL) {
+        PyObject *a = Py_BuildValue("(Oii)", result, 0, 0);
+        Py_SETREF(result, a == NULL ? NULL : PyObject_Call(post, a, kw));
+        Py_XDECREF(a);
+    }
+    Py_XDECREF(post);
+    Py_XDECREF(kw);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"schedule", (PyCFunction)(void (*)(void))mod_schedule,
      METH_FASTCALL | METH_KEYWORDS,
@@ -475,6 +624,25 @@ static PyMethodDef module_methods[] = {
     {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
     {"_fault_inject", mod_fault_inject, METH_O, NULL},
     {"_tasklet_bound", mod_tasklet_bound, METH_O, NULL},
+    {"test_cframe", (PyCFunction)(void (*)(void))mod_test_cframe,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe(switches, words=0): a test helper that schedule()s "
+     "`switches` times from C, holding `words` words of C stack"},
+    {"test_cframe_nr", (PyCFunction)(void (*)(void))mod_test_cframe_nr,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe_nr(switches): a test helper, like test_cframe()"},
+    {"test_cstate", mod_test_cstate, METH_O,
+     "test_cstate(callable): a test helper that returns callable() called "
+     "from C"},
+    {"test_outside", mod_test_outside, METH_NOARGS,
+     "test_outside(): a test helper that runs the other runnable tasklets "
+     "until none is left"},
+    {"_test_nostacklesscall",
+     (PyCFunction)(void (*)(void))mod_test_nostacklesscall,
+     METH_VARARGS | METH_KEYWORDS,
+     "_test_nostacklesscall(func, *args, post_callback=None, "
+     "set_try_stackless=None, **kwargs): a test helper, func(*args, "
+     "**kwargs) called from C"},
     {NULL}
 };
 

@@ -1,0 +1,100 @@
+"""Behaviour that Stackless's own regression suite checks: its test helpers
+(test_cframe, test_cstate, test_outside, _test_nostacklesscall, the
+_teststackless module) and the details fixed to match Stackless 3.7."""
+
+import sys
+
+import pytest
+
+import stackless_compat as stackless
+from stackless_compat import _teststackless
+
+
+def test_test_cframe_switches_from_c():
+    seen = []
+
+    def other():
+        for i in range(3):
+            seen.append(i)
+            stackless.schedule()
+    stackless.tasklet(_teststackless.test_cframe)(3)
+    stackless.tasklet(_teststackless.test_cframe)(3, 1000)
+    stackless.tasklet(other)()
+    stackless.run()
+    assert seen == [0, 1, 2]
+    # with nothing else to run, schedule() returns its argument
+    assert _teststackless.test_cframe(2) is None
+
+
+def test_test_cframe_argument_errors():
+    with pytest.raises(ValueError, match="limited by 0 and 64000"):
+        _teststackless.test_cframe(1, 64001)
+    with pytest.raises(ValueError, match="limited by 0 and 64000"):
+        _teststackless.test_cframe(1, -1)
+    with pytest.raises(TypeError):
+        _teststackless.test_cframe()
+    with pytest.raises(TypeError):
+        stackless.test_cframe_nr(1, cstate_add_addr=None)
+
+
+def test_test_cframe_nr_and_module_names():
+    t = stackless.tasklet(stackless.test_cframe_nr)(4)
+    stackless.run()
+    assert not t.alive
+    assert stackless.test_cframe is _teststackless.test_cframe
+    assert stackless.test_cstate is _teststackless.test_cstate
+    assert set(_teststackless.__all__) == {"test_cframe", "test_cstate"}
+
+
+def test_test_cstate_calls_from_c():
+    assert _teststackless.test_cstate(lambda: 42) == 42
+    with pytest.raises(ZeroDivisionError):
+        _teststackless.test_cstate(lambda: 1 / 0)
+    # a tasklet blocked inside it holds C state; killing it unwinds
+    t = stackless.tasklet(_teststackless.test_cstate)(
+        stackless.schedule_remove)
+    t.run()
+    assert t.paused and t.alive
+    t.kill()
+    assert not t.alive
+
+
+def test_test_outside_runs_until_nothing_is_runnable():
+    ch = stackless.channel()
+    last = []
+
+    def source():
+        for i in range(3):
+            ch.send(i)
+
+    def sink():
+        for _ in range(3):
+            last.append(ch.receive())
+    stackless.tasklet(source)()
+    stackless.tasklet(sink)()
+    stackless.tasklet(stackless.test_cframe)(5)
+    assert stackless.test_outside() is None
+    assert last == [0, 1, 2] and stackless.getruncount() == 1
+    # a tasklet left blocked does not make it wait
+    t = stackless.tasklet(ch.receive)()
+    stackless.test_outside()
+    assert t.blocked
+    t.kill()
+
+
+def test_test_nostacklesscall():
+    f = stackless._test_nostacklesscall
+    assert f(None, 1, 2) == (1, 2)
+    assert f(lambda a, b=0: a + b, 1, b=3) == 4
+    got = f(lambda a, b=0: a * b, 2, b=3, set_try_stackless=True,
+            post_callback=lambda r, s, t, **kw: (r, s, t, kw))
+    # (result, "was a stackless call", "try stackless"): never on a stock
+    # interpreter
+    assert got == (6, 0, 0, {"b": 3})
+    with pytest.raises(IndexError):
+        f()
+    # it switches like any call from C
+    t = stackless.tasklet(f)(stackless.schedule_remove)
+    t.run()
+    assert t.paused
+    t.kill()
