@@ -340,15 +340,6 @@ channel_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return NULL;
 }
 
-static PyObject *
-channel_repr(PyObject *self)
-{
-    ChannelObject *ch = C(self);
-    return PyUnicode_FromFormat("<%s object at %p, balance=%zd%s>",
-                                Py_TYPE(self)->tp_name, self, ch->balance,
-                                ch->closing ? ", closing" : "");
-}
-
 /* --- attributes -------------------------------------------------------- */
 
 static PyObject *
@@ -432,7 +423,6 @@ channel_set_schedule_all(PyObject *self, PyObject *v, void *c)
 }
 
 static PyGetSetDef channel_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"balance", channel_get_balance, NULL,
      "> 0: blocked senders; < 0: blocked receivers", NULL},
     {"closing", channel_get_closing, NULL, "close() was called", NULL},
@@ -448,7 +438,6 @@ static PyGetSetDef channel_getset[] = {
 static PyMemberDef channel_members[] = {
     {"__weaklistoffset__", T_PYSSIZET,
      offsetof(ChannelObject, weakreflist), READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(ChannelObject, dict), READONLY, NULL},
     {NULL}
 };
 
@@ -475,11 +464,9 @@ static PyObject *
 channel_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     ChannelObject *ch;
-    if (type == slp_st->channel_type &&
-        (PyTuple_GET_SIZE(args) != 0 || (kwds && PyDict_GET_SIZE(kwds)))) {
-        PyErr_SetString(PyExc_TypeError, "channel() takes no arguments");
-        return NULL;
-    }
+    /* Stackless's channel() accepts and ignores any arguments */
+    (void)args;
+    (void)kwds;
     if (slp_fault())
         return PyErr_NoMemory();
     ch = (ChannelObject *)type->tp_alloc(type, 0);
@@ -494,7 +481,6 @@ channel_traverse(PyObject *self, visitproc visit, void *arg)
 {
     TaskletObject *t;
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(C(self)->dict);
     for (t = C(self)->head; t != NULL; t = t->cnext)
         Py_VISIT((PyObject *)t);
     return 0;
@@ -509,7 +495,6 @@ channel_clear(PyObject *self)
         channel_remove_waiter(ch, t);
         Py_DECREF(t);
     }
-    Py_CLEAR(ch->dict);
     return 0;
 }
 
@@ -532,7 +517,6 @@ static PyType_Slot channel_slots[] = {
     {Py_tp_clear, channel_clear},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, channel_iternext},
-    {Py_tp_repr, channel_repr},
     {Py_tp_getset, channel_getset},
     {Py_tp_members, channel_members},
     {Py_tp_methods, channel_methods},

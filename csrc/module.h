@@ -49,7 +49,6 @@ struct TaskletObject {
     sched_thread *ts;             /* owning thread, NULL once it ended */
     ChannelObject *chan;          /* borrowed: channel it is blocked on */
     PyObject *weakreflist;
-    PyObject *dict;
     unsigned long thread_id;
     int flags;
     int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
@@ -70,7 +69,6 @@ struct ChannelObject {
     int schedule_all;
     int closing;
     PyObject *weakreflist;
-    PyObject *dict;
 };
 
 typedef struct {

@@ -908,20 +908,6 @@ tasklet_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return NULL;
 }
 
-static PyObject *
-tasklet_repr(PyObject *self)
-{
-    TaskletObject *t = T(self);
-    const char *state =
-        tasklet_is_current(t) ? "current"
-        : t->blocked ? "blocked"
-        : (t->flags & TF_IN_RING) ? "scheduled"
-        : tasklet_alive(t) ? "paused" : "dead";
-    return PyUnicode_FromFormat("<%s object at %p%s, %s>",
-                                Py_TYPE(self)->tp_name, self,
-                                (t->flags & TF_MAIN) ? " (main)" : "", state);
-}
-
 /* --- GC and lifetime --------------------------------------------------- */
 
 static int
@@ -934,7 +920,6 @@ tasklet_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(t->args);
     Py_VISIT(t->kwargs);
     Py_VISIT(t->context);
-    Py_VISIT(t->dict);
     if (tasklet_started(t) && !tasklet_is_current(t) &&
         !(t->flags & TF_MAIN))
         return pystate_traverse(&t->ps, visit, arg);
@@ -954,7 +939,6 @@ tasklet_clear(PyObject *self)
         t->flags &= ~TF_SETUP;
     }
     Py_CLEAR(t->context);
-    Py_CLEAR(t->dict);
     return 0;
 }
 
@@ -1058,7 +1042,6 @@ tasklet_dealloc(PyObject *self)
     Py_CLEAR(t->args);
     Py_CLEAR(t->kwargs);
     Py_CLEAR(t->context);
-    Py_CLEAR(t->dict);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -1511,7 +1494,6 @@ tasklet_get_cstate(PyObject *self, void *c)
 }
 
 static PyGetSetDef tasklet_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"trace_function", tasklet_get_tracer, tasklet_set_tracer,
      "the tasklet's sys.settrace() function", NULL},
     {"profile_function", tasklet_get_tracer, tasklet_set_tracer,
@@ -1544,7 +1526,6 @@ static PyGetSetDef tasklet_getset[] = {
 static PyMemberDef tasklet_members[] = {
     {"__weaklistoffset__", T_PYSSIZET,
      offsetof(TaskletObject, weakreflist), READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(TaskletObject, dict), READONLY, NULL},
     {"__vectorcalloffset__", T_PYSSIZET,
      offsetof(TaskletObject, vectorcall), READONLY, NULL},
     {NULL}
@@ -1585,7 +1566,6 @@ static PyType_Slot tasklet_slots[] = {
     {Py_tp_traverse, tasklet_traverse},
     {Py_tp_clear, tasklet_clear},
     {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_repr, tasklet_repr},
     {Py_tp_getset, tasklet_getset},
     {Py_tp_members, tasklet_members},
     {Py_tp_methods, tasklet_methods},

@@ -177,39 +177,9 @@ cframe.__module__ = "_stackless"
 def _bound_call(t):
     """(func, args, kwargs, setup) of a tasklet that has not started.
 
-    func may be None; args/kwargs are None unless set up.  Uses
-    _stackless._tasklet_bound(t) when the C module has it; otherwise reads
-    the references tasklet_traverse() reports, in its order: type, tempval,
-    func, args, kwargs, context, dict (NULL members are skipped)."""
-    getter = getattr(_stackless, "_tasklet_bound", None)
-    if getter is not None:
-        func, args, kwargs = getter(t)
-        return func, args, kwargs, args is not None
-    d = _find_instance_dict(t)
-    refs = gc.get_referents(t)
-    tv = t.tempval
-    for i in range(len(refs) - 1):
-        if refs[i] is type(t) and refs[i + 1] is tv:
-            rest = refs[i + 2:]
-            break
-    else:
-        raise pickle.PicklingError(
-            "cannot read the bound function of %r (unexpected layout)" % (t,))
-    rest = [r for r in rest
-            if r is not d and type(r).__name__ != "Context"
-            and not isinstance(r, (types.FrameType, types.CodeType))]
-    setup = t.alive
-    func = args = kwargs = None
-    if rest and callable(rest[0]):
-        func = rest.pop(0)
-    if setup:
-        if func is None or not rest or not isinstance(rest[0], tuple):
-            raise pickle.PicklingError(
-                "cannot read the arguments of %r (unexpected layout)" % (t,))
-        args = rest.pop(0)
-        if rest and isinstance(rest[0], dict):
-            kwargs = rest.pop(0)
-    return func, args, kwargs, setup
+    func may be None; args/kwargs are None unless set up."""
+    func, args, kwargs = _stackless._tasklet_bound(t)
+    return func, args, kwargs, args is not None
 
 
 def _is_started(t):
@@ -240,28 +210,13 @@ def _tasklet_flags(t):
     return f
 
 
-_PROBE = "__stackless_compat_probe__"
-
-
-def _find_instance_dict(o):
-    """The instance dict of a tasklet or channel (the C types have a dict
-    slot but no ``__dict__`` attribute): the dict among its referents that
-    receives a probe attribute.  Creates an empty dict if it had none."""
-    try:
-        object.__setattr__(o, _PROBE, None)
-    except (AttributeError, TypeError):
-        return None
-    try:
-        for r in gc.get_referents(o):
-            if type(r) is dict and _PROBE in r:
-                return r
-        return None
-    finally:
-        object.__delattr__(o, _PROBE)
-
-
 def _instance_dict(o):
-    d = _find_instance_dict(o)
+    """A copy of the instance dict of a tasklet or channel subclass instance
+    (the C types have none, as in Stackless), or None."""
+    try:
+        d = object.__getattribute__(o, "__dict__")
+    except AttributeError:
+        return None
     return dict(d) if d else None
 
 

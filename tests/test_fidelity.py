@@ -98,3 +98,65 @@ def test_test_nostacklesscall():
     t.run()
     assert t.paused
     t.kill()
+
+
+@pytest.mark.parametrize("tp", [stackless.tasklet, stackless.channel])
+def test_no_instance_dict_and_stackless_repr(tp):
+    o = tp()
+    with pytest.raises(AttributeError):
+        o.attr = 1
+    assert not hasattr(o, "__dict__")
+    # Stackless's repr: the default one, whatever the state
+    assert repr(o) == "<_stackless.%s object at %#x>" % (tp.__name__, id(o))
+
+    # a subclass may declare a __dict__ slot (a Stackless library does)
+    class Sub(tp):
+        __slots__ = ["__dict__"]
+    s = Sub()
+    s.attr = 1
+    assert s.__dict__ == {"attr": 1}
+
+    class Plain(tp):
+        pass
+    p = Plain()
+    p.attr = 2
+    assert p.__dict__ == {"attr": 2}
+
+
+def test_repr_of_main_and_current_is_plain():
+    m = stackless.main
+    assert repr(m) == "<_stackless.tasklet object at %#x>" % id(m)
+    ch = stackless.channel()
+    t = stackless.tasklet(ch.receive)()
+    t.run()
+    assert repr(ch) == "<_stackless.channel object at %#x>" % id(ch)
+    assert "blocked" in stackless.dump_tasklets(file=_Null())
+    ch.send(None)
+
+
+class _Null:
+    def write(self, s):
+        pass
+
+    def flush(self):
+        pass
+
+
+class _PickleSub(stackless.tasklet):
+    pass
+
+
+class _PickleChanSub(stackless.channel):
+    __slots__ = ["__dict__"]
+
+
+def test_subclass_instance_dict_is_pickled():
+    import pickle
+    t = _PickleSub(print)
+    t.name = "worker"
+    t2 = pickle.loads(pickle.dumps(t))
+    assert type(t2) is _PickleSub and t2.name == "worker"
+    ch = _PickleChanSub()
+    ch.tag = 5
+    ch2 = pickle.loads(pickle.dumps(ch))
+    assert ch2.tag == 5
