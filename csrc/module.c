@@ -455,21 +455,47 @@ mod_stack_info(PyObject *m, PyObject *t)
 /* schedule() `switches` times from C code (a C frame on the tasklet's
  * stack), returning the last value schedule() returned. */
 static PyObject *
-schedule_n(long switches)
+schedule_n(long switches, int nested)
 {
     sched_thread *ts = current_sched();
+    TaskletObject *cur;
     PyObject *ret;
     long i;
     if (ts == NULL)
         return NULL;
+    /* the current tasklet is the same one again after every switch */
+    cur = ts->current;
+    cur->c_nesting += nested;
     ret = Py_NewRef(Py_None);
     for (i = 0; i < switches; i++) {
         Py_DECREF(ret);
         ret = sched_schedule(ts, Py_None, 0);
         if (ret == NULL)
-            return NULL;
+            break;
     }
+    cur->c_nesting -= nested;
     return ret;
+}
+
+/* call func(*args, **kwargs) as C code that Stackless could not have
+ * soft-switched through: nesting_level counts it -- through the entry
+ * frame of a Python function, else (a C callable) here */
+static PyObject *
+nested_call(PyObject *func, PyObject *args, PyObject *kwargs)
+{
+    sched_thread *ts = current_sched();
+    TaskletObject *cur;
+    PyObject *res;
+    int py;
+    if (ts == NULL)
+        return NULL;
+    py = PyFunction_Check(func) ||
+         (PyMethod_Check(func) && PyFunction_Check(PyMethod_GET_FUNCTION(func)));
+    cur = ts->current;
+    cur->c_nesting += !py;
+    res = PyObject_Call(func, args, kwargs);
+    cur->c_nesting -= !py;
+    return res;
 }
 
 static PyObject *
@@ -492,7 +518,7 @@ mod_test_cframe(PyObject *m, PyObject *args, PyObject *kwds)
         pad[0] = 0;
         pad[(size_t)words * sizeof(void *) - 1] = 0;
     }
-    return schedule_n(switches);
+    return schedule_n(switches, 1);
 }
 
 static PyObject *
@@ -504,14 +530,19 @@ mod_test_cframe_nr(PyObject *m, PyObject *args, PyObject *kwds)
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "l:test_cframe_nr", kwlist,
                                      &switches))
         return NULL;
-    return schedule_n(switches);
+    return schedule_n(switches, 0);
 }
 
 static PyObject *
 mod_test_cstate(PyObject *m, PyObject *callable)
 {
+    PyObject *noargs = PyTuple_New(0), *res;
     (void)m;
-    return PyObject_CallNoArgs(callable);
+    if (noargs == NULL)
+        return NULL;
+    res = nested_call(callable, noargs, NULL);
+    Py_DECREF(noargs);
+    return res;
 }
 
 /* Run the other runnable tasklets until none is left, as an application
@@ -580,7 +611,7 @@ mod_test_nostacklesscall(PyObject *m, PyObject *args, PyObject *kwds)
     if (func == Py_None)
         result = Py_NewRef(rest);
     else
-        result = PyObject_Call(func, rest, kw);
+        result = nested_call(func, rest, kw);
     Py_DECREF(rest);
     if (post != NULL && result != NULL) {
         PyObject *a = Py_BuildValue("(Oii)", result, 0, 0);

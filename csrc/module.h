@@ -59,6 +59,8 @@ struct TaskletObject {
     pystate_saved ps;
     PyObject *cstate;             /* owned cstack object, created on demand */
     long long serial;             /* serial of its own C stack, 0: none yet */
+    int c_nesting;                /* calls of the test helpers in progress
+                                     (nesting_level counts them) */
 };
 
 struct ChannelObject {

@@ -19,6 +19,7 @@
 #include "pystate.h"
 
 #include "internal/pycore_frame.h"
+#include "opcode.h"
 #include "internal/pycore_pystate.h"
 #include "switch.h"
 
@@ -456,6 +457,53 @@ pystate_nesting_level(PyThreadState *ts, pystate_saved *s)
     for (; f != NULL; f = f->previous)
         entries += f->is_entry;
     return entries > 0 ? entries - 1 : 0;
+}
+
+/* Was Python code `f` entered (an entry frame) the way Stackless entered
+ * it without C recursion: a generator resumed by a loop or `await`, or a
+ * class's __new__/__init__, an instance's __call__ or a module's code run
+ * by exec() called from Python? */
+static int
+entered_softly(_PyInterpreterFrame *f)
+{
+    _PyInterpreterFrame *caller = f->previous;
+    PyObject *name;
+    switch (_Py_OPCODE(*caller->prev_instr)) {
+    case FOR_ITER: case SEND:
+        return f->f_code->co_flags &
+               (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR);
+    case CALL_FUNCTION_EX:
+        /* f(*args, **kwargs): never inlined, most often a direct call */
+        return 1;
+    case CALL: case CALL_ADAPTIVE: case CALL_PY_EXACT_ARGS:
+    case CALL_PY_WITH_DEFAULTS:
+    case PRECALL: case PRECALL_ADAPTIVE: case PRECALL_BOUND_METHOD:
+    case PRECALL_BUILTIN_CLASS: case PRECALL_BUILTIN_FAST_WITH_KEYWORDS:
+    case PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS:
+    case PRECALL_NO_KW_BUILTIN_FAST: case PRECALL_NO_KW_BUILTIN_O:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_NOARGS:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_O: case PRECALL_PYFUNC:
+        name = f->f_code->co_name;
+        return _PyUnicode_EqualToASCIIString(name, "__init__") ||
+               _PyUnicode_EqualToASCIIString(name, "__new__") ||
+               _PyUnicode_EqualToASCIIString(name, "__call__") ||
+               _PyUnicode_EqualToASCIIString(name, "<module>");
+    default:
+        return 0;
+    }
+}
+
+int
+pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s)
+{
+    _PyInterpreterFrame *f = s ? (_PyInterpreterFrame *)s->top_frame
+                               : ts->cframe->current_frame;
+    int n = 0;
+    for (; f != NULL; f = f->previous)
+        if (f->is_entry && f->previous != NULL && !entered_softly(f))
+            n++;
+    return n;
 }
 
 int

@@ -82,6 +82,10 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 /* Entry frames below the top minus one (0 for plain Python code);
  * s == NULL means the running tasklet of ts. */
 int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
+/* The C-level nesting Stackless would report: like pystate_nesting_level,
+ * but not counting Python code entered from a call instruction or a
+ * generator resumption (Stackless made those calls without C recursion). */
+int pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s);
 int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
 
 /* Is the cyclic garbage collector running (finalizers called by it)? */

@@ -1169,7 +1169,8 @@ tasklet_get_nesting_level(PyObject *self, void *c)
     (void)c;
     if (tasklet_ts(t) == NULL || !tasklet_started(t))
         return PyLong_FromLong(0);
-    return PyLong_FromLong(pystate_nesting_level(
+    /* What Stackless counts: C-level recursions it could not avoid */
+    return PyLong_FromLong(t->c_nesting + pystate_stackless_nesting(
         t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
 }
 

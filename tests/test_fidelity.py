@@ -160,3 +160,45 @@ def test_subclass_instance_dict_is_pickled():
     ch.tag = 5
     ch2 = pickle.loads(pickle.dumps(ch))
     assert ch2.tag == 5
+
+
+def test_nesting_level_counts_what_stackless_counts():
+    ch = stackless.channel()
+    # the main tasklet, in plain Python code: 0, restorable
+    assert stackless.current.nesting_level == 0
+    assert stackless.current.restorable
+    # a helper's call from C counts one level
+    assert stackless._test_nostacklesscall(
+        lambda: stackless.current.nesting_level) == 1
+    assert _teststackless.test_cstate(
+        lambda: stackless.current.nesting_level) == 1
+    t = stackless.tasklet(stackless._test_nostacklesscall)(
+        stackless.main.switch)
+    t.run()
+    assert t.nesting_level == 1 and not t.restorable
+    assert t.cstate.nesting_level == 1
+    t.kill()
+
+    class Init:
+        def __init__(self):
+            ch.receive()
+
+    class Call:
+        def __call__(self):
+            ch.receive()
+
+    def gen():
+        yield ch.receive()
+
+    soft = [ch.receive, lambda: Init(), Call(), lambda: [x for x in gen()]]
+    hard = [lambda: list(map(lambda x: ch.receive(), [1])),
+            lambda: sorted([2, 1], key=lambda x: ch.receive())]
+    tasks = [(stackless.tasklet(f)(), 0) for f in soft]
+    tasks += [(stackless.tasklet(f)(), 1) for f in hard]
+    stackless.run()
+    for t, level in tasks:
+        assert t.blocked
+        assert t.nesting_level == level, (t, level)
+        assert t.restorable == (level == 0)
+    for t, _ in tasks:
+        t.kill()
