@@ -102,9 +102,18 @@ channel_action_impl(ChannelObject *ch, int dir, PyObject *value,
     if (sched_raise_pending(ts) < 0)
         return NULL;
     waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
-    if (slp_st->channel_callback != NULL &&
-        channel_notify(ch, cur, dir > 0, !waiting) < 0)
-        return NULL;
+    if (slp_st->channel_callback != NULL) {
+        /* as in Stackless, the callback sees the value being sent in the
+         * sender's tempval (None for a receiver); the old one comes back
+         * if the callback fails */
+        PyObject *old = cur->tempval;
+        cur->tempval = Py_NewRef(dir > 0 ? value : Py_None);
+        if (channel_notify(ch, cur, dir > 0, !waiting) < 0) {
+            Py_SETREF(cur->tempval, old);
+            return NULL;
+        }
+        Py_DECREF(old);
+    }
     /* the callback may have changed things */
     waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
 

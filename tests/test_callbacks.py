@@ -147,3 +147,29 @@ def test_switching_inside_the_schedule_callback_is_refused():
         stackless.set_schedule_callback(old)
     assert errors and all(re.search("schedule callback", m) for m in errors)
     assert not t.alive
+
+
+def test_channel_callback_sees_the_value_in_the_senders_tempval():
+    # as in Stackless: the sender's tempval is the value being sent, a
+    # receiver's is None, while the callback runs
+    seen = []
+
+    def cb(ch, t, sending, willblock):
+        seen.append((sending, willblock, t.tempval))
+
+    ch = stackless.channel()
+    stackless.getcurrent().tempval = "old"
+    receiver = stackless.tasklet(ch.receive)()
+    receiver.tempval = "unused"
+    old = stackless.set_channel_callback(cb)
+    try:
+        stackless.run()                       # receive blocks
+        ch.send(42)                           # a receiver is waiting
+        sender = stackless.tasklet(ch.send)("x")
+        stackless.run()                       # send blocks
+        assert ch.receive() == "x"
+    finally:
+        stackless.set_channel_callback(old)
+    assert seen == [(0, 1, None), (1, 0, 42), (1, 1, "x"), (0, 0, None)]
+    stackless.run()
+    assert not receiver.alive and not sender.alive
