@@ -129,6 +129,30 @@ mod_getcurrentid(PyObject *m, PyObject *Py_UNUSED(ignored))
     return PyLong_FromVoidPtr(ts->current);
 }
 
+int
+slp_parse_thread_id(PyObject *o, unsigned long *id)
+{
+    int overflow;
+    long v;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "thread id must be an int, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow == 0 && v == -1) {
+        if (PyErr_Occurred())
+            return -1;
+        return 0;
+    }
+    *id = PyLong_AsUnsignedLong(o);
+    if (*id == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    return 1;
+}
+
 /* Is thread_id one of the interpreter's threads? */
 static int
 interp_has_thread(unsigned long thread_id)
@@ -155,18 +179,8 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     if (sched_get() == NULL)
         return NULL;
     id = PyThread_get_thread_ident();
-    if (tid != NULL && tid != Py_None) {
-        long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            id = PyLong_AsUnsignedLong(tid);
-            if (id == (unsigned long)-1 && PyErr_Occurred())
-                return NULL;
-        }
-        else if (v != -1) {
-            id = (unsigned long)v;
-        }
-    }
+    if (slp_parse_thread_id(tid, &id) < 0)
+        return NULL;
     ts = sched_find_thread(id);
     if (ts == NULL) {
         if (!interp_has_thread(id)) {

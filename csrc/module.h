@@ -187,7 +187,9 @@ static inline int tasklet_started(TaskletObject *t)
 }
 static inline int tasklet_alive(TaskletObject *t)
 {
-    return (t->flags & (TF_SETUP | TF_MAIN)) || tasklet_started(t);
+    /* a tasklet set up for a thread that has ended died with it */
+    return ((t->flags & TF_SETUP) && tasklet_ts(t) != NULL) ||
+           (t->flags & TF_MAIN) || tasklet_started(t);
 }
 
 static inline PyObject *
@@ -201,6 +203,11 @@ slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
         PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
     return t;
 }
+
+/* module.c: a thread id argument as Stackless parses it: 0 for "the
+ * current thread" (absent or -1), 1 with *id set, -1 with an exception
+ * (OverflowError for other negative numbers) */
+int slp_parse_thread_id(PyObject *o, unsigned long *id);
 
 /* scheduler.c */
 sched_thread *sched_get(void);           /* NULL with MemoryError */

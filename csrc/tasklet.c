@@ -382,6 +382,10 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
     }
     if (args != NULL || kwargs != NULL) {
         PyObject *a, *k = NULL, *ctx;
+        if (tasklet_ts(t) == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+            return -1;
+        }
         if (t->func == NULL) {
             PyErr_SetString(PyExc_RuntimeError,
                             "the tasklet was not bound to a function");
@@ -775,23 +779,25 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
     TaskletObject *t = T(self);
     PyObject *tid = NULL;
     sched_thread *ts, *target;
+    unsigned long id;
     if (!PyArg_ParseTuple(args, "|O:bind_thread", &tid))
         return NULL;
     ts = sched_get();
     if (ts == NULL)
         return NULL;
     target = ts;
-    if (tid != NULL && tid != Py_None) {
-        long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred())
+    switch (slp_parse_thread_id(tid, &id)) {
+    case -1:
+        return NULL;
+    case 1:
+        target = sched_find_thread(id);
+        if (target == NULL) {
+            PyErr_SetString(PyExc_ValueError, "bad thread");
             return NULL;
-        if (v != -1) {
-            target = sched_find_thread((unsigned long)v);
-            if (target == NULL) {
-                PyErr_SetString(PyExc_ValueError, "bad thread");
-                return NULL;
-            }
         }
+        break;
+    default:
+        break;
     }
     if (t->flags & TF_IN_RING) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -810,6 +816,13 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return NULL;
+    }
+    if ((t->flags & TF_SETUP) && tasklet_ts(t) == NULL) {
+        /* set up for a thread that has ended: it died with it */
+        t->flags &= ~TF_SETUP;
+        Py_CLEAR(t->args);
+        Py_CLEAR(t->kwargs);
+        Py_CLEAR(t->context);
     }
     t->ts = target;
     t->thread_id = target->thread_id;
@@ -1245,6 +1258,11 @@ tasklet_set_tracer(PyObject *self, PyObject *v, void *c)
     }
     if (tasklet_ts(t) == NULL && tasklet_started(t)) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+        return -1;
+    }
+    if (!tasklet_alive(t) && v != Py_None) {
+        /* as in Stackless: a tasklet without a frame has no tracing */
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is not alive");
         return -1;
     }
     return pystate_set_trace(NULL, &t->ps, profile, v);
