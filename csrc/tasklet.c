@@ -688,11 +688,10 @@ tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"exc", "val", "tb", "pending", NULL};
     PyObject *exc = NULL, *val = Py_None, *tb = Py_None, *bomb;
     int pending = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOp:throw", kwlist,
+    /* exc is required, as in Stackless */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOp:throw", kwlist,
                                      &exc, &val, &tb, &pending))
         return NULL;
-    if (exc == NULL || exc == Py_None)
-        exc = slp_st->TaskletExit;
     bomb = bomb_from_raise_args(exc, val, tb);
     if (bomb == NULL)
         return NULL;
@@ -1564,7 +1563,7 @@ static PyMethodDef tasklet_methods[] = {
      METH_VARARGS | METH_KEYWORDS, "kill(pending=False)"},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw,
      METH_VARARGS | METH_KEYWORDS,
-     "throw(exc=TaskletExit, val=None, tb=None, pending=False)"},
+     "throw(exc, val=None, tb=None, pending=False)"},
     {"raise_exception", tasklet_raise_exception, METH_VARARGS,
      "raise_exception(exc_class, *args)"},
     {"set_atomic", tasklet_set_atomic, METH_O, NULL},

@@ -202,3 +202,22 @@ def test_nesting_level_counts_what_stackless_counts():
         assert t.restorable == (level == 0)
     for t, _ in tasks:
         t.kill()
+
+
+def test_throw_argument_errors():
+    # as in Stackless: exc is required; the usual raise rules for the rest
+    t = stackless.tasklet(stackless.schedule_remove)()
+    t.run()
+    with pytest.raises(TypeError):
+        t.throw()
+    with pytest.raises(TypeError):
+        t.throw(pending=True)
+    with pytest.raises(TypeError, match="may not have a separate value"):
+        t.throw(IndexError(1), (1, 2, 3))
+    with pytest.raises(TypeError, match="third argument must be a traceback"):
+        t.throw(IndexError, None, (1, 2, 3))
+    with pytest.raises(TypeError, match="exceptions must be classes"):
+        t.throw(None)
+    assert t.paused
+    t.throw(TaskletExit)
+    assert not t.alive
