@@ -341,10 +341,11 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
-    /* "C state" is what Stackless could not drop: C frames between the
-     * tasklet's Python frames (nesting_level > 0). */
+    /* "C state" is what Stackless could not drop: nesting_level > 0 (the
+     * frames of a dropped tasklet are leaked, never freed, so C frames
+     * of its abandoned stack do no harm) */
     if (tasklet_started(t) && tasklet_ts(t) != NULL &&
-        pystate_nesting_level(t->ts->tstate, &t->ps) > 0) {
+        t->c_nesting + pystate_stackless_nesting(t->ts->tstate, &t->ps) > 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return -1;

@@ -221,3 +221,29 @@ def test_throw_argument_errors():
     assert t.paused
     t.throw(TaskletExit)
     assert not t.alive
+
+
+def test_rebind_a_tasklet_paused_in_a_running_generator():
+    # a generator resumed by a for loop is no C state for Stackless: the
+    # tasklet may be rebound (its frames are dropped)
+    import gc
+
+    def gen():
+        stackless.schedule_remove()
+        yield 1
+
+    def body():
+        for _ in gen():
+            pass
+
+    t = stackless.tasklet(body)()
+    t.run()
+    assert t.paused and t.nesting_level == 0 and t.restorable
+    t.bind(None)
+    assert not t.alive
+    ran = []
+    t.bind(ran.append, (1,))
+    t.run()
+    assert ran == [1] and not t.alive
+    del t
+    gc.collect()
