@@ -381,7 +381,9 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
     sched_thread *ts = sched_peek();
     (void)m;
     wd_shutdown();
-    if (ts != NULL && sched_kill_all(ts) < 0)
+    /* as Stackless (soft switching): only tasklets holding C state get
+     * TaskletExit; the others are dropped silently */
+    if (ts != NULL && sched_kill_all(ts, tasklet_drop_if_restorable) < 0)
         return NULL;
     Py_RETURN_NONE;
 }

@@ -230,7 +230,7 @@ PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
 void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
-int sched_kill_all(sched_thread *ts);
+int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
 /* The one way to wait for something other than a channel (DESIGN.md §3):
  * the current tasklet leaves the run queue and is `blocked` until
@@ -280,6 +280,9 @@ PyObject *bomb_from_error(void);         /* packs the raised exception */
 PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
 PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
 int tasklet_finalize_kill(TaskletObject *t);
+/* At interpreter exit: drop a suspended restorable tasklet (no C state)
+ * without killing it, as Stackless does; returns 1 if dropped. */
+int tasklet_drop_if_restorable(TaskletObject *t);
 /* tasklet.cstate (one object per tasklet) and the thread's initial stub */
 PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
 PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */

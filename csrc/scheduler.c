@@ -47,7 +47,7 @@ sched_thread_release(PyObject *capsule)
          * finally blocks run (STACKLESS_API.md §6.6). */
         PyObject *exc, *val, *tb;
         PyErr_Fetch(&exc, &val, &tb);
-        if (sched_kill_all(ts) < 0)
+        if (sched_kill_all(ts, NULL) < 0)
             PyErr_WriteUnraisable(NULL);
         PyErr_Restore(exc, val, tb);
     }
@@ -1126,11 +1126,12 @@ sched_entry(slp_thread *sw)
 }
 
 /* ------------------------------------------------------------------------
- * Interpreter exit: kill every suspended tasklet of this thread with
- * TaskletExit so that its finally blocks run, then empty the run queue.
+ * Interpreter exit / thread end: kill every suspended tasklet of this
+ * thread with TaskletExit so that its finally blocks run -- except those
+ * drop(t) drops (returns 1 for) -- then empty the run queue.
  */
 int
-sched_kill_all(sched_thread *ts)
+sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t))
 {
     int round;
     for (round = 0; round < 10; round++) {
@@ -1153,6 +1154,7 @@ sched_kill_all(sched_thread *ts)
         for (i = 0; i < PyList_GET_SIZE(victims); i++) {
             t = (TaskletObject *)PyList_GET_ITEM(victims, i);
             if (tasklet_started(t) && t != ts->current &&
+                (drop == NULL || !drop(t)) &&
                 tasklet_finalize_kill(t) < 0)
                 PyErr_WriteUnraisable((PyObject *)t);
         }

@@ -923,6 +923,30 @@ tasklet_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
 
 /* --- GC and lifetime --------------------------------------------------- */
 
+int
+tasklet_drop_if_restorable(TaskletObject *t)
+{
+    sched_thread *ts = tasklet_ts(t);
+    if (ts == NULL || !tasklet_started(t) || tasklet_is_current(t) ||
+        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->blocked == TASKLET_PARKED)
+        return 0;
+    if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
+        return 0;
+    Py_INCREF(t);
+    if (t->blocked)
+        sched_unblock(t);
+    else if (t->flags & TF_IN_RING)
+        Py_DECREF(ring_remove(ts, t));
+    /* its frames are dropped without running finally blocks (as in
+     * bind(None)) */
+    sched_forget(t);
+    pystate_discard(&t->ps);
+    slp_stack_reset(&t->stack);
+    Py_SETREF(t->tempval, Py_NewRef(Py_None));
+    Py_DECREF(t);
+    return 1;
+}
+
 static int
 tasklet_traverse(PyObject *self, visitproc visit, void *arg)
 {

@@ -247,3 +247,28 @@ def test_rebind_a_tasklet_paused_in_a_running_generator():
     assert ran == [1] and not t.alive
     del t
     gc.collect()
+
+
+def test_interpreter_exit_drops_restorable_tasklets(run_py):
+    proc = run_py("""
+        import stackless_compat as stackless
+        ch = stackless.channel()
+
+        def catch_all(name, how):
+            try:
+                how()
+            except BaseException as e:
+                print(name, "got", type(e).__name__, flush=True)
+
+        stackless.tasklet(catch_all)("plain", ch.receive)
+        stackless.tasklet(catch_all)("paused", stackless.schedule_remove)
+        stackless.tasklet(catch_all)(
+            "c state", lambda: stackless._test_nostacklesscall(ch.receive))
+        stackless.run()
+        t = stackless.tasklet(catch_all)("runnable", stackless.schedule)
+        stackless.schedule()
+        print("main done", flush=True)
+    """)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert proc.stdout.splitlines() == ["main done", "c state got TaskletExit"]
