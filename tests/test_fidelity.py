@@ -272,3 +272,29 @@ def test_interpreter_exit_drops_restorable_tasklets(run_py):
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert proc.stdout.splitlines() == ["main done", "c state got TaskletExit"]
+
+
+def test_runner_traceback_is_the_programs_own(tmp_path):
+    # python -m stackless_compat prog.py prints the traceback python3
+    # prog.py would (with `import stackless` resolved): no runner frames
+    import subprocess
+    from helpers import child_env, run_runner
+    prog = tmp_path / "prog.py"
+    prog.write_text(
+        "import stackless\n"
+        "def f():\n"
+        "    raise ValueError('boom')\n"
+        "stackless.tasklet(f)()\n"
+        "stackless.run()\n")
+    plain = tmp_path / "plain.py"
+    plain.write_text(prog.read_text().replace(
+        "import stackless\n", "import stackless_compat as stackless\n"))
+    got = run_runner(str(prog), cwd=str(tmp_path))
+    want = subprocess.run([sys.executable, str(plain)], capture_output=True,
+                          text=True, env=child_env(None), cwd=str(tmp_path),
+                          timeout=60)
+    assert got.returncode == want.returncode == 1
+    assert got.stdout == want.stdout == ""
+    assert got.stderr.replace("prog.py", "X") == \
+        want.stderr.replace("plain.py", "X"), (got.stderr, want.stderr)
+    assert "runpy" not in got.stderr and "__main__.py" not in got.stderr
