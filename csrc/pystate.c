@@ -261,23 +261,28 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
 }
 
 void
-pystate_finish_release(PyThreadState *ts)
+pystate_finish_release_keep_trace(PyThreadState *ts)
 {
     /* Take everything out first: the decrefs below may run Python code,
      * which must see a consistent, empty state. */
     PyObject *exc = ts->exc_state.exc_value;
     PyObject *ctx = ts->context;
-    PyObject *tobj = ts->c_traceobj, *pobj = ts->c_profileobj;
     ts->exc_state.exc_value = NULL;
     ts->context = NULL;
     ts->context_ver++;
+    Py_XDECREF(exc);
+    Py_XDECREF(ctx);
+}
+
+void
+pystate_release_trace(PyThreadState *ts)
+{
+    PyObject *tobj = ts->c_traceobj, *pobj = ts->c_profileobj;
     ts->c_tracefunc = NULL;
     ts->c_profilefunc = NULL;
     ts->c_traceobj = NULL;
     ts->c_profileobj = NULL;
     _PyThreadState_UpdateTracingState(ts);
-    Py_XDECREF(exc);
-    Py_XDECREF(ctx);
     Py_XDECREF(tobj);
     Py_XDECREF(pobj);
 }

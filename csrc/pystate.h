@@ -65,9 +65,12 @@ void pystate_start(PyThreadState *ts, pystate_saved *s,
 
 /* Last thing a finished tasklet does before it switches away for good:
  * release the references it holds in the thread state (this may run Python
- * code), then free its data stack.  Afterwards the thread state must not be
+ * code) -- first all but the trace and profile functions, then those (so
+ * that the schedule callback at its end still sees them, as in Stackless)
+ * -- and free its data stack.  Afterwards the thread state must not be
  * used until another tasklet's state is restored. */
-void pystate_finish_release(PyThreadState *ts);
+void pystate_finish_release_keep_trace(PyThreadState *ts);
+void pystate_release_trace(PyThreadState *ts);
 void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
 
 /* Drop the state of a suspended tasklet that will never run again

@@ -1030,7 +1030,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         /* Could not even pack the error (out of memory). */
         PyErr_WriteUnraisable((PyObject *)t);
     }
-    pystate_finish_release(ts->tstate);     /* may run Python code */
+    /* may run Python code; the trace functions go after the callback */
+    pystate_finish_release_keep_trace(ts->tstate);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable((PyObject *)t);
 
@@ -1068,9 +1069,14 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     pystate_finish_free(ts->tstate, &t->ps);
     t->flags &= ~TF_SETUP;
     ts->pending_decref = (PyObject *)ring_remove(ts, t);
-    ts->current = next;
+    /* the callback runs while t is still current, as in Stackless (its
+     * trace function is the thread's, next's is next's own) */
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
+    pystate_release_trace(ts->tstate);      /* may run Python code */
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable((PyObject *)t);
+    ts->current = next;
     ts->tstate->cframe = &ts->tstate->root_cframe;    /* as in a switch */
     slp_exit(&ts->sw, &next->stack);
 }
