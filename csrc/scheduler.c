@@ -910,31 +910,6 @@ make_runtime_bomb(const char *msg)
     return b;
 }
 
-/* SystemExit escaped a tasklet: the program exits, and main learns it as
- * Stackless's main does, through TaskletExit (with the same exit code). */
-static PyObject *
-system_exit_bomb(void)
-{
-    PyObject *typ, *val, *tb, *args, *exc, *bomb;
-    PyErr_Fetch(&typ, &val, &tb);
-    PyErr_NormalizeException(&typ, &val, &tb);
-    args = val ? PyObject_GetAttrString(val, "args") : PyTuple_New(0);
-    exc = args ? PyObject_Call(slp_st->TaskletExit, args, NULL) : NULL;
-    Py_XDECREF(args);
-    if (exc == NULL) {
-        Py_XDECREF(typ);
-        Py_XDECREF(val);
-        Py_XDECREF(tb);
-        return NULL;
-    }
-    bomb = bomb_new(slp_st->TaskletExit, exc, tb);
-    Py_DECREF(exc);
-    Py_XDECREF(typ);
-    Py_XDECREF(val);
-    Py_XDECREF(tb);
-    return bomb;
-}
-
 /* An exception escaped tasklet t: decide where it goes (Stackless §6.4).
  * Returns a bomb for the watchdog, or NULL when the error is done with.
  * *to_main is set for SystemExit. */
@@ -952,7 +927,7 @@ uncaught_error(sched_thread *ts, int *to_main)
             return NULL;
         }
         *to_main = 1;
-        return system_exit_bomb();
+        return bomb_from_error();
     }
     handler = slp_st->error_handler;
     if (handler != NULL) {

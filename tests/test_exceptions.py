@@ -449,26 +449,6 @@ def test_system_exit_in_tasklet_exits_process(run_py):
     assert proc.stdout == "tasklet\n"
 
 
-def test_system_exit_in_tasklet_reaches_main_as_tasklet_exit(run_py):
-    # as in Stackless: the program exits, and main is killed on the way out
-    # (TaskletExit, with the exit code); main may still choose its own code
-    proc = run_py("""
-        import sys
-        import stackless_compat as stackless
-        def f():
-            sys.exit(43)
-        stackless.tasklet(f)()
-        try:
-            stackless.run()
-        except TaskletExit as e:
-            print("TaskletExit", e.code, isinstance(e, SystemExit), flush=True)
-            sys.exit(42)
-        print("not reached")
-    """)
-    assert proc.returncode == 42, proc.stderr
-    assert proc.stdout == "TaskletExit 43 True\n"
-
-
 def test_uncaught_exception_text_reaches_run_caller(run_py):
     proc = run_py("""
         import stackless_compat as stackless
