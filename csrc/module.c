@@ -2,6 +2,7 @@
 #include "module.h"
 
 #include "pythread.h"
+#include <alloca.h>
 
 slp_module_state *slp_st = NULL;
 
@@ -84,6 +85,7 @@ mod_run(PyObject *m, PyObject *args, PyObject *kwds)
         if (t == -1.0 && PyErr_Occurred())
             return NULL;
     }
+    ts->run_called = 1;
     return sched_run(ts, t, threadblock, soft, ignore_nesting, totaltimeout);
 }
 
@@ -127,6 +129,30 @@ mod_getcurrentid(PyObject *m, PyObject *Py_UNUSED(ignored))
     return PyLong_FromVoidPtr(ts->current);
 }
 
+int
+slp_parse_thread_id(PyObject *o, unsigned long *id)
+{
+    int overflow;
+    long v;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "thread id must be an int, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow == 0 && v == -1) {
+        if (PyErr_Occurred())
+            return -1;
+        return 0;
+    }
+    *id = PyLong_AsUnsignedLong(o);
+    if (*id == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    return 1;
+}
+
 /* Is thread_id one of the interpreter's threads? */
 static int
 interp_has_thread(unsigned long thread_id)
@@ -153,18 +179,8 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     if (sched_get() == NULL)
         return NULL;
     id = PyThread_get_thread_ident();
-    if (tid != NULL && tid != Py_None) {
-        long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            id = PyLong_AsUnsignedLong(tid);
-            if (id == (unsigned long)-1 && PyErr_Occurred())
-                return NULL;
-        }
-        else if (v != -1) {
-            id = (unsigned long)v;
-        }
-    }
+    if (slp_parse_thread_id(tid, &id) < 0)
+        return NULL;
     ts = sched_find_thread(id);
     if (ts == NULL) {
         if (!interp_has_thread(id)) {
@@ -179,11 +195,21 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     }
     if (res == NULL || !(flags & ((1L << 30) | (1L << 31))))
         return res;
-    /* Undocumented Stackless extras: bit 30 appends (serial,
-     * serial_last_jump, initial_stub), bit 31 the watchdog list. */
+    /* Undocumented Stackless extras, for its test suite: bit 30 appends
+     * (serial, serial_last_jump, initial_stub) -- the last serial handed
+     * out, the serial of the C stack the thread runs on (its current
+     * tasklet's) and the cstack of the thread's base; bit 31 the watchdog
+     * list: None before the thread's first run(), else a list whose item 0
+     * is the run(timeout) caller the watchdog interrupts (or None),
+     * followed by the run() callers, innermost last. */
     if (flags & (1L << 30)) {
-        extra = Py_BuildValue("(kkO)", ts ? ts->switches : 0UL,
-                              ts ? ts->switches : 0UL, Py_None);
+        PyObject *stub = ts ? cstack_initial_stub(ts) : Py_NewRef(Py_None);
+        if (stub == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        extra = Py_BuildValue("(LLN)", ts ? ts->serial : 0LL,
+                              ts ? tasklet_serial(ts->current) : 0LL, stub);
         if (extra == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -194,9 +220,22 @@ mod_get_thread_info(PyObject *m, PyObject *args)
             return NULL;
     }
     if (flags & (1L << 31)) {
-        PyObject *wd = ts && ts->watchdogs ? PyList_GetSlice(ts->watchdogs, 0,
-                                              PY_SSIZE_T_MAX)
-                                           : PyList_New(0);
+        PyObject *wd;
+        if (ts == NULL || !ts->run_called || ts->watchdogs == NULL) {
+            wd = Py_NewRef(Py_None);
+        }
+        else {
+            Py_ssize_t i, n = PyList_GET_SIZE(ts->watchdogs);
+            wd = PyList_New(n + 1);
+            if (wd != NULL) {
+                PyObject *irq = ts->wd_caller ? (PyObject *)ts->wd_caller
+                                              : Py_None;
+                PyList_SET_ITEM(wd, 0, Py_NewRef(irq));
+                for (i = 0; i < n; i++)
+                    PyList_SET_ITEM(wd, i + 1, Py_NewRef(
+                        PyList_GET_ITEM(ts->watchdogs, i)));
+            }
+        }
         if (wd == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -342,7 +381,9 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
     sched_thread *ts = sched_peek();
     (void)m;
     wd_shutdown();
-    if (ts != NULL && sched_kill_all(ts) < 0)
+    /* as Stackless (soft switching): only tasklets holding C state get
+     * TaskletExit; the others are dropped silently */
+    if (ts != NULL && sched_kill_all(ts, tasklet_drop_if_restorable) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -419,6 +460,185 @@ mod_stack_info(PyObject *m, PyObject *t)
                          (Py_ssize_t)((TaskletObject *)t)->stack.capacity);
 }
 
+/* --- test helpers --------------------------------------------------------
+ *
+ * Stackless's own test functions, for test suites written against it
+ * (README.rst, "Test helpers").  On a stock interpreter every switch is a
+ * hard one, so the soft/hard variants behave alike. */
+
+#define TEST_CFRAME_MAX_WORDS 64000
+
+/* schedule() `switches` times from C code (a C frame on the tasklet's
+ * stack), returning the last value schedule() returned. */
+static PyObject *
+schedule_n(long switches, int nested)
+{
+    sched_thread *ts = current_sched();
+    TaskletObject *cur;
+    PyObject *ret;
+    long i;
+    if (ts == NULL)
+        return NULL;
+    /* the current tasklet is the same one again after every switch */
+    cur = ts->current;
+    cur->c_nesting += nested;
+    ret = Py_NewRef(Py_None);
+    for (i = 0; i < switches; i++) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            break;
+    }
+    cur->c_nesting -= nested;
+    return ret;
+}
+
+/* call func(*args, **kwargs) as C code that Stackless could not have
+ * soft-switched through: nesting_level counts it -- through the entry
+ * frame of a Python function, else (a C callable) here */
+static PyObject *
+nested_call(PyObject *func, PyObject *args, PyObject *kwargs)
+{
+    sched_thread *ts = current_sched();
+    TaskletObject *cur;
+    PyObject *res;
+    int py;
+    if (ts == NULL)
+        return NULL;
+    py = PyFunction_Check(func) ||
+         (PyMethod_Check(func) && PyFunction_Check(PyMethod_GET_FUNCTION(func)));
+    cur = ts->current;
+    cur->c_nesting += !py;
+    res = PyObject_Call(func, args, kwargs);
+    cur->c_nesting -= !py;
+    return res;
+}
+
+static PyObject *
+mod_test_cframe(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", "words", NULL};
+    long switches, words = 0;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l|l:test_cframe", kwlist,
+                                     &switches, &words))
+        return NULL;
+    if (words < 0 || words > TEST_CFRAME_MAX_WORDS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "test_cframe: words are limited by 0 and 64000");
+        return NULL;
+    }
+    if (words > 0) {
+        /* hold `words` machine words of C stack during the switches */
+        volatile char *pad = alloca((size_t)words * sizeof(void *));
+        pad[0] = 0;
+        pad[(size_t)words * sizeof(void *) - 1] = 0;
+    }
+    return schedule_n(switches, 1);
+}
+
+static PyObject *
+mod_test_cframe_nr(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", NULL};
+    long switches;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l:test_cframe_nr", kwlist,
+                                     &switches))
+        return NULL;
+    return schedule_n(switches, 0);
+}
+
+static PyObject *
+mod_test_cstate(PyObject *m, PyObject *callable)
+{
+    PyObject *noargs = PyTuple_New(0), *res;
+    (void)m;
+    if (noargs == NULL)
+        return NULL;
+    res = nested_call(callable, noargs, NULL);
+    Py_DECREF(noargs);
+    return res;
+}
+
+/* Run the other runnable tasklets until none is left, as an application
+ * that drives the scheduler from outside would. */
+static PyObject *
+mod_test_outside(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    PyObject *ret;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    ret = Py_NewRef(Py_None);
+    while (ts->runcount > 1 && ts->current->next != ts->current) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            return NULL;
+    }
+    return ret;
+}
+
+/* _test_nostacklesscall(func, *args, post_callback=None,
+ * set_try_stackless=None, **kwargs): func(*args, **kwargs) (args itself
+ * when func is None); then, with post_callback,
+ * post_callback(result, 0, 0, **kwargs): no call is a "stackless call"
+ * on a stock interpreter. */
+static PyObject *
+mod_test_nostacklesscall(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    PyObject *func, *rest, *result, *post = NULL, *kw = NULL, *flag;
+    (void)m;
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+    func = PyTuple_GET_ITEM(args, 0);
+    if (kwds != NULL) {
+        kw = PyDict_Copy(kwds);
+        if (kw == NULL)
+            return NULL;
+        flag = PyDict_GetItemString(kw, "set_try_stackless");
+        if (flag != NULL) {
+            if (PyObject_IsTrue(flag) < 0 ||
+                PyDict_DelItemString(kw, "set_try_stackless") < 0) {
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+        post = PyDict_GetItemString(kw, "post_callback");
+        if (post != NULL) {
+            Py_INCREF(post);
+            if (PyDict_DelItemString(kw, "post_callback") < 0) {
+                Py_DECREF(post);
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+    }
+    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (rest == NULL) {
+        Py_XDECREF(post);
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    if (func == Py_None)
+        result = Py_NewRef(rest);
+    else
+        result = nested_call(func, rest, kw);
+    Py_DECREF(rest);
+    if (post != NULL && result != NULL) {
+        PyObject *a = Py_BuildValue("(Oii)", result, 0, 0);
+        Py_SETREF(result, a == NULL ? NULL : PyObject_Call(post, a, kw));
+        Py_XDECREF(a);
+    }
+    Py_XDECREF(post);
+    Py_XDECREF(kw);
+    return result;
+}
+
 static PyMethodDef module_methods[] = {
     {"schedule", (PyCFunction)(void (*)(void))mod_schedule,
      METH_FASTCALL | METH_KEYWORDS,
@@ -451,6 +671,25 @@ static PyMethodDef module_methods[] = {
     {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
     {"_fault_inject", mod_fault_inject, METH_O, NULL},
     {"_tasklet_bound", mod_tasklet_bound, METH_O, NULL},
+    {"test_cframe", (PyCFunction)(void (*)(void))mod_test_cframe,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe(switches, words=0): a test helper that schedule()s "
+     "`switches` times from C, holding `words` words of C stack"},
+    {"test_cframe_nr", (PyCFunction)(void (*)(void))mod_test_cframe_nr,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe_nr(switches): a test helper, like test_cframe()"},
+    {"test_cstate", mod_test_cstate, METH_O,
+     "test_cstate(callable): a test helper that returns callable() called "
+     "from C"},
+    {"test_outside", mod_test_outside, METH_NOARGS,
+     "test_outside(): a test helper that runs the other runnable tasklets "
+     "until none is left"},
+    {"_test_nostacklesscall",
+     (PyCFunction)(void (*)(void))mod_test_nostacklesscall,
+     METH_VARARGS | METH_KEYWORDS,
+     "_test_nostacklesscall(func, *args, post_callback=None, "
+     "set_try_stackless=None, **kwargs): a test helper, func(*args, "
+     "**kwargs) called from C"},
     {NULL}
 };
 
@@ -464,6 +703,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->channel_type);
     Py_VISIT(st->bomb_type);
     Py_VISIT(st->atomic_type);
+    Py_VISIT(st->cstack_type);
     Py_VISIT(st->TaskletExit);
     Py_VISIT(st->error_handler);
     Py_VISIT(st->channel_callback);

@@ -51,7 +51,6 @@ struct TaskletObject {
     sched_thread *ts;             /* owning thread, NULL once it ended */
     ChannelObject *chan;          /* borrowed: channel it is blocked on */
     PyObject *weakreflist;
-    PyObject *dict;
     unsigned long thread_id;
     int flags;
     int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
@@ -60,6 +59,10 @@ struct TaskletObject {
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
+    PyObject *cstate;             /* owned cstack object, created on demand */
+    long long serial;             /* serial of its own C stack, 0: none yet */
+    int c_nesting;                /* calls of the test helpers in progress
+                                     (nesting_level counts them) */
 };
 
 struct ChannelObject {
@@ -70,7 +73,6 @@ struct ChannelObject {
     int schedule_all;
     int closing;
     PyObject *weakreflist;
-    PyObject *dict;
 };
 
 typedef struct {
@@ -82,6 +84,12 @@ typedef struct {
     PyObject_HEAD
     int saved;
 } AtomicObject;
+
+typedef struct {
+    PyObject_HEAD
+    TaskletObject *task;          /* borrowed; NULL once the tasklet is gone */
+    long long serial;             /* used when task is NULL */
+} CStackObject;
 
 struct sched_thread {
     PyThreadState *tstate;
@@ -132,6 +140,11 @@ struct sched_thread {
                                      current tasklet is woken meanwhile,
                                      it just goes on */
     void *hub;                    /* the hub's per-thread state, or NULL */
+    /* C-stack serials, as get_thread_info(tid, 1 << 30) reports them: the
+     * last one handed out; the main tasklet's stack has serial 1 */
+    long long serial;
+    PyObject *initial_stub;       /* owned cstack of the thread's base */
+    int run_called;               /* run() was called: a watchdog list exists */
 };
 
 typedef struct {
@@ -139,6 +152,7 @@ typedef struct {
     PyTypeObject *channel_type;
     PyTypeObject *bomb_type;
     PyTypeObject *atomic_type;
+    PyTypeObject *cstack_type;
     PyObject *TaskletExit;
     PyObject *error_handler;
     PyObject *channel_callback;
@@ -184,7 +198,9 @@ static inline int tasklet_started(TaskletObject *t)
 }
 static inline int tasklet_alive(TaskletObject *t)
 {
-    return (t->flags & (TF_SETUP | TF_MAIN)) || tasklet_started(t);
+    /* a tasklet set up for a thread that has ended died with it */
+    return ((t->flags & TF_SETUP) && tasklet_ts(t) != NULL) ||
+           (t->flags & TF_MAIN) || tasklet_started(t);
 }
 
 static inline PyObject *
@@ -198,6 +214,11 @@ slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
         PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
     return t;
 }
+
+/* module.c: a thread id argument as Stackless parses it: 0 for "the
+ * current thread" (absent or -1), 1 with *id set, -1 with an exception
+ * (OverflowError for other negative numbers) */
+int slp_parse_thread_id(PyObject *o, unsigned long *id);
 
 /* scheduler.c */
 sched_thread *sched_get(void);           /* NULL with MemoryError */
@@ -220,7 +241,7 @@ PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
 void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
-int sched_kill_all(sched_thread *ts);
+int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
 /* The one way to wait for something other than a channel (DESIGN.md §3):
  * the current tasklet leaves the run queue and is `blocked` until
@@ -277,6 +298,13 @@ PyObject *bomb_from_error(void);         /* packs the raised exception */
 PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
 PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
 int tasklet_finalize_kill(TaskletObject *t);
+/* At interpreter exit: drop a suspended restorable tasklet (no C state)
+ * without killing it, as Stackless does; returns 1 if dropped. */
+int tasklet_drop_if_restorable(TaskletObject *t);
+/* tasklet.cstate (one object per tasklet) and the thread's initial stub */
+PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
+PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */
+long long tasklet_serial(TaskletObject *t);
 int tasklet_run_pending_kills(void);
 
 /* channel.c */

@@ -27,6 +27,9 @@
 
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
+#if PY_VERSION_HEX < 0x030C0000
+#  include "opcode.h"                     /* entered_softly() */
+#endif
 #if PY_VERSION_HEX >= 0x030D0000
 #  include "internal/pycore_ceval.h"      /* _PyEval_SetProfile */
 #endif
@@ -588,16 +591,42 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
     AFTER_HOOKS(ts);
 }
 
+/* pystate_finish_release in two steps: every field but the hooks, then
+ * the hooks. */
+#define TAKE_NOHOOK_VAL(n)
+#define TAKE_NOHOOK_REF(n)  TAKE_REF(n)
+#define TAKE_NOHOOK_HOOK(n)
+#define DROP_NOHOOK_VAL(n)
+#define DROP_NOHOOK_REF(n)  DROP_REF(n)
+#define DROP_NOHOOK_HOOK(n)
+#define TAKE_ONLYHOOK_VAL(n)
+#define TAKE_ONLYHOOK_REF(n)
+#define TAKE_ONLYHOOK_HOOK(n) TAKE_HOOK(n)
+#define DROP_ONLYHOOK_VAL(n)
+#define DROP_ONLYHOOK_REF(n)
+#define DROP_ONLYHOOK_HOOK(n) DROP_HOOK(n)
+
 void
-pystate_finish_release(PyThreadState *ts)
+pystate_finish_release_keep_trace(PyThreadState *ts)
 {
     /* Take everything out first: the decrefs below may run Python code,
      * which must see a consistent, empty state. */
-#define X(kind, type, name, start) TAKE_##kind(name)
+#define X(kind, type, name, start) TAKE_NOHOOK_##kind(name)
+    SAVED_FIELDS(X)
+#undef X
+#define X(kind, type, name, start) DROP_NOHOOK_##kind(name)
+    SAVED_FIELDS(X)
+#undef X
+}
+
+void
+pystate_release_trace(PyThreadState *ts)
+{
+#define X(kind, type, name, start) TAKE_ONLYHOOK_##kind(name)
     SAVED_FIELDS(X)
 #undef X
     AFTER_HOOKS(ts);
-#define X(kind, type, name, start) DROP_##kind(name)
+#define X(kind, type, name, start) DROP_ONLYHOOK_##kind(name)
     SAVED_FIELDS(X)
 #undef X
 }
@@ -792,6 +821,62 @@ pystate_nesting_level(PyThreadState *ts, pystate_saved *s)
 #endif
     return entries > 0 ? entries - 1 : 0;
 }
+
+#if SLP_PY == 311
+/* Was Python code `f` entered (an entry frame) the way Stackless entered
+ * it without C recursion: a generator resumed by a loop or `await`, or a
+ * class's __new__/__init__, an instance's __call__, f(*args) or a module's
+ * code run by exec() called from Python? */
+static int
+entered_softly(_PyInterpreterFrame *f)
+{
+    _PyInterpreterFrame *caller = f->previous;
+    PyObject *name;
+    switch (_Py_OPCODE(*caller->prev_instr)) {
+    case FOR_ITER: case SEND:
+        return CODE_OF(f)->co_flags &
+               (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR);
+    case CALL_FUNCTION_EX:
+        /* f(*args, **kwargs): never inlined, most often a direct call */
+        return 1;
+    case CALL: case CALL_ADAPTIVE: case CALL_PY_EXACT_ARGS:
+    case CALL_PY_WITH_DEFAULTS:
+    case PRECALL: case PRECALL_ADAPTIVE: case PRECALL_BOUND_METHOD:
+    case PRECALL_BUILTIN_CLASS: case PRECALL_BUILTIN_FAST_WITH_KEYWORDS:
+    case PRECALL_METHOD_DESCRIPTOR_FAST_WITH_KEYWORDS:
+    case PRECALL_NO_KW_BUILTIN_FAST: case PRECALL_NO_KW_BUILTIN_O:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_NOARGS:
+    case PRECALL_NO_KW_METHOD_DESCRIPTOR_O: case PRECALL_PYFUNC:
+        name = CODE_OF(f)->co_name;
+        return _PyUnicode_EqualToASCIIString(name, "__init__") ||
+               _PyUnicode_EqualToASCIIString(name, "__new__") ||
+               _PyUnicode_EqualToASCIIString(name, "__call__") ||
+               _PyUnicode_EqualToASCIIString(name, "<module>");
+    default:
+        return 0;
+    }
+}
+
+int
+pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s)
+{
+    _PyInterpreterFrame *f = s ? SAVED(s)->top_frame : TOP_FRAME(ts);
+    int n = 0;
+    for (; f != NULL; f = f->previous)
+        if (IS_ENTRY(f) && f->previous != NULL && !entered_softly(f))
+            n++;
+    return n;
+}
+#else
+/* 3.12+: the suspended chain keeps no entry markers where they were (the
+ * shims are taken out), so every C-level entry counts. */
+int
+pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s)
+{
+    return pystate_nesting_level(ts, s);
+}
+#endif
 
 int
 pystate_recursion_depth(PyThreadState *ts, pystate_saved *s)

@@ -53,9 +53,12 @@ void pystate_park(PyThreadState *ts);
 
 /* Last thing a finished tasklet does before it switches away for good:
  * release the references it holds in the thread state (this may run Python
- * code), then free its data stack.  Afterwards the thread state must not be
+ * code) -- first all but the trace and profile functions, then those (so
+ * that the schedule callback at its end still sees them, as in Stackless)
+ * -- and free its data stack.  Afterwards the thread state must not be
  * used until another tasklet's state is restored. */
-void pystate_finish_release(PyThreadState *ts);
+void pystate_finish_release_keep_trace(PyThreadState *ts);
+void pystate_release_trace(PyThreadState *ts);
 void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
 
 /* Drop the state of a suspended tasklet that will never run again
@@ -70,6 +73,10 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 /* Entry frames below the top minus one (0 for plain Python code);
  * s == NULL means the running tasklet of ts. */
 int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
+/* The C-level nesting Stackless would report: like pystate_nesting_level,
+ * but not counting Python code entered from a call instruction or a
+ * generator resumption (Stackless made those calls without C recursion). */
+int pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s);
 int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
 
 /* Is the cyclic garbage collector running (finalizers called by it)? */

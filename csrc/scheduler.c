@@ -47,7 +47,7 @@ sched_thread_release(PyObject *capsule)
          * finally blocks run (STACKLESS_API.md §6.6). */
         PyObject *exc, *val, *tb;
         PyErr_Fetch(&exc, &val, &tb);
-        if (sched_kill_all(ts) < 0)
+        if (sched_kill_all(ts, NULL) < 0)
             PyErr_WriteUnraisable(NULL);
         PyErr_Restore(exc, val, tb);
     }
@@ -78,6 +78,7 @@ sched_thread_release(PyObject *capsule)
     ts->current = NULL;
     Py_CLEAR(ts->main);
     Py_CLEAR(ts->watchdogs);
+    Py_CLEAR(ts->initial_stub);
 }
 
 static int
@@ -1011,7 +1012,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         /* Could not even pack the error (out of memory). */
         PyErr_WriteUnraisable((PyObject *)t);
     }
-    pystate_finish_release(ts->tstate);     /* may run Python code */
+    /* may run Python code; the trace functions go after the callback */
+    pystate_finish_release_keep_trace(ts->tstate);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable((PyObject *)t);
 
@@ -1051,9 +1053,14 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     pystate_finish_free(ts->tstate, &t->ps);
     t->flags &= ~TF_SETUP;
     ts->pending_decref = (PyObject *)ring_remove(ts, t);
-    ts->current = next;
+    /* the callback runs while t is still current, as in Stackless (its
+     * trace function is the thread's, next's is next's own) */
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
+    pystate_release_trace(ts->tstate);      /* may run Python code */
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable((PyObject *)t);
+    ts->current = next;
     pystate_park(ts->tstate);               /* as in a switch */
     slp_exit(&ts->sw, &next->stack);
 }
@@ -1111,11 +1118,12 @@ sched_entry(slp_thread *sw)
 }
 
 /* ------------------------------------------------------------------------
- * Interpreter exit: kill every suspended tasklet of this thread with
- * TaskletExit so that its finally blocks run, then empty the run queue.
+ * Interpreter exit / thread end: kill every suspended tasklet of this
+ * thread with TaskletExit so that its finally blocks run -- except those
+ * drop(t) drops (returns 1 for) -- then empty the run queue.
  */
 int
-sched_kill_all(sched_thread *ts)
+sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t))
 {
     int round;
     for (round = 0; round < 10; round++) {
@@ -1138,6 +1146,7 @@ sched_kill_all(sched_thread *ts)
         for (i = 0; i < PyList_GET_SIZE(victims); i++) {
             t = (TaskletObject *)PyList_GET_ITEM(victims, i);
             if (tasklet_started(t) && t != ts->current &&
+                (drop == NULL || !drop(t)) &&
                 tasklet_finalize_kill(t) < 0)
                 PyErr_WriteUnraisable((PyObject *)t);
         }

@@ -27,6 +27,9 @@ from ._stackless import (
     getuncollectables, run, schedule, schedule_remove,
     set_channel_callback, set_error_handler, set_schedule_callback,
     switch_trap, tasklet,
+    # test helpers of Stackless's (README.rst, "Test helpers")
+    _test_nostacklesscall, test_cframe, test_cframe_nr, test_cstate,
+    test_outside,
 )
 
 try:

@@ -54,7 +54,6 @@ tasklet blocked on a channel is suspended mid-run and cannot be pickled.
 
 import copyreg
 import gc
-import itertools
 import pickle
 import signal
 import sys
@@ -68,6 +67,7 @@ from . import _stackless
 tasklet = _stackless.tasklet
 channel = _stackless.channel
 bomb = _stackless.bomb
+cstack = _stackless.cstack
 
 __all__ = [
     "PICKLEFLAGS_PRESERVE_TRACING_STATE", "PICKLEFLAGS_PRESERVE_AG_FINALIZER",
@@ -177,39 +177,9 @@ cframe.__module__ = "_stackless"
 def _bound_call(t):
     """(func, args, kwargs, setup) of a tasklet that has not started.
 
-    func may be None; args/kwargs are None unless set up.  Uses
-    _stackless._tasklet_bound(t) when the C module has it; otherwise reads
-    the references tasklet_traverse() reports, in its order: type, tempval,
-    func, args, kwargs, context, dict (NULL members are skipped)."""
-    getter = getattr(_stackless, "_tasklet_bound", None)
-    if getter is not None:
-        func, args, kwargs = getter(t)
-        return func, args, kwargs, args is not None
-    d = _find_instance_dict(t)
-    refs = gc.get_referents(t)
-    tv = t.tempval
-    for i in range(len(refs) - 1):
-        if refs[i] is type(t) and refs[i + 1] is tv:
-            rest = refs[i + 2:]
-            break
-    else:
-        raise pickle.PicklingError(
-            "cannot read the bound function of %r (unexpected layout)" % (t,))
-    rest = [r for r in rest
-            if r is not d and type(r).__name__ != "Context"
-            and not isinstance(r, (types.FrameType, types.CodeType))]
-    setup = t.alive
-    func = args = kwargs = None
-    if rest and callable(rest[0]):
-        func = rest.pop(0)
-    if setup:
-        if func is None or not rest or not isinstance(rest[0], tuple):
-            raise pickle.PicklingError(
-                "cannot read the arguments of %r (unexpected layout)" % (t,))
-        args = rest.pop(0)
-        if rest and isinstance(rest[0], dict):
-            kwargs = rest.pop(0)
-    return func, args, kwargs, setup
+    func may be None; args/kwargs are None unless set up."""
+    func, args, kwargs = _stackless._tasklet_bound(t)
+    return func, args, kwargs, args is not None
 
 
 def _is_started(t):
@@ -240,28 +210,13 @@ def _tasklet_flags(t):
     return f
 
 
-_PROBE = "__stackless_compat_probe__"
-
-
-def _find_instance_dict(o):
-    """The instance dict of a tasklet or channel (the C types have a dict
-    slot but no ``__dict__`` attribute): the dict among its referents that
-    receives a probe attribute.  Creates an empty dict if it had none."""
-    try:
-        object.__setattr__(o, _PROBE, None)
-    except (AttributeError, TypeError):
-        return None
-    try:
-        for r in gc.get_referents(o):
-            if type(r) is dict and _PROBE in r:
-                return r
-        return None
-    finally:
-        object.__delattr__(o, _PROBE)
-
-
 def _instance_dict(o):
-    d = _find_instance_dict(o)
+    """A copy of the instance dict of a tasklet or channel subclass instance
+    (the C types have none, as in Stackless), or None."""
+    try:
+        d = object.__getattribute__(o, "__dict__")
+    except AttributeError:
+        return None
     return dict(d) if d else None
 
 
@@ -401,108 +356,6 @@ def _channel_setstate(self, state):
 
 
 # --------------------------------------------------------------------------
-# cstack objects (tasklet.cstate)
-
-_serials = weakref.WeakKeyDictionary()
-_serial_counter = itertools.count(1)
-
-
-def _serial(t):
-    try:
-        return _serials[t]
-    except KeyError:
-        s = _serials[t] = next(_serial_counter)
-        return s
-
-
-def _has_cstate(t):
-    return (t.is_main or t.is_current
-            or (t.alive and _stackless._stack_info(t)[0] > 0)
-            or t.frame is not None)
-
-
-class cstack:
-    """The C stack a tasklet holds (``tasklet.cstate``).
-
-    ``size`` is the number of bytes of C stack saved for the tasklet;
-    ``next``/``prev`` walk the circular chain of the cstacks of the
-    tasklets of the same thread that hold C state (a tasklet without C
-    state is alone in its chain); ``startaddr`` is always 0 (stack
-    addresses are not exposed)."""
-
-    __slots__ = ("_task", "__weakref__")
-
-    def __new__(cls, *args, **kwargs):
-        raise TypeError("cannot create 'cstack' instances")
-
-    @classmethod
-    def _of(cls, t):
-        self = object.__new__(cls)
-        self._task = t
-        return self
-
-    @property
-    def task(self):
-        return self._task
-
-    @property
-    def size(self):
-        return _stackless._stack_info(self._task)[0]
-
-    @property
-    def nesting_level(self):
-        return self._task.nesting_level
-
-    @property
-    def startaddr(self):
-        return 0
-
-    @property
-    def serial(self):
-        return _serial(self._task)
-
-    def _chain(self):
-        t = self._task
-        tid = t.thread_id
-        chain = [o for o in _tasklets_of_threads().get(tid, ())
-                 if _has_cstate(o)]
-        if t not in chain:
-            return [t]
-        return chain
-
-    @property
-    def next(self):
-        chain = self._chain()
-        return cstack._of(chain[(chain.index(self._task) + 1) % len(chain)])
-
-    @property
-    def prev(self):
-        chain = self._chain()
-        return cstack._of(chain[chain.index(self._task) - 1])
-
-    def __eq__(self, other):
-        if isinstance(other, cstack):
-            return self._task is other._task
-        return NotImplemented
-
-    def __hash__(self):
-        return hash(id(self._task))
-
-    def __repr__(self):
-        return "<cstack of %r, size=%d>" % (self._task, self.size)
-
-    def __reduce__(self):
-        raise TypeError("cannot pickle 'cstack' object")
-
-
-cstack.__module__ = "_stackless"
-
-
-def _tasklet_cstate(self):
-    return cstack._of(self)
-
-
-# --------------------------------------------------------------------------
 # _gc_track / _gc_untrack / _pickle_moduledict
 
 
@@ -538,8 +391,6 @@ def _patch_types():
     tasklet.__reduce__ = _tasklet_reduce
     tasklet.__reduce_ex__ = _tasklet_reduce_ex
     tasklet.__setstate__ = _tasklet_setstate
-    tasklet.cstate = property(_tasklet_cstate,
-                              doc="the cstack object of the tasklet")
     channel.__reduce__ = _channel_reduce
     channel.__reduce_ex__ = _channel_reduce_ex
     channel.__setstate__ = _channel_setstate
@@ -548,7 +399,6 @@ def _patch_types():
     # unstarted tasklets and bombs load too).
     sys.modules.setdefault("_stackless", _stackless)
     _stackless.cframe = cframe
-    _stackless.cstack = cstack
 
 
 _patch_types()
