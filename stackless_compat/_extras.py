@@ -64,6 +64,7 @@ import types
 import weakref
 
 from . import _stackless
+from . import _pickle
 
 tasklet = _stackless.tasklet
 channel = _stackless.channel
@@ -268,19 +269,25 @@ def _instance_dict(o):
 def _tasklet_reduce(self):
     if self.is_current:
         raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
-    if _is_started(self):
-        what = ("the main tasklet" if self.is_main
-                else "blocked on a channel" if self._channel is not None
-                else "waiting (blocked)" if self.blocked
-                else "suspended mid-run")
+    if self.is_main:
         raise pickle.PicklingError(
-            "cannot pickle %r: %s. stackless_compat pickles only tasklets "
-            "that are bound but not started, and dead tasklets (the frames "
-            "of a running tasklet cannot be pickled on stock CPython)"
-            % (self, what))
+            "cannot pickle %r: it is the main tasklet (its bottom frames "
+            "are the interpreter's)" % (self,))
+    if _is_started(self):
+        # suspended in Python code: its frames (stackless_compat/_pickle.py)
+        frames, extra = _pickle.reduce_suspended(self)
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     func, args, kwargs, setup = _bound_call(self)
     frames = []
     extra = {}
+    if isinstance(func, _stackless._resumer) and not func.started:
+        raise pickle.PicklingError(
+            "cannot pickle %r: it was unpickled and has not run yet (pickle "
+            "it again once it ran, or keep the first pickle)" % (self,))
     if setup:
         frames.append(cframe("tasklet_setup", func, args, kwargs))
     elif func is not None:
@@ -318,6 +325,11 @@ def _tasklet_setstate(self, state):
     if self.alive:
         raise RuntimeError("tasklet is alive")
     setup = tracing = None
+    pyframes = [fr for fr in frames
+                if isinstance(fr, tuple) and fr[:1] == ("pyframe",)]
+    if pyframes:
+        blocked = _pickle.restore_suspended(self, pyframes, extra, tempval)
+        frames = [fr for fr in frames if isinstance(fr, cframe)]
     for fr in frames:
         if isinstance(fr, cframe):
             if fr.f_execute == "tasklet_setup":
@@ -348,6 +360,8 @@ def _tasklet_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if pyframes and blocked is not None:
+        _pickle.tasklet_blocked(self, blocked[0])
     return self
 
 
@@ -361,12 +375,12 @@ def _channel_flags(ch):
 
 
 def _channel_reduce(self):
-    if self.queue is not None:
-        raise pickle.PicklingError(
-            "cannot pickle %r: tasklets are blocked on it, and a blocked "
-            "tasklet is suspended mid-run (stackless_compat cannot pickle "
-            "running frames)" % (self,))
-    state = (self.balance, _channel_flags(self), [])
+    waiting = []
+    t = self.queue
+    while t is not None and len(waiting) < abs(self.balance):
+        waiting.append(t)
+        t = t.next
+    state = (self.balance, _channel_flags(self), waiting)
     d = _instance_dict(self)
     if d:
         state += ({"__dict__": d},)
@@ -384,10 +398,9 @@ def _channel_setstate(self, state):
     extra = state[3] if len(state) == 4 and state[3] is not None else {}
     if not isinstance(flags, int):
         raise TypeError("channel state: flags must be an int")
-    if tasklets:
-        raise pickle.UnpicklingError(
-            "cannot relink tasklets blocked on a channel: they were "
-            "suspended mid-run")
+    if not isinstance(tasklets, list) or not all(
+            isinstance(t, tasklet) for t in tasklets):
+        raise pickle.UnpicklingError("channel state: malformed tasklets")
     pref = (flags >> 1) & 3
     self.preference = pref - 4 if pref & 2 else pref
     self.schedule_all = bool(flags & 8)
@@ -395,6 +408,8 @@ def _channel_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if tasklets:
+        _pickle.channel_tasklets(self, tasklets)
     if flags & 1:
         self.close()
     return self
