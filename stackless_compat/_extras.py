@@ -276,6 +276,11 @@ def _tasklet_reduce(self):
     if _is_started(self):
         # suspended in Python code: its frames (stackless_compat/_pickle.py)
         frames, extra = _pickle.reduce_suspended(self)
+        if pickle_flags() & PICKLEFLAGS_PRESERVE_TRACING_STATE:
+            tr = getattr(self, "trace_function", None)
+            pr = getattr(self, "profile_function", None)
+            if tr is not None or pr is not None:
+                frames.append(cframe("restore_tracing", tr, pr))
         d = _instance_dict(self)
         if d:
             extra["__dict__"] = d

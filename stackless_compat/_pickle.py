@@ -492,10 +492,56 @@ def _frame_record(t, rec, top):
     lp = tuple(lp)
     _check_state(code, a, lp, tuple(stack), resume, push,
                  pickle.PicklingError)
+    _check_values(code, lasti, lp, stack)
     ref = (modname, code.co_qualname, code.co_firstlineno, _digest(code))
     return (_FRAME_TAG, _LAYOUT, ref, modname,
             None if loc is None else "globals", lp, tuple(stack), resume,
             push)
+
+
+# values that pickle whatever they hold (or hold only such values) are not
+# tried on their own; others are, so that an unpicklable one is reported
+# with its frame and variable
+_TRIVIAL = (int, float, complex, str, bytes, bool, type(None), _Null,
+            types.FunctionType, types.BuiltinFunctionType, type,
+            types.ModuleType, types.CellType)
+_checking = set()
+
+
+def _local_names(code):
+    names = list(code.co_varnames)
+    names += [c for c in code.co_cellvars if c not in code.co_varnames]
+    return names + list(code.co_freevars)
+
+
+def _check_values(code, lasti, lp, stack):
+    names = None
+    for i, v in enumerate(lp + tuple(stack)):
+        if isinstance(v, types.CellType):
+            try:
+                v = v.cell_contents
+            except ValueError:
+                continue
+        if isinstance(v, _TRIVIAL) or isinstance(
+                v, (_stackless.tasklet, _stackless.channel)):
+            continue
+        if type(v) in (tuple, list) and all(
+                isinstance(x, _TRIVIAL) for x in v):
+            continue
+        if id(v) in _checking:
+            continue
+        _checking.add(id(v))
+        try:
+            pickle.dumps(v, pickle.HIGHEST_PROTOCOL)
+        except Exception as e:
+            if names is None:
+                names = _local_names(code)
+            what = ("variable %r" % names[i] if i < len(names)
+                    else "value stack entry %d" % (i - len(lp)))
+            _fail(code, lasti, "holds %s, which cannot be pickled: %s: %s"
+                  % (what, type(e).__name__, e))
+        finally:
+            _checking.discard(id(v))
 
 
 def _handled_exception(t):
@@ -528,7 +574,7 @@ def reduce_suspended(t):
     extra = {}
     ch = t._channel
     if ch is not None and t.blocked:
-        extra["blocked_on"] = (ch, t.blocked)
+        extra["blocked_on"] = (ch, -1 if ch.balance < 0 else 1)
     exc = _handled_exception(t)
     if exc is not None:
         extra["handled"] = exc

@@ -1,0 +1,161 @@
+"""Functions that tasklets run while being pickled by tests/test_pickle_running.py
+(and by the child interpreters it starts, which import this module by name:
+a pickled frame refers to its code by module and name)."""
+
+import sys
+
+import stackless_compat as stackless
+
+log = []
+
+
+def leaf(x):
+    y = x * 2
+    got = stackless.schedule_remove()
+    log.append(("leaf", x, y, got is stackless.getcurrent()))
+    return y + 1
+
+
+def chain(n):
+    acc = [n]
+    for i in range(3):
+        acc.append(leaf(i) + 100)
+    log.append(("chain", acc))
+    return acc
+
+
+def deep(level, stop):
+    if level == stop:
+        return [stackless.schedule_remove() is stackless.getcurrent()]
+    here = level * 10
+    below = deep(level + 1, stop)
+    return below + [here]
+
+
+def run_deep(stop):
+    # (log.append(...deep()...) would pickle a copy of log from the stack)
+    result = deep(0, stop)
+    log.append(("deep", result))
+
+
+def receiver(ch, name):
+    total = 0
+    try:
+        while True:
+            v = ch.receive()
+            if v is None:
+                break
+            total += v
+            log.append((name, v, total))
+    except ValueError as e:
+        log.append((name, "error", str(e)))
+    finally:
+        log.append((name, "finally"))
+    return total
+
+
+def sender(ch, values):
+    for v in values:
+        ch.send(v)
+    log.append(("sent", list(values)))
+
+
+def iterate(ch):
+    got = []
+    for v in ch:
+        if v is None:
+            break
+        got.append(v)
+    log.append(("iterated", got))
+
+
+def in_handler():
+    try:
+        raise KeyError("handled")
+    except KeyError:
+        before = sys.exc_info()[1]
+        stackless.schedule_remove()
+        log.append(("exc", repr(before), repr(sys.exc_info()[1])))
+    log.append(("after", sys.exc_info()))
+
+
+def catcher():
+    try:
+        stackless.schedule_remove()
+        log.append("not thrown")
+    except ZeroDivisionError as e:
+        log.append(("caught", str(e)))
+
+
+def pause_with(value):
+    stackless.schedule_remove()
+    return value
+
+
+def with_cells(n):
+    total = n
+    stackless.schedule_remove()
+
+    def add(k):
+        nonlocal total
+        total += k
+        return total
+    add(5)
+    log.append(("cells", total, add(1)))
+
+
+def in_closure(n):
+    total = n
+    # the lambda's frame (free variable total) is suspended; the caller's
+    # stack does not hold the lambda once it is called
+    got = (lambda k: pause_with(total + k))(5)
+    total += 1
+    log.append(("closure", got, total))
+
+
+def nested_calls(ch):
+    # the call's arguments and an unfinished list display on the stack
+    return [1, 2, len([ch.receive(), 3])]
+
+
+def stack_user(ch):
+    entry = ("stack", nested_calls(ch), {"k": [x for x in (7, 8)]})
+    log.append(entry)
+
+
+def busy(n):
+    # a long computation, interrupted by the watchdog
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    log.append(("busy", total))
+    return total
+
+
+def busy_expected(n):
+    return sum(i * i % 7 for i in range(n))
+
+
+def callback_user():
+    return sorted([3, 1, 2], key=lambda v: (stackless.schedule_remove(), v)[1])
+
+
+class Holder:
+    def __init__(self, lock):
+        self.lock = lock
+
+    def wait(self):
+        stackless.schedule_remove()
+
+
+def with_unpicklable():
+    import threading
+    lock = threading.Lock()
+    stackless.schedule_remove()
+    return lock
+
+
+def spinner(n):
+    for i in range(n):
+        stackless.schedule()
+    log.append(("spun", n))
