@@ -433,6 +433,30 @@ frame_done(PyFrameObject *fo, PyFrameObject *caller)
         fo->f_back = (PyFrameObject *)Py_NewRef(caller);
 }
 
+/* A resumed frame does not pass its RESUME instruction, where the
+ * interpreter reports a 'call' to the trace and profile functions (as it
+ * does when a generator resumes): report it here.  -1 with an error. */
+static int
+trace_call(PyThreadState *ts, _PyCFrame *cf, PyFrameObject *fo)
+{
+    int err = 0, i;
+    if (ts->tracing)
+        return 0;
+    for (i = 0; i < 2 && err == 0; i++) {
+        Py_tracefunc fn = i == 0 ? ts->c_profilefunc : ts->c_tracefunc;
+        PyObject *obj = i == 0 ? ts->c_profileobj : ts->c_traceobj;
+        if (fn == NULL)
+            continue;
+        ts->tracing++;
+        cf->use_tracing = 0;
+        err = fn(obj, fo, PyTrace_CALL, Py_None);
+        ts->tracing--;
+        cf->use_tracing = (ts->c_tracefunc != NULL ||
+                           ts->c_profilefunc != NULL) ? 255 : 0;
+    }
+    return err ? -1 : 0;
+}
+
 PyObject *
 pyframe_resume(PyObject *self, PyObject *tv)
 {
@@ -484,6 +508,12 @@ pyframe_resume(PyObject *self, PyObject *tv)
         _PyInterpreterFrame *f = fo->f_frame;
         int push = PyTuple_GET_ITEM(r->push, i) == Py_True;
         cf->current_frame = f->previous;
+        if (value != NULL && cf->use_tracing) {
+            cf->current_frame = f;
+            if (trace_call(ts, cf, fo) < 0)
+                Py_CLEAR(value);
+            cf->current_frame = f->previous;
+        }
         if (value != NULL) {
             if (push)
                 _PyFrame_StackPush(f, value);

@@ -310,7 +310,7 @@ def test_abandoned_resumed_tasklet_is_killed_by_the_collector():
 
 
 def test_watchdog_interrupted_tasklet():
-    n = 20000
+    n = 300000
     t = stackless.tasklet(subj.busy)(n)
     victim = stackless.run(200)
     assert victim is t and t.alive
@@ -444,8 +444,9 @@ def load_with(state, idx, field, value):
 @pytest.fixture
 def leaf_state():
     t = suspended(subj.chain, 2)
-    yield state_of(t)
+    st = state_of(t)
     t.kill()
+    yield st[:1] + (None,) + st[2:]     # tempval was t
 
 
 def test_position_not_on_instruction_boundary(leaf_state):
