@@ -335,7 +335,7 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
                           &pending, &exc, &null))
         return NULL;
     n = PyList_GET_SIZE(specs);
-    if (n == 0) {
+    if (n == 0 && pending == Py_None) {
         PyErr_SetString(PyExc_ValueError, "no frames to resume");
         return NULL;
     }
@@ -485,8 +485,9 @@ pyframe_resume(PyObject *self, PyObject *tv)
         f->owner = FRAME_OWNED_BY_THREAD;
         f->is_entry = false;
     }
-    cf->current_frame =
-        ((PyFrameObject *)PyList_GET_ITEM(frames, n - 1))->f_frame;
+    if (n > 0)
+        cf->current_frame =
+            ((PyFrameObject *)PyList_GET_ITEM(frames, n - 1))->f_frame;
     if (r->exc != Py_None && ts->exc_info->exc_value == NULL)
         ts->exc_info->exc_value = Py_NewRef(r->exc);
 

@@ -329,10 +329,10 @@ def _tasklet_setstate(self, state):
         raise TypeError("tasklet state: the 9th item must be a dict")
     if self.alive:
         raise RuntimeError("tasklet is alive")
-    setup = tracing = None
+    setup = tracing = blocked = None
     pyframes = [fr for fr in frames
                 if isinstance(fr, tuple) and fr[:1] == ("pyframe",)]
-    if pyframes:
+    if pyframes or extra.get("suspended"):
         blocked = _pickle.restore_suspended(self, pyframes, extra, tempval)
         frames = [fr for fr in frames if isinstance(fr, cframe)]
     for fr in frames:
@@ -365,7 +365,7 @@ def _tasklet_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
-    if pyframes and blocked is not None:
+    if blocked is not None:
         _pickle.tasklet_blocked(self, blocked[0])
     return self
 

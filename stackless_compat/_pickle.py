@@ -561,7 +561,7 @@ def reduce_suspended(t):
             "cannot pickle %r: it waits in the hub (sleep, I/O, DNS), whose "
             "waits do not pickle" % (t,))
     recs = _stackless._frames_of(t, NULL)
-    if not recs:
+    if not recs and (t._channel is None or not t.blocked):
         raise pickle.PicklingError("cannot pickle %r: it has no Python "
                                    "frame" % (t,))
     for i, rec in enumerate(recs):
@@ -571,7 +571,7 @@ def reduce_suspended(t):
                                   "cannot be pickled")
     frames = [_frame_record(t, rec, i == len(recs) - 1)
               for i, rec in enumerate(recs)]
-    extra = {}
+    extra = {"suspended": True}
     ch = t._channel
     if ch is not None and t.blocked:
         extra["blocked_on"] = (ch, -1 if ch.balance < 0 else 1)
@@ -703,7 +703,7 @@ def restore_suspended(t, frames, extra, tempval):
             raise pickle.UnpicklingError("malformed channel operation")
         ch, d = blocked
         pending = (ch.receive, ()) if d < 0 else (ch.send, (tempval,))
-        if not specs[-1][6]:
+        if specs and not specs[-1][6]:
             raise pickle.UnpicklingError("a blocked frame must take a "
                                          "result")
     exc = extra.get("handled")
@@ -753,7 +753,12 @@ def tasklet_blocked(t, ch):
 def channel_tasklets(ch, tasklets):
     """ch's state is restored; these tasklets were blocked on it, in
     order."""
-    w = _waiting.setdefault(id(ch), [ch, None, {}])
+    w = _waiting.get(id(ch), [ch, None, {}])
+    for t in tasklets:
+        if t.alive and id(t) not in w[2]:
+            raise pickle.UnpicklingError(
+                "channel state: %r was not restored as blocked on it" % (t,))
+    _waiting[id(ch)] = w
     w[1] = [t for t in tasklets if not t.blocked]
     _advance(ch)
 

@@ -195,41 +195,59 @@ def test_current_tasklet_cannot_be_reduced():
     assert errors == ["You cannot __reduce__ the tasklet which is current."]
 
 
-def test_suspended_tasklet_raises_picklingerror():
+def test_suspended_tasklet_pickles_and_resumes():
+    # (tests/test_pickle_running.py covers this in depth)
     def f():
-        stackless.schedule_remove()
+        me = stackless.schedule_remove() is stackless.getcurrent()
+        results.append(me)      # (results on the stack would be a copy)
     t = stackless.tasklet(f)()
     stackless.run()
-    assert t.paused and t.frame is not None
-    with pytest.raises(pickle.PicklingError, match="suspended mid-run"):
-        pickle.dumps(t)
-    with pytest.raises(pickle.PicklingError):
-        copy.copy(t)
+    assert t.paused and t.frame is not None and t.restorable
+    u = pickle.loads(pickle.dumps(t))
+    v = copy.deepcopy(t)
     t.kill()
+    for x in (u, v):
+        x.insert()
+    stackless.run()
+    assert results == [True, True]
 
 
-def test_scheduled_started_tasklet_raises_picklingerror():
+def test_scheduled_started_tasklet_pickles_paused():
     def f():
         stackless.schedule()
-        stackless.schedule()
+        results.append("done")
     t = stackless.tasklet(f)()
     stackless.schedule()
     assert t.scheduled and t.frame is not None
-    with pytest.raises(pickle.PicklingError, match="suspended mid-run"):
-        pickle.dumps(t)
+    u = pickle.loads(pickle.dumps(t))
+    assert u.paused
     stackless.run()
+    u.insert()
+    stackless.run()
+    assert results == ["done", "done"]
 
 
-def test_blocked_tasklet_raises_picklingerror():
+def test_tasklet_blocked_in_a_builtin_pickles():
     ch = stackless.channel()
     t = stackless.tasklet(ch.receive)()
     stackless.run()
-    assert t.blocked
-    with pytest.raises(pickle.PicklingError, match="blocked on a channel"):
-        pickle.dumps(t)
-    with pytest.raises(pickle.PicklingError, match="blocked"):
-        pickle.dumps(ch)
-    ch.send(None)
+    assert t.blocked and t.frame is None
+    ch2 = pickle.loads(pickle.dumps(ch))
+    t.kill()
+    assert ch2.balance == -1
+    u = ch2.queue
+    ch2.send("v")
+    assert not u.alive
+
+
+def test_main_tasklet_cannot_be_pickled():
+    def f():
+        with pytest.raises(pickle.PicklingError, match="main tasklet"):
+            pickle.dumps(stackless.getmain())
+        results.append(1)
+    stackless.tasklet(f)()
+    stackless.run()
+    assert results == [1]
 
 
 def test_setstate_rejects_python_frames_and_alive():
@@ -324,7 +342,10 @@ def test_channel_with_setup_tasklets_in_graph():
 
 def test_channel_setstate_rejects_tasklet_list():
     with pytest.raises(pickle.UnpicklingError):
-        stackless.channel().__setstate__((1, 0, [stackless.tasklet()]))
+        stackless.channel().__setstate__(
+            (1, 0, [stackless.tasklet(work).bind(work, (1,))]))
+    with pytest.raises(pickle.UnpicklingError):
+        stackless.channel().__setstate__((1, 0, [1]))
 
 
 # -- bombs ------------------------------------------------------------------
