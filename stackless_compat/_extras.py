@@ -290,9 +290,13 @@ def _tasklet_reduce(self):
     frames = []
     extra = {}
     if isinstance(func, _stackless._resumer) and not func.started:
-        raise pickle.PicklingError(
-            "cannot pickle %r: it was unpickled and has not run yet (pickle "
-            "it again once it ran, or keep the first pickle)" % (self,))
+        # unpickled and not run yet: the state it was restored from
+        frames, extra = _pickle.unrun_state(self)
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     if setup:
         frames.append(cframe("tasklet_setup", func, args, kwargs))
     elif func is not None:

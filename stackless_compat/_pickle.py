@@ -715,7 +715,22 @@ def restore_suspended(t, frames, extra, tempval):
     except (ValueError, TypeError) as e:
         raise pickle.UnpicklingError(str(e)) from None
     t.bind(r, ())
+    _unrun[t] = (list(frames), {k: v for k, v in extra.items()
+                                if k != "__dict__"})
     return blocked
+
+
+_unrun = weakref.WeakKeyDictionary()
+
+
+def unrun_state(t):
+    """(frames, extra) of an unpickled tasklet that has not run yet."""
+    try:
+        frames, extra = _unrun[t]
+    except KeyError:
+        raise pickle.PicklingError("cannot pickle %r: its frames are lost"
+                                   % (t,)) from None
+    return list(frames), dict(extra)
 
 
 # Tasklets restored as blocked on a channel are made to block on it in the

@@ -407,13 +407,14 @@ def test_current_and_main_are_refused():
         pickle.dumps(stackless.getcurrent())
 
 
-def test_unpickled_not_yet_run_is_refused():
+def test_unpickled_not_yet_run_pickles_again():
     t = suspended(subj.leaf, 1)
     u = pickle.loads(pickle.dumps(t))
     t.kill()
-    with pytest.raises(pickle.PicklingError, match="has not run yet"):
-        pickle.dumps(u)
+    v = pickle.loads(pickle.dumps(u))
     u.kill()
+    finish(v)
+    assert subj.log == [("leaf", 1, 2, True)]
 
 
 # -- damaged and hostile states ---------------------------------------------
