@@ -49,7 +49,7 @@ tasklet_top_frame(TaskletObject *t)
 {
     if (tasklet_ts(t) == NULL || !tasklet_started(t))
         return NULL;
-    return (_PyInterpreterFrame *)t->ps.top_frame;
+    return (_PyInterpreterFrame *)pystate_saved_top_frame(&t->ps);
 }
 
 static int
@@ -180,22 +180,21 @@ static PyObject *
 handled_exc(PyObject *mod, PyObject *o)
 {
     TaskletObject *t;
-    _PyErr_StackItem *ei;
+    PyObject *ei;
     (void)mod;
     if (check_suspended(o, &t) < 0)
         return NULL;
     /* the top of its handled-exception stack, as sys.exc_info() would see
      * it (a generator running in the tasklet pushes its own item) */
-    ei = (_PyErr_StackItem *)t->ps.exc_info;
-    if (ei == NULL || ei == &t->ts->tstate->exc_state)
-        return Py_NewRef(t->ps.exc_value ? t->ps.exc_value : Py_None);
-    return Py_NewRef(ei->exc_value ? ei->exc_value : Py_None);
+    ei = pystate_saved_handled_exc(t->ts->tstate, &t->ps);
+    return Py_NewRef(ei != NULL ? ei : Py_None);
 }
 
 int
 pyframe_restorable(PyThreadState *ts, pystate_saved *s)
 {
-    _PyInterpreterFrame *f = s ? (_PyInterpreterFrame *)s->top_frame
+    _PyInterpreterFrame *f = s ? (_PyInterpreterFrame *)
+                                 pystate_saved_top_frame(s)
                                : ts->cframe->current_frame;
     for (; f != NULL; f = f->previous) {
         int ours = frame_is_ours(f);

@@ -118,4 +118,9 @@ PyObject **pystate_context_slot(pystate_saved *s);
  * otherwise return 0 and leave obj to the caller. */
 int pystate_swap_saved_trace(pystate_saved *s, Py_tracefunc expect,
                              Py_tracefunc func, PyObject *obj);
+/* For pickling (csrc/pyframe.c): the top interpreter frame of a suspended
+ * tasklet (NULL if none), and the exception it is handling (borrowed, may
+ * be NULL or None). */
+void *pystate_saved_top_frame(pystate_saved *s);
+PyObject *pystate_saved_handled_exc(PyThreadState *ts, pystate_saved *s);
 #endif /* SLP_PYSTATE_H */
