@@ -259,9 +259,13 @@ _NO_FALLTHROUGH = {"RETURN_VALUE", "RAISE_VARARGS", "RERAISE",
 
 
 class _Analysis:
-    __slots__ = ("instrs", "by_start", "by_unit", "states", "__weakref__")
+    __slots__ = ("instrs", "by_start", "by_unit", "states", "positions",
+                 "nlocalsplus", "__weakref__")
 
     def __init__(self, code):
+        self.positions = {}
+        self.nlocalsplus = len(set(code.co_varnames + code.co_cellvars)) + \
+            len(code.co_freevars)
         instrs = _decode(code)
         self.instrs = instrs
         self.by_start = {i[0]: i for i in instrs}
@@ -328,12 +332,17 @@ class _Analysis:
         return None
 
 
-_analyses = weakref.WeakKeyDictionary()
+# Caches keyed by code objects (plain dicts: a WeakKeyDictionary lookup
+# costs more than the work it saves; bounded instead).
+_CACHE_MAX = 20000
+_analyses = {}
 
 
 def _analysis(code):
     a = _analyses.get(code)
     if a is None:
+        if len(_analyses) >= _CACHE_MAX:
+            _analyses.clear()
         a = _analyses[code] = _Analysis(code)
     return a
 
@@ -341,7 +350,19 @@ def _analysis(code):
 # --------------------------------------------------------------------------
 # Code objects by reference
 
+_digests = {}
+
+
 def _digest(code):
+    d = _digests.get(code)
+    if d is None:
+        if len(_digests) >= _CACHE_MAX:
+            _digests.clear()
+        d = _digests[code] = _compute_digest(code)
+    return d
+
+
+def _compute_digest(code):
     h = hashlib.sha1(code.co_code)
     h.update(repr((code.co_names, code.co_varnames, code.co_freevars,
                    code.co_cellvars, code.co_argcount,
@@ -398,7 +419,24 @@ def _index_module(name):
     return out
 
 
+_found = {}      # code reference -> code, for the references that resolved
+_refs = {}       # code -> its reference, once checked
+
+
 def _find_code(modname, qualname, firstlineno, digest):
+    key = (modname, qualname, firstlineno, digest)
+    c = _found.get(key)
+    if c is not None:
+        return c
+    c = _search_code(modname, qualname, firstlineno, digest)
+    if c is not None:
+        if len(_found) >= _CACHE_MAX:
+            _found.clear()
+        _found[key] = c
+    return c
+
+
+def _search_code(modname, qualname, firstlineno, digest):
     for attempt in (0, 1):
         idx = _code_index.get(modname) if attempt == 0 else None
         if idx is None:
@@ -482,18 +520,21 @@ def _frame_record(t, rec, top):
         prefix = len(a.states[start]) - pops
         stack = _stackless._top_stack(t, prefix, NULL)
         resume, push = nxt, True
-    if code.co_qualname and _find_code(modname, code.co_qualname,
-                                       code.co_firstlineno,
-                                       _digest(code)) is not code:
-        _fail(code, lasti, "has code that cannot be found by name in module "
-                           "%r (a nested function that was not called "
-                           "through its module, or code built at run time)"
-              % modname)
+    ref = _refs.get(code)
+    if ref is None or ref[0] != modname:
+        ref = (modname, code.co_qualname, code.co_firstlineno, _digest(code))
+        if _find_code(*ref) is not code:
+            _fail(code, lasti, "has code that cannot be found by name in "
+                               "module %r (a nested function that was not "
+                               "called through its module, or code built at "
+                               "run time)" % modname)
+        if len(_refs) >= _CACHE_MAX:
+            _refs.clear()
+        _refs[code] = ref
     lp = tuple(lp)
     _check_state(code, a, lp, tuple(stack), resume, push,
                  pickle.PicklingError)
     _check_values(code, lasti, lp, stack)
-    ref = (modname, code.co_qualname, code.co_firstlineno, _digest(code))
     return (_FRAME_TAG, _LAYOUT, ref, modname,
             None if loc is None else "globals", lp, tuple(stack), resume,
             push)
@@ -505,6 +546,7 @@ def _frame_record(t, rec, top):
 _TRIVIAL = (int, float, complex, str, bytes, bool, type(None), _Null,
             types.FunctionType, types.BuiltinFunctionType, type,
             types.ModuleType, types.CellType)
+_TRIVIAL_TYPES = frozenset(_TRIVIAL)
 _checking = set()
 
 
@@ -517,16 +559,21 @@ def _local_names(code):
 def _check_values(code, lasti, lp, stack):
     names = None
     for i, v in enumerate(lp + tuple(stack)):
+        if type(v) in _TRIVIAL_TYPES:
+            continue
         if isinstance(v, types.CellType):
             try:
                 v = v.cell_contents
             except ValueError:
                 continue
+        tv = type(v)
+        if tv in _TRIVIAL_TYPES:
+            continue
         if isinstance(v, _TRIVIAL) or isinstance(
                 v, (_stackless.tasklet, _stackless.channel)):
             continue
-        if type(v) in (tuple, list) and all(
-                isinstance(x, _TRIVIAL) for x in v):
+        if (tv is tuple or tv is list) and all(
+                type(x) in _TRIVIAL_TYPES for x in v):
             continue
         if id(v) in _checking:
             continue
@@ -609,32 +656,60 @@ def _ok(kind, v):
     return False
 
 
+def _position(code, a, resume, push):
+    """(depth, strict, nonnull) the value stack must have to continue at
+    resume, or a string saying why it cannot; cached per position."""
+    key = (resume, push)
+    r = a.positions.get(key)
+    if r is not None:
+        return r
+    kinds = a.states.get(resume) if type(resume) is int else None
+    if type(resume) is not int or type(push) is not bool:
+        r = "malformed position"
+    elif kinds is None:
+        r = ("position %d is not an instruction boundary that the code can "
+             "reach" % (resume * 2))
+    else:
+        ok = True
+        if push:
+            ins = a.containing(resume - 1)
+            prev = ins and opcode.opname[ins[1]]
+            if ins is None or ins[3] != resume or \
+                    _call_pops(prev, ins[2]) is None:
+                r = "position %d does not follow a call" % (resume * 2)
+                ok = False
+            depth = len(kinds) - 1
+        else:
+            depth = len(kinds)
+        if ok:
+            strict = tuple((i, k) for i, k in enumerate(kinds[:depth])
+                           if k != "A" and k != "N")
+            nonnull = tuple(i for i, k in enumerate(kinds[:depth])
+                            if k == "A")
+            r = (depth, strict, nonnull)
+    if len(a.positions) < 4096:
+        a.positions[key] = r
+    return r
+
+
 def _check_state(code, a, lp, stack, resume, push, error):
     def bad(why):
-        raise error("%s: %s" % (_where(code, resume), why))
-    if type(resume) is not int or type(push) is not bool:
-        bad("malformed position")
-    nlp = len(set(code.co_varnames + code.co_cellvars)) + \
-        len(code.co_freevars)
-    if len(lp) != nlp:
+        raise error("%s: %s" % (_where(code, resume if type(resume) is int
+                                       else None), why))
+    if len(lp) != a.nlocalsplus:
         bad("wrong number of local variables")
-    kinds = a.states.get(resume)
-    if kinds is None:
-        bad("position %d is not an instruction boundary that the code can "
-            "reach" % (resume * 2))
-    if push:
-        ins = a.containing(resume - 1)
-        prev = ins and opcode.opname[ins[1]]
-        if ins is None or ins[3] != resume or \
-                _call_pops(prev, ins[2]) is None:
-            bad("position %d does not follow a call" % (resume * 2))
-        if len(kinds) != len(stack) + 1:
-            bad("value stack of %d entries, the code has %d there"
-                % (len(stack), len(kinds) - 1))
-    elif len(kinds) != len(stack):
+    r = _position(code, a, resume, push)
+    if type(r) is str:
+        bad(r)
+    depth, strict, nonnull = r
+    if len(stack) != depth:
         bad("value stack of %d entries, the code has %d there"
-            % (len(stack), len(kinds)))
-    for i, (k, v) in enumerate(zip(kinds, stack)):
+            % (len(stack), depth))
+    for i in nonnull:
+        if stack[i] is NULL:
+            bad("stack entry %d does not match the code ('A')" % i)
+    for i, k in strict:
+        v = stack[i]
         if k == "T":
             if type(v) is not int or a.containing(v) is None or \
                     a.containing(v)[0] != v:
