@@ -26,14 +26,12 @@
 #include "pyframe.h"
 #include "module.h"
 
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+
 #include "frameobject.h"
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
-
-#if PY_VERSION_HEX < 0x030B0000 || PY_VERSION_HEX >= 0x030C0000
-#  error "this pyframe.c is for CPython 3.11"
-#endif
 
 /* Is f the interpreter frame stored inside its own frame object (a frame
  * the trampoline runs)? */
@@ -637,3 +635,50 @@ pyframe_module_init(PyObject *m)
     }
     return 0;
 }
+
+#else /* CPython 3.12, 3.13 */
+
+/* The frame layout and the trampoline are implemented for 3.11 only: on
+ * later versions a suspended tasklet is not restorable and pickling it
+ * raises PicklingError (stackless_compat/_pickle.py says so before it gets
+ * here). */
+int
+pyframe_is_resumer(PyObject *o)
+{
+    (void)o;
+    return 0;
+}
+
+PyObject *
+pyframe_resume(PyObject *resumer, PyObject *tv)
+{
+    (void)resumer;
+    Py_XDECREF(tv);
+    PyErr_SetString(PyExc_RuntimeError, "frame resumption is not "
+                    "implemented for this interpreter version");
+    return NULL;
+}
+
+int
+pyframe_restorable(PyThreadState *ts, pystate_saved *s)
+{
+    (void)ts;
+    (void)s;
+    return 0;
+}
+
+int
+pyframe_module_init(PyObject *m)
+{
+    PyObject *layout = Py_BuildValue("(sii)", "cpython-frames",
+                                     PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    if (layout == NULL)
+        return -1;
+    if (PyModule_AddObject(m, "_frame_layout", layout) < 0) {
+        Py_DECREF(layout);
+        return -1;
+    }
+    return 0;
+}
+
+#endif

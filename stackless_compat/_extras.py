@@ -66,6 +66,8 @@ import weakref
 from . import _stackless
 from . import _pickle
 
+_RESUMER = getattr(_stackless, "_resumer", ())
+
 tasklet = _stackless.tasklet
 channel = _stackless.channel
 bomb = _stackless.bomb
@@ -289,7 +291,7 @@ def _tasklet_reduce(self):
     func, args, kwargs, setup = _bound_call(self)
     frames = []
     extra = {}
-    if isinstance(func, _stackless._resumer) and not func.started:
+    if isinstance(func, _RESUMER) and not func.started:
         # unpickled and not run yet: the state it was restored from
         frames, extra = _pickle.unrun_state(self)
         d = _instance_dict(self)
