@@ -123,11 +123,12 @@ frames_of(PyObject *mod, PyObject *args)
         for (i = 0; i < depth; i++)
             PyTuple_SET_ITEM(st, i, slot_value(f->localsplus[n + i], null));
         item = Py_BuildValue(
-            "(OOOiiiiNNO)", (PyObject *)co,
+            "(OOOiiiiNNOO)", (PyObject *)co,
             f->f_globals ? f->f_globals : Py_None,
             f->f_locals ? f->f_locals : Py_None,
             _PyInterpreterFrame_LASTI(f), depth, kind, (int)f->is_entry,
-            lp, st, f->frame_obj ? (PyObject *)f->frame_obj : Py_None);
+            lp, st, f->frame_obj ? (PyObject *)f->frame_obj : Py_None,
+            f->f_func ? (PyObject *)f->f_func : Py_None);
         if (item == NULL || PyList_Insert(list, 0, item) < 0) {
             Py_XDECREF(item);
             goto fail;
@@ -140,24 +141,28 @@ fail:
     return NULL;
 }
 
-/* _top_stack(t, depth, null): the first `depth` entries of the value stack
- * of the top frame (suspended in a call, where the frame does not record
- * its depth; the caller computed it from the code). */
+/* _frame_stack(t, level, depth, null): the first `depth` entries of the
+ * value stack of the frame `level` frames below the top, which is suspended
+ * in a call from the eval loop, where the frame does not record its depth
+ * (the caller computed it from the code). */
 static PyObject *
-top_stack(PyObject *mod, PyObject *args)
+frame_stack(PyObject *mod, PyObject *args)
 {
     PyObject *o, *null, *st;
     TaskletObject *t;
     _PyInterpreterFrame *f;
-    int depth, i, n;
+    int level, depth, i, n;
     (void)mod;
-    if (!PyArg_ParseTuple(args, "OiO:_top_stack", &o, &depth, &null))
+    if (!PyArg_ParseTuple(args, "OiiO:_frame_stack", &o, &level, &depth,
+                          &null))
         return NULL;
     if (check_suspended(o, &t) < 0)
         return NULL;
     f = tasklet_top_frame(t);
+    for (i = 0; i < level && f != NULL; i++)
+        f = f->previous;
     if (f == NULL || f->owner != FRAME_OWNED_BY_THREAD) {
-        PyErr_SetString(PyExc_RuntimeError, "no top frame to read");
+        PyErr_SetString(PyExc_RuntimeError, "no such frame to read");
         return NULL;
     }
     n = f->f_code->co_nlocalsplus;
@@ -605,8 +610,8 @@ static PyType_Spec resumer_spec = {
 static PyMethodDef pyframe_functions[] = {
     {"_frames_of", frames_of, METH_VARARGS,
      "_frames_of(t, null): the frame chain of a suspended tasklet"},
-    {"_top_stack", top_stack, METH_VARARGS,
-     "_top_stack(t, depth, null): value stack entries of its top frame"},
+    {"_frame_stack", frame_stack, METH_VARARGS,
+     "_frame_stack(t, level, depth, null): value stack entries of a frame"},
     {"_handled_exc", handled_exc, METH_O,
      "_handled_exc(t): the exception a suspended tasklet handles"},
     {NULL}

@@ -475,8 +475,54 @@ def _fail(code, unit, why):
                                % (_where(code, unit), why))
 
 
-def _frame_record(t, rec, top):
-    (code, glob, loc, lasti, depth, kind, is_entry, lp, st, fobj) = rec
+def _in_call(code, a, lasti):
+    """(instruction, name, prefix depth) of the call a frame is suspended
+    in (lasti in a call instruction), or None."""
+    ins = a.containing(lasti)
+    if ins is None:
+        return None
+    start, op, arg, nxt, _ = ins
+    name = opcode.opname[op]
+    pops = _call_pops(name, arg)
+    if pops is None or start not in a.states:
+        return None
+    if name == "PRECALL":
+        call = a.by_start.get(nxt)
+        if call is None or opcode.opname[call[1]] != "CALL":
+            return None
+        nxt = call[3]
+    return ins, name, len(a.states[start]) - pops, nxt
+
+
+def _callee_is_called_directly(t, level, caller, callee_func):
+    """Is the caller frame (level frames below the top) suspended in a call
+    of exactly the function whose frame is above it?  Then the C code in
+    between is only the interpreter's call machinery (a call through
+    f(*args), a bound method, a call made while tracing), which passes the
+    callee's result back unchanged, and both frames can be resumed."""
+    code = caller[0]
+    try:
+        a = _analysis(code)
+    except ValueError:
+        return False
+    call = _in_call(code, a, caller[3])
+    if call is None or caller[4] >= 0 or callee_func is None:
+        return False
+    ins, name, prefix, _ = call
+    if name == "BINARY_SUBSCR" or name == "FOR_ITER":
+        return False
+    st = _stackless._frame_stack(t, level, prefix + 2, NULL)
+    target = st[prefix + 1] if st[prefix] is NULL or \
+        name == "CALL_FUNCTION_EX" else st[prefix]
+    if target is callee_func:
+        return True
+    return (type(target) is types.MethodType and
+            target.__func__ is callee_func)
+
+
+def _frame_record(t, rec, top, level=0, values=True):
+    (code, glob, loc, lasti, depth, kind, is_entry, lp, st, fobj,
+     func) = rec
     if kind == 3:
         _fail(code, lasti, "runs in a generator or coroutine that is "
                            "being iterated by C code; it cannot be resumed")
@@ -494,31 +540,24 @@ def _frame_record(t, rec, top):
         _fail(code, lasti, "has bytecode that cannot be analysed (%s)" % e)
     if kind == 1:
         resume, push, stack = lasti + 1, True, st
-    elif not top:
+    elif not top and depth >= 0:
         ins = a.containing(lasti)
-        if ins is None or depth < 0:
+        if ins is None:
             _fail(code, lasti, "is not suspended in a call")
         resume, push, stack = ins[3], True, st
     elif depth >= 0:
         # interrupted by a trace function before the instruction at lasti
         resume, push, stack = lasti, False, st
     else:
-        ins = a.containing(lasti)
-        if ins is None:
-            _fail(code, lasti, "is at a position outside its code")
-        start, op, arg, nxt, _ = ins
-        name = opcode.opname[op]
-        pops = _call_pops(name, arg)
-        if pops is None or start not in a.states:
-            _fail(code, lasti, "is suspended in %s, which cannot be "
-                               "resumed" % name)
-        if name == "PRECALL":
-            call = a.by_start.get(nxt)
-            if call is None or opcode.opname[call[1]] != "CALL":
-                _fail(code, lasti, "has a PRECALL without CALL")
-            nxt = call[3]
-        prefix = len(a.states[start]) - pops
-        stack = _stackless._top_stack(t, prefix, NULL)
+        # in a call made by the eval loop: of a builtin (the top frame), or
+        # of the Python function above it (checked by the caller)
+        call = _in_call(code, a, lasti)
+        if call is None:
+            ins = a.containing(lasti)
+            _fail(code, lasti, "is suspended in %s, which cannot be resumed"
+                  % (opcode.opname[ins[1]] if ins else "no instruction"))
+        ins, name, prefix, nxt = call
+        stack = _stackless._frame_stack(t, level, prefix, NULL)
         resume, push = nxt, True
     ref = _refs.get(code)
     if ref is None or ref[0] != modname:
@@ -534,7 +573,8 @@ def _frame_record(t, rec, top):
     lp = tuple(lp)
     _check_state(code, a, lp, tuple(stack), resume, push,
                  pickle.PicklingError)
-    _check_values(code, lasti, lp, stack)
+    if values:
+        _check_values(code, lasti, lp, stack)
     return (_FRAME_TAG, _LAYOUT, ref, modname,
             None if loc is None else "globals", lp, tuple(stack), resume,
             push)
@@ -595,7 +635,20 @@ def _handled_exception(t):
     return _stackless._handled_exc(t)
 
 
-def reduce_suspended(t):
+def restorable(t, quick):
+    """tasklet.restorable: the C module's strict answer (quick), widened to
+    frames called through the interpreter's call machinery only."""
+    if quick or not _SUPPORTED or t.is_main or t.is_current or \
+            not t.alive or t.blocked == 2:
+        return quick
+    try:
+        reduce_suspended(t, values=False)
+    except (pickle.PicklingError, RuntimeError):
+        return False
+    return True
+
+
+def reduce_suspended(t, values=True):
     """The frames and pending operation of a suspended tasklet t (not the
     current one): (frames, extra) for the tasklet's state."""
     if not _SUPPORTED:
@@ -611,12 +664,14 @@ def reduce_suspended(t):
     if not recs and (t._channel is None or not t.blocked):
         raise pickle.PicklingError("cannot pickle %r: it has no Python "
                                    "frame" % (t,))
+    n = len(recs)
     for i, rec in enumerate(recs):
-        if rec[5] == 0 and rec[6] and i > 0:
+        if rec[5] == 0 and rec[6] and i > 0 and not \
+                _callee_is_called_directly(t, n - i, recs[i - 1], rec[10]):
             _fail(rec[0], rec[3], "is called from C code (a callback from a "
                                   "builtin or an extension); C frames "
                                   "cannot be pickled")
-    frames = [_frame_record(t, rec, i == len(recs) - 1)
+    frames = [_frame_record(t, rec, i == n - 1, n - 1 - i, values)
               for i, rec in enumerate(recs)]
     extra = {"suspended": True}
     ch = t._channel

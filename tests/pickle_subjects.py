@@ -159,3 +159,15 @@ def spinner(n):
     for i in range(n):
         stackless.schedule()
     log.append(("spun", n))
+
+
+def through_star_args(func, *args):
+    # f(*args) is a C-level call in CPython 3.11: the callee's frame is
+    # entered from C, but only through the call machinery
+    got = func(*args)
+    log.append(("star", got))
+
+
+class Caller:
+    def method(self, x):
+        return pause_with(x) + 1

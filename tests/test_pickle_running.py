@@ -382,6 +382,15 @@ def test_callback_from_c_is_not_restorable():
     t.kill()
 
 
+def test_call_through_star_args_and_bound_method():
+    t = suspended(subj.through_star_args, subj.Caller().method, 41)
+    assert t.restorable
+    u = pickle.loads(pickle.dumps(t))
+    t.kill()
+    finish(u)
+    assert subj.log == [("star", 42)]
+
+
 def test_unpicklable_local_names_frame_line_and_variable():
     t = suspended(subj.with_unpicklable)
     with pytest.raises(pickle.PicklingError,
