@@ -250,6 +250,10 @@ def _call_pops(name, arg):
         return 2
     if name == "FOR_ITER":
         return 0
+    if name == "BEFORE_WITH":
+        return 0        # __enter__ runs with the bound __exit__ in place
+    if name == "WITH_EXCEPT_START":
+        return 0
     return None
 
 
@@ -494,7 +498,8 @@ def _in_call(code, a, lasti):
     return ins, name, len(a.states[start]) - pops, nxt
 
 
-def _callee_is_called_directly(t, level, caller, callee_func):
+def _callee_is_called_directly(t, level, caller, callee_func,
+                               callee_self=NULL):
     """Is the caller frame (level frames below the top) suspended in a call
     of exactly the function whose frame is above it?  Then the C code in
     between is only the interpreter's call machinery (a call through
@@ -511,13 +516,35 @@ def _callee_is_called_directly(t, level, caller, callee_func):
     ins, name, prefix, _ = call
     if name == "BINARY_SUBSCR" or name == "FOR_ITER":
         return False
+    if name in ("BEFORE_WITH", "WITH_EXCEPT_START"):
+        # __enter__ with __exit__ on top, __exit__ below the exception info
+        if prefix < (1 if name == "BEFORE_WITH" else 4):
+            return False
+        st = _stackless._frame_stack(t, level, prefix, NULL)
+        ex = st[prefix - 1] if name == "BEFORE_WITH" else st[prefix - 4]
+        if type(ex) is not types.MethodType:
+            return False
+        if name == "WITH_EXCEPT_START":
+            return ex.__func__ is callee_func
+        enter = getattr(type(ex.__self__), "__enter__", None)
+        return enter is callee_func
     st = _stackless._frame_stack(t, level, prefix + 2, NULL)
     target = st[prefix + 1] if st[prefix] is NULL or \
         name == "CALL_FUNCTION_EX" else st[prefix]
     if target is callee_func:
         return True
-    return (type(target) is types.MethodType and
-            target.__func__ is callee_func)
+    if type(target) is types.MethodType:
+        return target.__func__ is callee_func
+    # a bound method called by vectorcall lends its slot to its self
+    # while the call runs: the slot holds the callee's first argument,
+    # whose class has the callee as that method
+    if callee_self is not NULL and target is callee_self:
+        name = getattr(callee_func, "__name__", None)
+        for k in type(target).__mro__:
+            m = k.__dict__.get(name) if name else None
+            if m is not None:
+                return m is callee_func
+    return False
 
 
 def _frame_record(t, rec, top, level=0, values=True):
@@ -667,7 +694,8 @@ def reduce_suspended(t, values=True):
     n = len(recs)
     for i, rec in enumerate(recs):
         if rec[5] == 0 and rec[6] and i > 0 and not \
-                _callee_is_called_directly(t, n - i, recs[i - 1], rec[10]):
+                _callee_is_called_directly(t, n - i, recs[i - 1], rec[10],
+                                           rec[7][0] if rec[7] else NULL):
             _fail(rec[0], rec[3], "is called from C code (a callback from a "
                                   "builtin or an extension); C frames "
                                   "cannot be pickled")

@@ -171,3 +171,22 @@ def through_star_args(func, *args):
 class Caller:
     def method(self, x):
         return pause_with(x) + 1
+
+
+class Managed:
+    def __enter__(self):
+        pause_with(None)
+        return "entered"
+
+    def __exit__(self, *exc):
+        log.append(("exit", exc[0].__name__ if exc[0] else None))
+        pause_with(None)
+        return True
+
+
+def with_block(fail):
+    with Managed() as m:
+        log.append(("body", m))
+        if fail:
+            raise KeyError(fail)
+    log.append("after")

@@ -391,6 +391,29 @@ def test_call_through_star_args_and_bound_method():
     assert subj.log == [("star", 42)]
 
 
+@pytest.mark.parametrize("fail", [None, "x"])
+def test_suspended_in_enter_and_exit(fail):
+    # (fail: __exit__ holds the exception's traceback, which does not
+    # pickle yet; it is resumed from a pickle taken in __enter__)
+    t = suspended(subj.with_block, fail)         # in __enter__
+    assert t.restorable
+    u = pickle.loads(pickle.dumps(t))
+    t.kill()
+    u.insert()
+    stackless.run()                             # now in __exit__
+    assert u.alive and u.restorable
+    exc = "KeyError" if fail else None
+    if fail:
+        with pytest.raises(pickle.PicklingError, match="traceback"):
+            pickle.dumps(u)
+        finish(u)
+    else:
+        v = pickle.loads(pickle.dumps(u))
+        u.kill()
+        finish(v)
+    assert subj.log == [("body", "entered"), ("exit", exc), "after"]
+
+
 def test_unpicklable_local_names_frame_line_and_variable():
     t = suspended(subj.with_unpicklable)
     with pytest.raises(pickle.PicklingError,
