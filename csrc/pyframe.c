@@ -178,6 +178,114 @@ frame_stack(PyObject *mod, PyObject *args)
     return st;
 }
 
+/* _frame_slots(frame, null): (code, globals, lasti, localsplus) of a frame
+ * object, running or not. */
+static PyObject *
+frame_slots(PyObject *mod, PyObject *args)
+{
+    PyObject *o, *null, *lp;
+    _PyInterpreterFrame *f;
+    int i, n;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O:_frame_slots", &PyFrame_Type, &o,
+                          &null))
+        return NULL;
+    f = ((PyFrameObject *)o)->f_frame;
+    n = f->f_code->co_nlocalsplus;
+    lp = PyTuple_New(n);
+    if (lp == NULL)
+        return NULL;
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(lp, i, slot_value(f->localsplus[i], null));
+    return Py_BuildValue("(OOiN)", (PyObject *)f->f_code,
+                         f->f_globals ? f->f_globals : Py_None,
+                         _PyInterpreterFrame_LASTI(f), lp);
+}
+
+/* _snapshot_frame(code, globals, (), lasti, null): a frame object at that
+ * position that never runs; _fill_frame() gives it its variables. */
+static PyObject *
+snapshot_frame(PyObject *mod, PyObject *args)
+{
+    PyObject *code, *globals, *lp, *null;
+    PyCodeObject *co;
+    PyFrameObject *fo;
+    int lasti, i, n;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!O!iO:_snapshot_frame", &PyCode_Type,
+                          &code, &PyDict_Type, &globals, &PyTuple_Type, &lp,
+                          &lasti, &null))
+        return NULL;
+    co = (PyCodeObject *)code;
+    n = co->co_nlocalsplus;
+    if (lasti < co->_co_firsttraceable || lasti >= Py_SIZE(co)) {
+        PyErr_SetString(PyExc_ValueError, "position outside the code");
+        return NULL;
+    }
+    fo = PyFrame_New(PyThreadState_Get(), co, globals, NULL);
+    if (fo == NULL)
+        return NULL;
+    fo->f_frame->prev_instr = _PyCode_CODE(co) + lasti;
+    /* the variables come with _fill_frame() (they may refer back to the
+     * frame); until then cells are empty */
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if (k & (CO_FAST_CELL | CO_FAST_FREE)) {
+            fo->f_frame->localsplus[i] = PyCell_New(NULL);
+            if (fo->f_frame->localsplus[i] == NULL) {
+                Py_DECREF(fo);
+                return NULL;
+            }
+        }
+    }
+    (void)lp;
+    (void)null;
+    return (PyObject *)fo;
+}
+
+/* _fill_frame(frame, localsplus, null): set the variables of a frame
+ * object that owns its frame and does not run (a snapshot). */
+static PyObject *
+fill_frame(PyObject *mod, PyObject *args)
+{
+    PyObject *o, *lp, *null;
+    _PyInterpreterFrame *f;
+    PyCodeObject *co;
+    int i, n;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!O:_fill_frame", &PyFrame_Type, &o,
+                          &PyTuple_Type, &lp, &null))
+        return NULL;
+    f = ((PyFrameObject *)o)->f_frame;
+    if (f->owner != FRAME_OWNED_BY_FRAME_OBJECT || f->frame_obj != NULL ||
+        f->stacktop != f->f_code->co_nlocalsplus) {
+        PyErr_SetString(PyExc_ValueError, "not a frame snapshot");
+        return NULL;
+    }
+    co = f->f_code;
+    n = co->co_nlocalsplus;
+    if (PyTuple_GET_SIZE(lp) != n) {
+        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
+            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
+            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
+                            "cell");
+            return NULL;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyTuple_GET_ITEM(lp, i);
+        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
+    }
+    Py_RETURN_NONE;
+}
+
 /* _handled_exc(t): the exception a suspended tasklet is handling. */
 static PyObject *
 handled_exc(PyObject *mod, PyObject *o)
@@ -221,6 +329,7 @@ pyframe_restorable(PyThreadState *ts, pystate_saved *s)
 typedef struct {
     PyObject_HEAD
     PyObject *frames;     /* list of frame objects, outermost first */
+    PyObject *tops;       /* tuple of ints: each frame's stacktop as built */
     PyObject *push;       /* tuple of bools: push a result on resumption */
     PyObject *pending;    /* (callable, args) or None */
     PyObject *exc;        /* handled exception or None */
@@ -327,6 +436,7 @@ static PyObject *
 resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     PyObject *specs, *pending, *exc, *null, *frames = NULL, *push = NULL;
+    PyObject *tops = NULL;
     ResumerObject *r;
     Py_ssize_t i, n;
     if (kwds != NULL && PyDict_GET_SIZE(kwds) > 0) {
@@ -356,7 +466,8 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     }
     frames = PyList_New(n);
     push = PyTuple_New(n);
-    if (frames == NULL || push == NULL)
+    tops = PyTuple_New(n);
+    if (frames == NULL || push == NULL || tops == NULL)
         goto fail;
     for (i = 0; i < n; i++) {
         int p = 0;
@@ -365,6 +476,9 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
             goto fail;
         PyList_SET_ITEM(frames, i, (PyObject *)fo);
         PyTuple_SET_ITEM(push, i, PyBool_FromLong(p));
+        PyTuple_SET_ITEM(tops, i, PyLong_FromLong(fo->f_frame->stacktop));
+        if (PyTuple_GET_ITEM(tops, i) == NULL)
+            goto fail;
         if (!p && i != n - 1) {
             PyErr_SetString(PyExc_ValueError, "only the innermost frame "
                             "can continue without a result");
@@ -376,12 +490,14 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto fail;
     r->frames = frames;
     r->push = push;
+    r->tops = tops;
     r->pending = Py_NewRef(pending);
     r->exc = Py_NewRef(exc);
     return (PyObject *)r;
 fail:
     Py_XDECREF(frames);
     Py_XDECREF(push);
+    Py_XDECREF(tops);
     return NULL;
 }
 
@@ -391,6 +507,7 @@ resumer_traverse(ResumerObject *r, visitproc visit, void *arg)
     Py_VISIT(Py_TYPE(r));
     Py_VISIT(r->frames);
     Py_VISIT(r->push);
+    Py_VISIT(r->tops);
     Py_VISIT(r->pending);
     Py_VISIT(r->exc);
     return 0;
@@ -404,6 +521,7 @@ resumer_clear(ResumerObject *r)
     if (!r->started)
         Py_CLEAR(r->frames);
     Py_CLEAR(r->push);
+    Py_CLEAR(r->tops);
     Py_CLEAR(r->pending);
     Py_CLEAR(r->exc);
     return 0;
@@ -475,9 +593,22 @@ pyframe_resume(PyObject *self, PyObject *tv)
                         "already");
         return NULL;
     }
+    n = PyList_GET_SIZE(r->frames);
+    /* The frame objects were reachable (resumer.frames): one that was
+     * cleared meanwhile (frame.clear()) has lost its variables. */
+    for (i = 0; i < n; i++) {
+        PyFrameObject *fo = (PyFrameObject *)PyList_GET_ITEM(r->frames, i);
+        if (fo->f_frame->owner != FRAME_OWNED_BY_FRAME_OBJECT ||
+            fo->f_frame->stacktop !=
+                PyLong_AsLong(PyTuple_GET_ITEM(r->tops, i))) {
+            Py_XDECREF(tv);
+            PyErr_SetString(PyExc_RuntimeError, "the unpickled frames were "
+                            "cleared before they could resume");
+            return NULL;
+        }
+    }
     r->started = 1;
     frames = Py_NewRef(r->frames);
-    n = PyList_GET_SIZE(frames);
     /* Link the chain: the innermost frame is the top. */
     for (i = 0; i < n; i++) {
         _PyInterpreterFrame *f =
@@ -610,6 +741,12 @@ static PyType_Spec resumer_spec = {
 static PyMethodDef pyframe_functions[] = {
     {"_frames_of", frames_of, METH_VARARGS,
      "_frames_of(t, null): the frame chain of a suspended tasklet"},
+    {"_frame_slots", frame_slots, METH_VARARGS,
+     "_frame_slots(frame, null): code, globals, lasti, variables"},
+    {"_snapshot_frame", snapshot_frame, METH_VARARGS,
+     "_snapshot_frame(code, globals, localsplus, lasti, null)"},
+    {"_fill_frame", fill_frame, METH_VARARGS,
+     "_fill_frame(frame, localsplus, null): variables of a snapshot"},
     {"_frame_stack", frame_stack, METH_VARARGS,
      "_frame_stack(t, level, depth, null): value stack entries of a frame"},
     {"_handled_exc", handled_exc, METH_O,

@@ -272,7 +272,9 @@ class _Analysis:
             len(code.co_freevars)
         instrs = _decode(code)
         self.instrs = instrs
+        # an instruction is entered at its first EXTENDED_ARG, if any
         self.by_start = {i[0]: i for i in instrs}
+        self.by_start.update((i[4], i) for i in instrs)
         n = len(code.co_code) // 2
         by_unit = [None] * n
         for ins in instrs:
@@ -287,8 +289,13 @@ class _Analysis:
         states = {}
         work = [(0, ())]
         limit = code.co_stacksize
+        by_start = self.by_start
         while work:
             start, kinds = work.pop()
+            ins = by_start.get(start)
+            if ins is None:
+                raise ValueError("jump into the middle of an instruction")
+            start = ins[0]
             old = states.get(start)
             if old is not None:
                 if len(old) != len(kinds):
@@ -298,9 +305,6 @@ class _Analysis:
                     continue
                 kinds = merged
             states[start] = kinds
-            ins = self.by_start.get(start)
-            if ins is None:
-                raise ValueError("jump into the middle of an instruction")
             _, op, arg, nxt, _ = ins
             name = opcode.opname[op]
             for (hs, he, ht, hd, hl) in handlers:
@@ -328,6 +332,10 @@ class _Analysis:
                 if len(k) > limit:
                     raise ValueError("stack overflow")
                 work.append((dest, k))
+        # positions are also reachable at their EXTENDED_ARG prefix
+        for ins in instrs:
+            if ins[4] != ins[0] and ins[0] in states:
+                states[ins[4]] = states[ins[0]]
         self.states = states
 
     def containing(self, unit):
@@ -980,8 +988,95 @@ def _view_reducer(f):
     return reduce
 
 
+def _code_ref_checked(code, modname, error):
+    ref = _refs.get(code)
+    if ref is None or ref[0] != modname:
+        ref = (modname, code.co_qualname, code.co_firstlineno, _digest(code))
+        if _find_code(*ref) is not code:
+            raise error("cannot pickle a frame of %s: its code cannot be "
+                        "found by name in module %r" % (code.co_qualname,
+                                                        modname))
+        _refs[code] = ref
+    return ref
+
+
+def _reduce_frame(f):
+    """A frame object pickles as a snapshot: its code (by reference), its
+    variables and its position; it unpickles as a frame object that shows
+    them (f_locals, f_lineno) and never runs (f_back is not kept)."""
+    if not _SUPPORTED:
+        raise pickle.PicklingError("cannot pickle frame objects on this "
+                                   "interpreter version")
+    code, glob, lasti, lp = _stackless._frame_slots(f, NULL)
+    modname = _module_of_globals(glob)
+    if modname is None:
+        raise pickle.PicklingError("cannot pickle %s: its globals are not "
+                                   "a module's" % (_where(code, lasti),))
+    ref = _code_ref_checked(code, modname, pickle.PicklingError)
+    # the variables are the state: they may refer back to the frame
+    return (_restore_frame, (_LAYOUT, ref, modname, max(lasti, 0)), lp,
+            None, None, _fill_frame)
+
+
+def _fill_frame(frame, lp):
+    if not isinstance(lp, tuple):
+        raise pickle.UnpicklingError("malformed frame variables")
+    try:
+        _stackless._fill_frame(frame, lp, NULL)
+    except ValueError as e:
+        raise pickle.UnpicklingError("malformed frame: %s" % e) from None
+
+
+def _restore_frame(layout, ref, modname, lasti):
+    if layout != _LAYOUT:
+        raise pickle.UnpicklingError(
+            "the frame was pickled by another interpreter version")
+    if not (isinstance(ref, tuple) and len(ref) == 4 and
+            isinstance(modname, str) and type(lasti) is int):
+        raise pickle.UnpicklingError("malformed frame")
+    if ref[0] not in sys.modules:
+        try:
+            importlib.import_module(ref[0])
+        except Exception as e:
+            raise pickle.UnpicklingError("cannot import module %r of a "
+                                         "pickled frame: %s" % (ref[0], e))
+    code = _find_code(*ref)
+    mod = sys.modules.get(modname)
+    if code is None or mod is None:
+        raise pickle.UnpicklingError("the code of a pickled frame is not "
+                                     "in this program")
+    try:
+        a = _analysis(code)
+    except ValueError as e:
+        raise pickle.UnpicklingError("bytecode analysis failed: %s" % e)
+    ins = a.containing(lasti)
+    if ins is None or (ins[0] != lasti and ins[3] - 1 != lasti):
+        raise pickle.UnpicklingError("frame position %d is not on an "
+                                     "instruction" % (lasti * 2))
+    try:
+        return _stackless._snapshot_frame(code, mod.__dict__, (), lasti,
+                                          NULL)
+    except ValueError as e:
+        raise pickle.UnpicklingError("malformed frame: %s" % e) from None
+
+
+def _new_traceback(tb_next, frame, lasti, lineno):
+    try:
+        return types.TracebackType(tb_next, frame, lasti, lineno)
+    except (TypeError, ValueError) as e:
+        raise pickle.UnpicklingError("malformed traceback: %s" % e) from None
+
+
+def _reduce_traceback(tb):
+    return _new_traceback, (tb.tb_next, tb.tb_frame, tb.tb_lasti,
+                            tb.tb_lineno)
+
+
 def _register():
     copyreg.pickle(types.CellType, _reduce_cell)
+    if _SUPPORTED:
+        copyreg.pickle(types.FrameType, _reduce_frame)
+        copyreg.pickle(types.TracebackType, _reduce_traceback)
     copyreg.pickle(types.ModuleType, _reduce_module)
     copyreg.pickle(type({}.keys()), _view_reducer(_keys))
     copyreg.pickle(type({}.values()), _view_reducer(_values))

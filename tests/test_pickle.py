@@ -399,14 +399,17 @@ def test_bomb_in_tempval_explodes_after_unpickle():
     t.kill()
 
 
-def test_bomb_with_traceback_copies_but_does_not_pickle():
+@NOT_PORTED
+def test_bomb_with_traceback_pickles_with_frame_snapshots():
     try:
         raise KeyError("x")
     except KeyError:
         b = stackless.bomb(*sys.exc_info())
     assert copy.copy(b).traceback is b.traceback
-    with pytest.raises(TypeError, match="traceback"):
-        pickle.dumps(b)
+    u = pickle.loads(pickle.dumps(b))
+    assert u.type is KeyError and u.value.args == ("x",)
+    assert u.traceback.tb_frame.f_code is b.traceback.tb_frame.f_code
+    assert u.traceback.tb_lineno == b.traceback.tb_lineno
 
 
 # -- pickle flags -----------------------------------------------------------

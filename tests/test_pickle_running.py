@@ -5,6 +5,7 @@ and in a child interpreter; kill/throw/tracing/GC on resumed tasklets;
 what cannot be pickled; damaged pickles."""
 
 import copy
+import copyreg
 import gc
 import os
 import pickle
@@ -393,8 +394,6 @@ def test_call_through_star_args_and_bound_method():
 
 @pytest.mark.parametrize("fail", [None, "x"])
 def test_suspended_in_enter_and_exit(fail):
-    # (fail: __exit__ holds the exception's traceback, which does not
-    # pickle yet; it is resumed from a pickle taken in __enter__)
     t = suspended(subj.with_block, fail)         # in __enter__
     assert t.restorable
     u = pickle.loads(pickle.dumps(t))
@@ -403,15 +402,25 @@ def test_suspended_in_enter_and_exit(fail):
     stackless.run()                             # now in __exit__
     assert u.alive and u.restorable
     exc = "KeyError" if fail else None
-    if fail:
-        with pytest.raises(pickle.PicklingError, match="traceback"):
-            pickle.dumps(u)
-        finish(u)
-    else:
-        v = pickle.loads(pickle.dumps(u))
-        u.kill()
-        finish(v)
+    v = pickle.loads(pickle.dumps(u))       # (fail: with the traceback)
+    u.kill()
+    finish(v)
     assert subj.log == [("body", "entered"), ("exit", exc), "after"]
+
+
+def test_code_with_extended_args():
+    import dis
+    assert any(i.opname == "EXTENDED_ARG"
+               for i in dis.get_instructions(subj.long_function))
+    ch = stackless.channel()
+    t = stackless.tasklet(subj.long_function)(ch)
+    t.run()
+    ch2 = pickle.loads(pickle.dumps(ch))
+    t.kill()
+    ch2.send(1000)
+    ch2.send(2000)
+    base = sum(range(120))
+    assert subj.log == [("long", base * 1 + 1000 + base * 2 + 2000)]
 
 
 def test_unpicklable_local_names_frame_line_and_variable():
@@ -529,3 +538,46 @@ def test_cell_variable_must_be_a_cell():
     with pytest.raises(pickle.UnpicklingError, match="must be a cell"):
         load_with(st, 0, 5, tuple(1 if type(v).__name__ == "cell" else v
                                   for v in lp))
+
+
+# -- frames and tracebacks as values ----------------------------------------
+
+def failing(depth):
+    marker = "local%d" % depth
+    if depth == 0:
+        raise ValueError("deep")
+    return failing(depth - 1) + len(marker)
+
+
+def test_traceback_pickles_with_snapshots_of_its_frames():
+    try:
+        failing(3)
+    except ValueError as e:
+        tb = e.__traceback__.tb_next        # from failing(3) down
+    for proto in PROTOCOLS:
+        u = pickle.loads(pickle.dumps(tb, proto))
+        lines, names = [], []
+        while u is not None:
+            assert u.tb_frame.f_code is failing.__code__
+            lines.append(u.tb_lineno)
+            names.append(u.tb_frame.f_locals["marker"])
+            u = u.tb_next
+        assert names == ["local3", "local2", "local1", "local0"]
+        assert lines[-1] == failing.__code__.co_firstlineno + 3
+        assert len(set(lines[:-1])) == 1
+
+
+def test_damaged_frame_snapshot_is_refused():
+    def here():
+        return sys._getframe()
+    f = here()
+    fn, args, lp, _, _, setter = copyreg.dispatch_table[type(f)](f)
+    for bad in (args[:3] + (10 ** 6,), args[:3] + (-1,),
+                ((("x", 1, 2), b""),) + args[1:]):
+        with pytest.raises(pickle.UnpicklingError):
+            fn(*bad)
+    g = fn(*args)
+    for bad in ((1,) * 50, (1,), [1]):     # (here() has no variables)
+        with pytest.raises(pickle.UnpicklingError):
+            setter(g, bad)
+    setter(g, lp)
