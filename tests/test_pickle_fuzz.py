@@ -90,6 +90,16 @@ def corpus():
         t.run()
         keep(t)
         ts.append(t)
+    try:
+        subj.with_block("tb")          # a traceback with frame snapshots
+    except KeyError:
+        pass
+    t = stackless.tasklet(subj.with_block)("fz")
+    t.run()
+    t.insert()
+    stackless.run()                   # in __exit__, holding a traceback
+    keep(t)
+    ts.append(t)
     t = stackless.tasklet(subj.busy)(10 ** 6)
     assert stackless.run(300) is t
     keep(t)
