@@ -90,10 +90,6 @@ def corpus():
         t.run()
         keep(t)
         ts.append(t)
-    try:
-        subj.with_block("tb")          # a traceback with frame snapshots
-    except KeyError:
-        pass
     t = stackless.tasklet(subj.with_block)("fz")
     t.run()
     t.insert()
