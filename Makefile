@@ -15,7 +15,7 @@ ASAN_ENV = \
 	PYTHONMALLOC=malloc
 
 .PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help \
-	versions test-all
+	versions test-all soak-fuzz
 
 # Supported interpreters.  `make venv-3.12` makes build/venv-3.12 from that
 # CPython (PYTHON3_12=/path/to/python3.12, else the newest pyenv 3.12.x,
@@ -58,7 +58,8 @@ help:
 	@echo "make ctest   - C-only switch torture test (tests/c; CTEST_TARGETS='$(CTEST_TARGETS)')"
 	@echo "make asan    - ASan+UBSan build of the extension, whole suite under it, normal rebuild"
 	@echo "make valgrind - valgrind build, whole suite (and its child interpreters) under memcheck"
-	@echo "make soak    - long stress/kill/model runs (SLP_STRESS=1, 100,000 model programs)"
+	@echo "make soak    - long stress/kill/model runs (SLP_STRESS=1, 100,000 model programs,"
+	@echo "               100,000 mutated pickles under ASan+UBSan: make soak-fuzz)"
 	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
 	@echo "make clean   - remove build products"
 
@@ -167,6 +168,21 @@ soak:
 	    tests/test_stress.py tests/test_dns_faults.py $(wildcard tests/test_io_faults.py)
 	SLP_MODEL_EXAMPLES=$(SOAK_MODEL_EXAMPLES) $(PYTHON) -m pytest -o timeout=36000 \
 	    $(PYTEST_ARGS) tests/test_model.py -k random_programs
+	$(MAKE) soak-fuzz
+
+# 100,000 mutated pickles of suspended tasklets under ASan+UBSan (the
+# suite runs 2,000 natively).  allocator_may_return_null: a mutated memo
+# index makes pickle itself ask for gigabytes, which must be MemoryError.
+SOAK_FUZZ_N ?= 100000
+soak-fuzz:
+	STACKLESS_COMPAT_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
+	@status=0; \
+	$(ASAN_ENV) ASAN_OPTIONS=detect_leaks=0:detect_stack_use_after_return=0:abort_on_error=1:allocator_may_return_null=1 \
+	SLP_FUZZ_N=$(SOAK_FUZZ_N) $(PYTHON) -m pytest -o timeout=36000 -o faulthandler_timeout=0 \
+	    $(PYTEST_ARGS) tests/test_pickle_fuzz.py || status=$$?; \
+	echo "== restoring the normal build"; \
+	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
+	exit $$status
 
 bench:
 	$(PYTHON) benchmarks/run_all.py

@@ -1,5 +1,6 @@
 /* The _stackless module: module-level functions, module state and init. */
 #include "module.h"
+#include "pyframe.h"
 
 #include "pythread.h"
 #include <alloca.h>
@@ -778,7 +779,8 @@ module_exec(PyObject *m)
     }
     if (PyModule_AddObjectRef(m, "TaskletExit", st->TaskletExit) < 0)
         goto fail;
-    if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0)
+    if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0 ||
+        pyframe_module_init(m) < 0)
         goto fail;
     if (hub_module_init != NULL && hub_module_init(m) < 0)
         goto fail;

@@ -942,3 +942,22 @@ pystate_set_context(PyThreadState *ts, PyObject *ctx)
     ts->context_ver++;
     Py_XDECREF(old);
 }
+
+/* ------------------------------------------------------------------------
+ * For csrc/pyframe.c (pickling): a suspended tasklet's frame chain and the
+ * exception it handles.
+ */
+void *
+pystate_saved_top_frame(pystate_saved *s)
+{
+    return SAVED(s)->top_frame;
+}
+
+PyObject *
+pystate_saved_handled_exc(PyThreadState *ts, pystate_saved *s)
+{
+    _PyErr_StackItem *ei = SAVED(s)->exc_info;
+    if (ei == NULL || ei == &ts->exc_state)
+        return SAVED(s)->exc_value;
+    return ei->exc_value;
+}

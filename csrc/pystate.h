@@ -106,4 +106,9 @@ int pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
 /* Where a suspended tasklet's contextvars context lives (borrowed slot,
  * may hold NULL), for tasklet.context / set_context(). */
 PyObject **pystate_context_slot(pystate_saved *s);
+/* For pickling (csrc/pyframe.c): the top interpreter frame of a suspended
+ * tasklet (NULL if none), and the exception it is handling (borrowed, may
+ * be NULL or None). */
+void *pystate_saved_top_frame(pystate_saved *s);
+PyObject *pystate_saved_handled_exc(PyThreadState *ts, pystate_saved *s);
 #endif /* SLP_PYSTATE_H */

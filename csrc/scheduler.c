@@ -8,6 +8,7 @@
  * of the tasklet that resumes.
  */
 #include "module.h"
+#include "pyframe.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -1103,7 +1104,12 @@ sched_entry(slp_thread *sw)
     t->flags &= ~TF_SETUP;
     tv = t->tempval;
     t->tempval = Py_NewRef(Py_None);
-    if (Bomb_Check(tv)) {
+    if (pyframe_is_resumer(t->func)) {
+        /* Unpickled frames: they continue where they stopped (a bomb is
+         * raised in the innermost one). */
+        result = pyframe_resume(t->func, tv);
+    }
+    else if (Bomb_Check(tv)) {
         /* Killed or thrown into before it started: raise in the bootstrap
          * frame, before any of its code runs. */
         result = bomb_explode(tv);

@@ -1,5 +1,6 @@
 /* The tasklet, bomb and atomic types. */
 #include "module.h"
+#include "pyframe.h"
 
 #include "structmember.h"
 #include "pythread.h"
@@ -1214,8 +1215,13 @@ tasklet_get_nesting_level(PyObject *self, void *c)
 static PyObject *
 tasklet_get_restorable(PyObject *self, void *c)
 {
-    PyObject *n = tasklet_get_nesting_level(self, c);
+    TaskletObject *t = T(self);
+    PyObject *n;
     long v;
+    if (tasklet_ts(t) != NULL && tasklet_started(t) && !(t->flags & TF_MAIN))
+        return PyBool_FromLong(pyframe_restorable(
+            t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
+    n = tasklet_get_nesting_level(self, c);
     if (n == NULL)
         return NULL;
     v = PyLong_AsLong(n);
@@ -1545,7 +1551,7 @@ static PyGetSetDef tasklet_getset[] = {
     {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
     {"blocked", tasklet_get_blocked, NULL, "waiting on a channel", NULL},
     {"scheduled", tasklet_get_scheduled, NULL, "runnable or blocked", NULL},
-    {"restorable", tasklet_get_restorable, NULL, "no C state (nesting 0)", NULL},
+    {"restorable", tasklet_get_restorable, NULL, "its frames can be pickled", NULL},
     {"atomic", tasklet_get_atomic, NULL, "not pre-empted", NULL},
     {"ignore_nesting", tasklet_get_ignore_nesting, NULL, NULL, NULL},
     {"block_trap", tasklet_get_block_trap, tasklet_set_block_trap,

@@ -63,6 +63,9 @@ import types
 import weakref
 
 from . import _stackless
+from . import _pickle
+
+_RESUMER = getattr(_stackless, "_resumer", ())
 
 tasklet = _stackless.tasklet
 channel = _stackless.channel
@@ -223,19 +226,34 @@ def _instance_dict(o):
 def _tasklet_reduce(self):
     if self.is_current:
         raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
-    if _is_started(self):
-        what = ("the main tasklet" if self.is_main
-                else "blocked on a channel" if self._channel is not None
-                else "waiting (blocked)" if self.blocked
-                else "suspended mid-run")
+    if self.is_main:
         raise pickle.PicklingError(
-            "cannot pickle %r: %s. stackless_compat pickles only tasklets "
-            "that are bound but not started, and dead tasklets (the frames "
-            "of a running tasklet cannot be pickled on stock CPython)"
-            % (self, what))
+            "cannot pickle %r: it is the main tasklet (its bottom frames "
+            "are the interpreter's)" % (self,))
+    if _is_started(self):
+        # suspended in Python code: its frames (stackless_compat/_pickle.py)
+        frames, extra = _pickle.reduce_suspended(self)
+        if pickle_flags() & PICKLEFLAGS_PRESERVE_TRACING_STATE:
+            tr = getattr(self, "trace_function", None)
+            pr = getattr(self, "profile_function", None)
+            if tr is not None or pr is not None:
+                frames.append(cframe("restore_tracing", tr, pr))
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     func, args, kwargs, setup = _bound_call(self)
     frames = []
     extra = {}
+    if isinstance(func, _RESUMER) and not func.started:
+        # unpickled and not run yet: the state it was restored from
+        frames, extra = _pickle.unrun_state(self)
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     if setup:
         frames.append(cframe("tasklet_setup", func, args, kwargs))
     elif func is not None:
@@ -272,7 +290,12 @@ def _tasklet_setstate(self, state):
         raise TypeError("tasklet state: the 9th item must be a dict")
     if self.alive:
         raise RuntimeError("tasklet is alive")
-    setup = tracing = None
+    setup = tracing = blocked = None
+    pyframes = [fr for fr in frames
+                if isinstance(fr, tuple) and fr[:1] == ("pyframe",)]
+    if pyframes or extra.get("suspended"):
+        blocked = _pickle.restore_suspended(self, pyframes, extra, tempval)
+        frames = [fr for fr in frames if isinstance(fr, cframe)]
     for fr in frames:
         if isinstance(fr, cframe):
             if fr.f_execute == "tasklet_setup":
@@ -303,6 +326,8 @@ def _tasklet_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if blocked is not None:
+        _pickle.tasklet_blocked(self, blocked[0])
     return self
 
 
@@ -316,12 +341,12 @@ def _channel_flags(ch):
 
 
 def _channel_reduce(self):
-    if self.queue is not None:
-        raise pickle.PicklingError(
-            "cannot pickle %r: tasklets are blocked on it, and a blocked "
-            "tasklet is suspended mid-run (stackless_compat cannot pickle "
-            "running frames)" % (self,))
-    state = (self.balance, _channel_flags(self), [])
+    waiting = []
+    t = self.queue
+    while t is not None and len(waiting) < abs(self.balance):
+        waiting.append(t)
+        t = t.next
+    state = (self.balance, _channel_flags(self), waiting)
     d = _instance_dict(self)
     if d:
         state += ({"__dict__": d},)
@@ -339,10 +364,9 @@ def _channel_setstate(self, state):
     extra = state[3] if len(state) == 4 and state[3] is not None else {}
     if not isinstance(flags, int):
         raise TypeError("channel state: flags must be an int")
-    if tasklets:
-        raise pickle.UnpicklingError(
-            "cannot relink tasklets blocked on a channel: they were "
-            "suspended mid-run")
+    if not isinstance(tasklets, list) or not all(
+            isinstance(t, tasklet) for t in tasklets):
+        raise pickle.UnpicklingError("channel state: malformed tasklets")
     pref = (flags >> 1) & 3
     self.preference = pref - 4 if pref & 2 else pref
     self.schedule_all = bool(flags & 8)
@@ -350,6 +374,8 @@ def _channel_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if tasklets:
+        _pickle.channel_tasklets(self, tasklets)
     if flags & 1:
         self.close()
     return self
@@ -391,6 +417,10 @@ def _patch_types():
     tasklet.__reduce__ = _tasklet_reduce
     tasklet.__reduce_ex__ = _tasklet_reduce_ex
     tasklet.__setstate__ = _tasklet_setstate
+    c_restorable = tasklet.restorable
+    tasklet.restorable = property(
+        lambda self: _pickle.restorable(self, c_restorable.__get__(self)),
+        doc="its frames can be pickled (stackless_compat/_pickle.py)")
     channel.__reduce__ = _channel_reduce
     channel.__reduce_ex__ = _channel_reduce_ex
     channel.__setstate__ = _channel_setstate
