@@ -432,11 +432,12 @@ sched_check_switch(sched_thread *ts)
         return -1;
     }
     /* Reserve the heap room the switch will need to save the current
-     * tasklet's stack (the frames below this one are small), so that the
-     * switch itself cannot fail. */
+     * tasklet's stack (the frames below this one are small, and their
+     * size is learned by the switch core), so that the switch itself
+     * cannot fail. */
     stop = (cur->flags & TF_MAIN) ? ts->sw.base : cur->stack.stop;
-    if (stop != NULL && stop > &here &&
-        slp_stack_reserve(&cur->stack, (size_t)(stop - &here) + 192) < 0) {
+    if (slp_reserve_switch(&ts->sw, &here, stop,
+                           __builtin_return_address(0)) < 0) {
         PyErr_NoMemory();
         return -1;
     }
