@@ -121,18 +121,26 @@ free_chunks(_PyStackChunk *c, int own_root)
     }
 }
 
-/* Slots the first frame of `callable` needs, or 0 when unknown. */
+/* Words of first data stack chunk for a tasklet that runs `callable`:
+ * one skipped slot (so CPython never frees our root chunk), the frame of a
+ * Python function and the one word CPython wants free beyond a frame; 0
+ * for a builtin (a blocked `tasklet(ch.receive)` has no Python frame at
+ * all: if it ever calls Python code, CPython allocates a chunk then, which
+ * the chunk cache recycles); room for a small frame when unknown.  Deeper
+ * calls get CPython's own chunks. */
 static size_t
-frame_slots(PyObject *callable)
+first_chunk_words(PyObject *callable)
 {
     if (PyMethod_Check(callable))
         callable = PyMethod_GET_FUNCTION(callable);
     if (PyFunction_Check(callable)) {
         PyCodeObject *co = (PyCodeObject *)PyFunction_GET_CODE(callable);
-        return (size_t)co->co_nlocalsplus + (size_t)co->co_stacksize +
-               FRAME_SPECIALS_SIZE;
+        return 1 + (size_t)co->co_nlocalsplus + (size_t)co->co_stacksize +
+               FRAME_SPECIALS_SIZE + 1;
     }
-    return 0;
+    if (PyCFunction_Check(callable))
+        return 0;
+    return 1 + 120;
 }
 
 /* ------------------------------------------------------------------------
@@ -209,16 +217,12 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
               PyObject *context)
 {
     _PyCFrame *cf = (_PyCFrame *)&s->root_cframe;
-    size_t slots = frame_slots(callable);
-    size_t words;
-    _PyStackChunk *chunk;
+    size_t words = first_chunk_words(callable);
+    _PyStackChunk *chunk = NULL;
 
-    /* One skipped slot (so CPython never frees our root chunk), the frame,
-     * and a little room; deeper calls get CPython's own chunks, which the
-     * chunk cache recycles. */
-    words = 1 + (slots ? slots + 8 : 120);
-    chunk = slp_fault() ? NULL : (_PyStackChunk *)PyMem_Malloc(
-        (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
+    if (words > 0 && !slp_fault())
+        chunk = (_PyStackChunk *)PyMem_Malloc(
+            (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
     if (chunk != NULL) {
         chunk->previous = NULL;
         chunk->size = (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *);
