@@ -142,6 +142,17 @@ int_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i, int dflt,
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
+/* recv() of more than a small size reads into this buffer and copies out
+ * what arrived: allocating the requested size (recv(65536) for a 64-byte
+ * message) and shrinking it cost more than the syscall (glibc consolidates
+ * its heap on every free of 64 KiB).  The GIL is held from the syscall to
+ * the copy (the syscall never blocks), and a module that does not support
+ * per-interpreter GILs has one GIL in the process, so one buffer serves
+ * every thread. */
+#define RECV_SCRATCH (64 * 1024)
+#define RECV_SMALL 512
+static char recv_scratch[RECV_SCRATCH];
+
 /* recv(bufsize[, flags]) */
 static PyObject *
 sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -165,6 +176,14 @@ sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (int_arg(args, nargs, 1, 0, &c.flags) < 0)
         return NULL;
+    if (size > RECV_SMALL && size <= RECV_SCRATCH) {
+        c.buf = recv_scratch;
+        c.len = (size_t)size;
+        n = sock_io(s, 0, do_recv, &c, &deadline, c.flags);
+        if (n < 0)
+            return NULL;
+        return PyBytes_FromStringAndSize(recv_scratch, n);
+    }
     buf = PyBytes_FromStringAndSize(NULL, size);
     if (buf == NULL)
         return NULL;
