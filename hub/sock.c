@@ -714,7 +714,55 @@ sock_connect(PyObject *self, PyObject *addr)
     Py_RETURN_NONE;
 }
 
+/* _echo(): echo everything received until EOF, all in C on the hub (one
+ * recv and one send per message, parking on EAGAIN exactly as recv() and
+ * sendall() do).  The benchmarks' floor: a tasklet per connection with
+ * no Python code in its loop (benchmarks/bench_echo.py, impl
+ * stackless_compat-c).  Returns None at EOF. */
+#define ECHO_BUF (16 * 1024)
+static PyObject *
+sock_echo(PyObject *self, PyObject *unused)
+{
+    hub_sockobj *s = (hub_sockobj *)self;
+    char *buf = PyMem_Malloc(ECHO_BUF);
+    ssize_t n;
+    (void)unused;
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    for (;;) {
+        io_ctx c;
+        double deadline = 0;
+        ssize_t off = 0;
+        c.buf = buf;
+        c.len = ECHO_BUF;
+        c.flags = 0;
+        n = sock_recv_io(s, &c, &deadline);
+        if (n <= 0)
+            break;
+        while (off < n) {
+            ssize_t k;
+            c.buf = buf + off;
+            c.len = (size_t)(n - off);
+            deadline = 0;
+            k = sock_io(s, 1, do_send, &c, &deadline, 0);
+            if (k < 0)
+                break;
+            off += k;
+        }
+        if (off < n) {
+            n = -1;
+            break;
+        }
+    }
+    PyMem_Free(buf);
+    if (n < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sock_methods[] = {
+    {"_echo", sock_echo, METH_NOARGS,
+     "_echo(): echo until EOF in C (the benchmarks' floor)"},
     {"_accept", sock_accept, METH_NOARGS,
      "_accept() -> (integer file descriptor, address info) (cooperative)"},
     {"_connect", sock__connect, METH_O,
