@@ -29,7 +29,7 @@ mod_schedule(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         if (nargs != 0 || PyTuple_GET_SIZE(kwnames) != 1 ||
-            !_PyUnicode_EqualToASCIIString(PyTuple_GET_ITEM(kwnames, 0),
+            !slp_unicode_eq_ascii(PyTuple_GET_ITEM(kwnames, 0),
                                            "retval")) {
             PyErr_SetString(PyExc_TypeError,
                             "schedule() takes an optional 'retval' only");

@@ -17,6 +17,7 @@
 #include "pythread.h"
 #include "switch.h"
 #include "pystate.h"
+#include "compat.h"
 
 typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;

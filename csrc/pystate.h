@@ -1,39 +1,23 @@
 /* Per-tasklet interpreter state: what CPython keeps in the thread state but
- * Stackless keeps per tasklet.  This layer hides the interpreter's private
- * structures from the rest of the extension; pystate.c is the only file
- * that depends on the exact CPython version.
+ * Stackless keeps per tasklet.  This is the version layer: pystate.c (with
+ * the other csrc/py*.c files) and compat.h are the only files that know the
+ * CPython version or its private structures; everything else calls the
+ * functions below.  tests/test_version_layer.py enforces it.
  */
 #ifndef SLP_PYSTATE_H
 #define SLP_PYSTATE_H
 
 #include <Python.h>
 
-/* Room for a _PyCFrame: a tasklet's root C frame record lives in its
- * pystate_saved, not on its C stack, to keep suspended stacks small. */
-typedef struct { void *slot[3]; } pystate_cframe_buf;
-
+/* What a suspended tasklet keeps of the interpreter's per-thread state.
+ * Opaque outside pystate.c, whose version block defines the real layout
+ * (checked at compile time to fit); the storage is inline in the tasklet so
+ * that creating one costs no extra allocation. */
+/* The largest layout, in words: 19 on 3.11, 20 on 3.12, 18 on 3.13 (every
+ * word here is a word of every tasklet; pystate.c checks that it fits). */
+#define PYSTATE_SAVED_WORDS 20
 typedef struct pystate_saved {
-    void *cframe;               /* _PyCFrame *, lives on the tasklet's C stack */
-    void *top_frame;            /* _PyInterpreterFrame * at the time of saving */
-    void *chunk;                /* _PyStackChunk *: the data stack */
-    PyObject **ds_top;
-    PyObject **ds_limit;
-    void *exc_info;             /* _PyErr_StackItem *: top of the handled stack */
-    PyObject *exc_value;        /* owned: bottom item of the handled stack */
-    void *exc_previous;
-    PyObject *context;          /* owned: contextvars context, may be NULL */
-    Py_tracefunc tracefunc;
-    Py_tracefunc profilefunc;
-    PyObject *traceobj;         /* owned */
-    PyObject *profileobj;       /* owned */
-    int recursion_depth;
-    int trash_delete_nesting;
-    int tracing;
-    int own_root;               /* the first data stack chunk is ours */
-    int top_stacktop;           /* value stack top of the top frame when it
-                                   blocked in a call from its value stack,
-                                   else -1 (see pystate_traverse) */
-    pystate_cframe_buf root_cframe;
+    void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;
 
 /* ImportError unless the running interpreter is the one we were built for. */
@@ -56,12 +40,18 @@ void pystate_save(PyThreadState *ts, pystate_saved *s,
 void pystate_restore(PyThreadState *ts, pystate_saved *s);
 
 /* First thing a new tasklet does: give the thread state a fresh frame chain
- * rooted in s->root_cframe, a small data stack sized for `callable`,
+ * of its own, a small data stack sized for `callable`,
  * recursion depth 0, no handled exception, no tracing, and the context
  * `context` (a new reference is taken; NULL for an empty one).  Cannot
  * fail: without memory for a small first chunk, CPython allocates one. */
 void pystate_start(PyThreadState *ts, pystate_saved *s,
                    PyObject *callable, PyObject *context);
+
+/* During the raw stack switch (between pystate_save() and the target's
+ * pystate_restore() or pystate_start()): leave the thread state pointing at
+ * no frame that lives on the C stack being replaced, so that a reader
+ * without the GIL (faulthandler) never follows one. */
+void pystate_park(PyThreadState *ts);
 
 /* Last thing a finished tasklet does before it switches away for good:
  * release the references it holds in the thread state (this may run Python
@@ -112,6 +102,22 @@ PyObject *pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile);
 int pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
                       PyObject *fn);
 
-/* Trace/profile functions of a suspended tasklet (for the tasklet's
- * trace_function/profile_function attributes). */
+/* The C-level trace (profile=0) or profile (1) hook of a thread state,
+ * whichever tasklet it belongs to (borrowed), and setting it: any thread
+ * state with the GIL held, or only the calling thread's where the
+ * interpreter cannot do more (RuntimeError then).  Returns 0 or -1. */
+void pystate_get_thread_hook(PyThreadState *ts, int profile, Py_tracefunc *f,
+                             PyObject **obj);
+int pystate_set_thread_hook(PyThreadState *ts, int profile, Py_tracefunc f,
+                            PyObject *obj);
+
+/* Where a suspended tasklet's contextvars context lives (borrowed slot,
+ * may hold NULL), for tasklet.context / set_context(). */
+PyObject **pystate_context_slot(pystate_saved *s);
+
+/* The C-level trace function of a suspended tasklet: when it is `expect`,
+ * replace it with (func, obj), stealing the reference to obj, and return 1;
+ * otherwise return 0 and leave obj to the caller. */
+int pystate_swap_saved_trace(pystate_saved *s, Py_tracefunc expect,
+                             Py_tracefunc func, PyObject *obj);
 #endif /* SLP_PYSTATE_H */

@@ -42,7 +42,7 @@ sched_thread_release(PyObject *capsule)
         PyErr_Clear();
         return;
     }
-    if (!_Py_IsFinalizing() && ts->current != NULL && sched_tls == ts) {
+    if (!slp_is_finalizing() && ts->current != NULL && sched_tls == ts) {
         /* The thread ends: its suspended tasklets get TaskletExit so their
          * finally blocks run (STACKLESS_API.md §6.6). */
         PyObject *exc, *val, *tb;
@@ -65,7 +65,7 @@ sched_thread_release(PyObject *capsule)
     ts->reg_next = ts->reg_prev = NULL;
     if (slp_st != NULL)
         wake_all_others(ts);
-    if (_Py_IsFinalizing() || ts->current == NULL)
+    if (slp_is_finalizing() || ts->current == NULL)
         return;
     Py_CLEAR(ts->inbox);
     while (ts->current->next != ts->current) {
@@ -409,7 +409,7 @@ sched_call_schedule_cb(sched_thread *ts, PyObject *prev, PyObject *next)
     res = PyObject_CallFunctionObjArgs(cb, prev, next, NULL);
     ts->in_callback = 0;
     if (res == NULL)
-        _PyErr_WriteUnraisableMsg("in scheduling callback", cb);
+        slp_write_unraisable_msg("in scheduling callback", cb);
     Py_XDECREF(res);
     Py_DECREF(cb);
     PyErr_Restore(exc, val, tb);
@@ -488,12 +488,12 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
-    /* The current cframe lives on the C stack the switch overwrites, and
-     * threads that read frames without the GIL (faulthandler's
-     * dump_traceback_later, a fatal-error dump) follow it at any moment:
-     * until the target's state is restored, it is the thread's root
-     * cframe, which has no frame. */
-    ts->tstate->cframe = &ts->tstate->root_cframe;
+    /* The head of the frame chain lives on the C stack the switch
+     * overwrites, and threads that read frames without the GIL
+     * (faulthandler's dump_traceback_later, a fatal-error dump) follow it
+     * at any moment: until the target's state is restored, the thread
+     * state points at no frame. */
+    pystate_park(ts->tstate);
     ts->call_sp = NULL;
     ts->current = next;
     ts->pending_decref = drop;
@@ -1069,7 +1069,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     ts->current = next;
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
-    ts->tstate->cframe = &ts->tstate->root_cframe;    /* as in a switch */
+    pystate_park(ts->tstate);               /* as in a switch */
     slp_exit(&ts->sw, &next->stack);
 }
 

@@ -820,7 +820,7 @@ static PyObject **
 context_slot(TaskletObject *t, sched_thread *ts)
 {
     if (tasklet_started(t) && !tasklet_is_current(t))
-        return &t->ps.context;
+        return pystate_context_slot(&t->ps);
     if (!tasklet_started(t))
         return &t->context;
     (void)ts;
@@ -983,7 +983,7 @@ tasklet_finalize(PyObject *self)
     sched_thread *ts;
     PyObject *exc, *val, *tb;
 
-    if (!tasklet_started(t) || (t->flags & TF_MAIN) || _Py_IsFinalizing())
+    if (!tasklet_started(t) || (t->flags & TF_MAIN) || slp_is_finalizing())
         return;
     ts = sched_peek();
     if (tasklet_ts(t) == NULL || ts == NULL || ts->current == t)

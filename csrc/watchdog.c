@@ -95,12 +95,9 @@ wd_remove_hook(sched_thread *ts)
             PyErr_Clear();
         Py_XDECREF(obj);
     }
-    else if (tasklet_started(t) && t->ps.tracefunc == wd_trace) {
-        /* suspended with the hook in its saved state */
-        Py_XSETREF(t->ps.traceobj, obj);
-        t->ps.tracefunc = func;
-    }
-    else {
+    else if (!(tasklet_started(t) &&
+               /* suspended with the hook in its saved state */
+               pystate_swap_saved_trace(&t->ps, wd_trace, func, obj))) {
         Py_XDECREF(obj);
     }
 }

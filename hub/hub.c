@@ -425,7 +425,7 @@ hub_thread_end(sched_thread *ts)
         hub_timer *tm = h->expired;
         h->expired = tm->next_expired;
         tm->queued = 0;
-        if (!_Py_IsFinalizing())
+        if (!slp_is_finalizing())
             Py_DECREF(tm);
     }
     hub_wait_release(h);

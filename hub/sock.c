@@ -18,17 +18,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* Modules/socketmodule.h of CPython 3.11 (checked against __basicsize__
- * at init). */
-typedef struct {
-    PyObject_HEAD
-    int sock_fd;
-    int sock_family;
-    int sock_type;
-    int sock_proto;
-    PyObject *(*errorhandler)(void);
-    int64_t sock_timeout;         /* _PyTime_t nanoseconds */
-} hub_sockobj;
+/* The socket object's layout is mirrored in compat.h (it changes between
+ * CPython versions; checked against __basicsize__ at init). */
+typedef slp_sockobj hub_sockobj;
 
 static PyTypeObject *SockType;    /* _socket.socket */
 static PyObject *StdConnectEx;    /* _socket.socket.connect_ex */
@@ -191,7 +183,7 @@ int_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i, int dflt,
         *out = dflt;
         return 0;
     }
-    *out = _PyLong_AsInt(args[i]);
+    *out = slp_long_as_int(args[i]);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
 
@@ -273,9 +265,9 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         a[i] = args[i];
     for (i = 0; i < nk; i++) {
         PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        int pos = _PyUnicode_EqualToASCIIString(k, "nbytes") ? 1 :
-                  _PyUnicode_EqualToASCIIString(k, "flags") ? 2 :
-                  _PyUnicode_EqualToASCIIString(k, "buffer") ? 0 : -1;
+        int pos = slp_unicode_eq_ascii(k, "nbytes") ? 1 :
+                  slp_unicode_eq_ascii(k, "flags") ? 2 :
+                  slp_unicode_eq_ascii(k, "buffer") ? 0 : -1;
         if (pos < 0 || a[pos] != NULL) {
             PyErr_SetString(PyExc_TypeError, "recv_into(): bad keyword argument");
             return NULL;
@@ -289,7 +281,7 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     c.flags = 0;
     if (a[2] != NULL) {
-        c.flags = _PyLong_AsInt(a[2]);
+        c.flags = slp_long_as_int(a[2]);
         if (c.flags == -1 && PyErr_Occurred())
             return NULL;
     }
@@ -604,7 +596,7 @@ connect_once(hub_sockobj *s, PyObject *addr)
         Py_XDECREF(resolved);
         if (r == NULL)
             return -1;
-        err = _PyLong_AsInt(r);
+        err = slp_long_as_int(r);
         Py_DECREF(r);
         if (err == -1 && PyErr_Occurred())
             return -1;

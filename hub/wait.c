@@ -303,7 +303,7 @@ py_wait_many(PyObject *m, PyObject *args)
     for (i = 0; i < nr + nw; i++) {
         PyObject *o = i < nr ? PyList_GET_ITEM(reads, i)
                              : PyList_GET_ITEM(writes, i - nr);
-        int fd = _PyLong_AsInt(o);
+        int fd = slp_long_as_int(o);
         if (fd == -1 && PyErr_Occurred())
             goto done;
         if (fd < 0) {
@@ -415,7 +415,7 @@ py_cancel_fd(PyObject *m, PyObject *arg)
     (void)m;
     if (ts == NULL)
         return NULL;
-    fd = _PyLong_AsInt(arg);
+    fd = slp_long_as_int(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
     return PyLong_FromLong(hub_cancel_fd(ts, fd));
