@@ -407,6 +407,24 @@ frame_slots(PyObject *callable)
     return 0;
 }
 
+/* Words of first data stack chunk for a tasklet that runs `callable`:
+ * one skipped slot (so CPython never frees our root chunk), the frame of a
+ * Python function and the one word CPython wants free beyond a frame; 0
+ * for a builtin (a blocked `tasklet(ch.receive)` has no Python frame at
+ * all: if it ever calls Python code, CPython allocates a chunk then, which
+ * the chunk cache recycles); room for a small frame when unknown.  Deeper
+ * calls get CPython's own chunks. */
+static size_t
+first_chunk_words(PyObject *callable)
+{
+    size_t slots = frame_slots(callable);
+    if (slots > 0)
+        return 1 + slots + 1;
+    if (PyCFunction_Check(callable))
+        return 0;
+    return 1 + 120;
+}
+
 
 /* ------------------------------------------------------------------------
  * Shim frames (3.12+).
@@ -559,17 +577,13 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
               PyObject *context)
 {
     saved_t *S = SAVED(s);
-    size_t slots = frame_slots(callable);
-    size_t words;
-    _PyStackChunk *st_chunk;
+    size_t words = first_chunk_words(callable);
+    _PyStackChunk *st_chunk = NULL;
     PyObject **st_top = NULL, **st_limit = NULL;
 
-    /* One skipped slot (so CPython never frees our root chunk), the frame,
-     * and a little room; deeper calls get CPython's own chunks, which the
-     * chunk cache recycles. */
-    words = 1 + (slots ? slots + 8 : 120);
-    st_chunk = slp_fault() ? NULL : (_PyStackChunk *)PyMem_Malloc(
-        (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
+    if (words > 0 && !slp_fault())
+        st_chunk = (_PyStackChunk *)PyMem_Malloc(
+            (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *));
     if (st_chunk != NULL) {
         st_chunk->previous = NULL;
         st_chunk->size = (CHUNK_HEADER_WORDS + words) * sizeof(PyObject *);

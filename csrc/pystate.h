@@ -13,7 +13,9 @@
  * Opaque outside pystate.c, whose version block defines the real layout
  * (checked at compile time to fit); the storage is inline in the tasklet so
  * that creating one costs no extra allocation. */
-#define PYSTATE_SAVED_WORDS 32
+/* The largest layout, in words: 19 on 3.11, 20 on 3.12, 18 on 3.13 (every
+ * word here is a word of every tasklet; pystate.c checks that it fits). */
+#define PYSTATE_SAVED_WORDS 20
 typedef struct pystate_saved {
     void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;

@@ -15,6 +15,7 @@ typedef struct hub_timer hub_timer;
 typedef struct {
     hub_wait *reader;
     hub_wait *writer;
+    int recv_waits;               /* sock.c: the last recv found no data */
 } hub_fdslot;
 
 typedef struct hub_state {
