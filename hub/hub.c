@@ -34,8 +34,12 @@ loop_acquire(struct ev_loop *loop)
 static void
 async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-    /* Only breaks the poll; whoever sent it queued the work. */
-    (void)loop; (void)w; (void)revents;
+    /* Breaks the poll; whoever sent it queued the work.  Lock waits
+     * granted by other threads end here, in their own thread. */
+    hub_state *h = ev_userdata(loop);
+    (void)w; (void)revents;
+    if (h->lock_done != NULL)
+        hub_lock_drain(h);
 }
 
 /* libev aborts the whole process when it cannot create the descriptor
@@ -385,6 +389,12 @@ hub_idle(sched_thread *ts)
     hub_state *h = ts->hub;
     if (h == NULL)
         return 0;
+    if (h->lock_done != NULL) {
+        /* lock waits granted by another thread (its sched_wake() ended
+         * the scheduler's wait for other threads) */
+        hub_lock_drain(h);
+        return 1;
+    }
     if (h->expired == NULL && h->nactive <= 0)
         return 0;               /* nothing could ever fire */
     if (h->expired == NULL)
@@ -399,6 +409,8 @@ void
 hub_maybe_poll(sched_thread *ts)
 {
     hub_state *h = ts->hub;
+    if (h != NULL && h->lock_done != NULL)
+        hub_lock_drain(h);
     if (h == NULL || h->nactive <= 0)
         return;
     /* A tasklet that keeps yielding must not starve I/O: poll without
@@ -512,7 +524,7 @@ hub_module_init(PyObject *module)
         return -1;
     if (hub_wait_module_init(module) < 0 || hub_sock_module_init(module) < 0)
         return -1;
-    if (hub_dns_module_init(module) < 0)
+    if (hub_dns_module_init(module) < 0 || hub_lock_module_init(module) < 0)
         return -1;
     slp_st->idle_hook = hub_idle;
     slp_st->thread_end_hook = hub_thread_end;

@@ -31,6 +31,7 @@ typedef struct hub_state {
     ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
+    struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
 } hub_state;
 
 /* One wait of a parked tasklet: lives on the heap (a tasklet's C stack is
@@ -78,6 +79,10 @@ int hub_wait_fd(sched_thread *ts, int fd, int events, double timeout);
 int hub_cancel_fd(sched_thread *ts, int fd);
 int hub_wait_module_init(PyObject *module);
 void hub_wait_release(hub_state *h);
+
+/* lock.c */
+int hub_lock_module_init(PyObject *module);
+void hub_lock_drain(hub_state *h);        /* after a poll, own thread */
 
 /* sock.c */
 int hub_sock_module_init(PyObject *module);

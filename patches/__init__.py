@@ -3,13 +3,16 @@
     from stackless_compat.patches import patch_all
     patch_all()            # first thing, on the main thread
 
-After patching, socket, time.sleep, select, selectors and ssl park the
-calling tasklet instead of blocking the thread; the hub (one libev loop
-per thread) wakes it.  Importing this package never patches anything.
+After patching, socket, time.sleep, select, selectors, ssl, threading's
+locks (and everything built on them: Condition, Event, Semaphore,
+Barrier, queue, Thread.join, concurrent.futures) park the calling tasklet
+instead of blocking the thread; the hub (one libev loop per thread) wakes
+it.  Importing this package never patches anything.
 
-``patch_all(socket=True, dns=True, time=True, select=True, ssl=True, ...)``
-and ``patch_socket()``, ``patch_dns()``, ``patch_time()``,
-``patch_select()``, ``patch_selectors()``, ``patch_ssl()`` are idempotent;
+``patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
+thread=True, ...)`` and ``patch_socket()``, ``patch_dns()``,
+``patch_time()``, ``patch_select()``, ``patch_selectors()``,
+``patch_ssl()``, ``patch_thread()`` are idempotent;
 ``get_original(module, name)`` returns what was there before;
 ``is_module_patched(name)`` / ``is_object_patched(module, name)`` tell.
 """
@@ -19,7 +22,8 @@ import threading
 import warnings
 
 __all__ = ["patch_all", "patch_socket", "patch_dns", "patch_time",
-           "patch_select", "patch_selectors", "patch_ssl", "get_original",
+           "patch_select", "patch_selectors", "patch_ssl", "patch_thread",
+           "get_original",
            "is_module_patched", "is_object_patched", "PatchWarning"]
 
 
@@ -52,8 +56,8 @@ def is_object_patched(module_name, item_name):
     return item_name in _saved.get(module_name, {})
 
 
-def _patch_item(module, name, value):
-    saved = _saved.setdefault(module.__name__, {})
+def _patch_item(module, name, value, key=None):
+    saved = _saved.setdefault(key or module.__name__, {})
     if name not in saved:
         saved[name] = getattr(module, name, None)
     setattr(module, name, value)
@@ -169,11 +173,38 @@ def patch_ssl():
     _patch_module("ssl", items=["SSLContext"])
 
 
+def patch_thread():
+    """Locks park tasklets: ``threading.Lock``/``RLock``/``_allocate_lock``,
+    ``_thread.allocate_lock``/``RLock``, ``queue.SimpleQueue``;
+    ``Thread.join()`` parks the joiner.  Threads stay real threads."""
+    if is_module_patched("thread"):
+        return
+    _check_thread("thread")
+    import _thread
+    import queue
+    from . import thread as ours
+    _warn_late("threading", ["Lock", "RLock"])
+    _patch_item(_thread, "allocate_lock", ours.allocate_lock)
+    _patch_item(_thread, "allocate", ours.allocate_lock)
+    _patch_item(_thread, "RLock", ours.RLock)
+    _patch_item(threading, "Lock", ours.Lock)
+    _patch_item(threading, "_allocate_lock", ours.allocate_lock)
+    _patch_item(threading, "_CRLock", ours.RLock)
+    for name, value in (("start", ours._start), ("join", ours._join),
+                        ("_bootstrap_inner", ours._bootstrap_inner)):
+        _patch_item(threading.Thread, name, value, key="threading.Thread")
+    _patch_item(queue, "SimpleQueue", ours.SimpleQueue)
+    _patched_modules.add("thread")
+    _patched_modules.add("queue")
+
+
 def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
-              **kwargs):
+              thread=True, **kwargs):
     """Patch the stdlib so blocking calls park tasklets.  Idempotent:
-    calling it again only adds.  Unknown keywords (os, subprocess,
-    signal, queue, thread: later issues) are accepted and ignored."""
+    calling it again only adds.  Unknown keywords are accepted and
+    ignored (gevent's names, for drop-in calls)."""
+    if thread:
+        patch_thread()
     if time:
         patch_time()
     if socket:
