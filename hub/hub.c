@@ -397,11 +397,15 @@ hub_idle(sched_thread *ts)
     }
     if (h->expired == NULL && h->nactive <= 0)
         return 0;               /* nothing could ever fire */
+    h->polling = 1;
     if (h->expired == NULL)
         ev_run(h->loop, EVRUN_ONCE);
     h->last_poll = ev_now(h->loop);
-    if (after_poll(ts, h) < 0)
+    if (after_poll(ts, h) < 0) {
+        h->polling = 0;
         return -1;
+    }
+    h->polling = 0;
     return 1;
 }
 
@@ -503,7 +507,38 @@ hub_info(PyObject *m, PyObject *unused)
                          "iterations", (int)ev_iteration(h->loop));
 }
 
+/* os.register_at_fork(after_in_child=...): the forking thread's loop
+ * gets fresh kernel state (epoll set, wake-up fd) before its next poll.
+ * (c-ares channels re-create themselves when the pid changed.) */
+static PyObject *
+hub_after_fork(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_peek();
+    (void)m; (void)unused;
+    if (ts != NULL && ts->hub != NULL)
+        ev_loop_fork(((hub_state *)ts->hub)->loop);
+    Py_RETURN_NONE;
+}
+
+/* True while this thread's scheduler is choosing what to run next (the
+ * idle poll, where a signal handler runs from): Python code there must
+ * not switch (patches/signal.py starts a tasklet instead). */
+static PyObject *
+hub_in_scheduler(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_peek();
+    hub_state *h;
+    (void)m; (void)unused;
+    if (ts == NULL)
+        Py_RETURN_FALSE;
+    h = ts->hub;
+    return PyBool_FromLong(ts->parking || ts->in_callback ||
+                           (h != NULL && h->polling));
+}
+
 static PyMethodDef hub_methods[] = {
+    {"_hub_after_fork", hub_after_fork, METH_NOARGS, NULL},
+    {"_hub_in_scheduler", hub_in_scheduler, METH_NOARGS, NULL},
     {"sleep", hub_sleep, METH_O,
      "sleep(seconds): park the current tasklet; 0 is schedule()."},
     {"_hub_info", hub_info, METH_NOARGS, NULL},

@@ -32,6 +32,7 @@ typedef struct hub_state {
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
     struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
+    int polling;                  /* in the idle poll or right after it */
 } hub_state;
 
 /* One wait of a parked tasklet: lives on the heap (a tasklet's C stack is

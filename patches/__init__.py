@@ -23,6 +23,7 @@ import warnings
 
 __all__ = ["patch_all", "patch_socket", "patch_dns", "patch_time",
            "patch_select", "patch_selectors", "patch_ssl", "patch_thread",
+           "patch_os", "patch_subprocess", "patch_signal",
            "get_original",
            "is_module_patched", "is_object_patched", "PatchWarning"]
 
@@ -145,8 +146,8 @@ def patch_select():
         _warn_late("select", ["select", "poll"])
         mod = _patch_module("select")
         # Readiness APIs the hub does not provide go away, so that
-        # libraries fall back to the patched select/poll (as gevent does).
-        for name in ("epoll", "devpoll", "kqueue", "kevent"):
+        # libraries fall back to the patched select/poll/epoll.
+        for name in ("devpoll", "kqueue", "kevent"):
             if hasattr(mod, name):
                 _patch_item(mod, name, None)
                 delattr(mod, name)
@@ -157,7 +158,7 @@ def patch_selectors():
     if is_module_patched("selectors"):
         return
     mod = _patch_module("selectors")
-    for name in ("EpollSelector", "DevpollSelector", "KqueueSelector"):
+    for name in ("DevpollSelector", "KqueueSelector"):
         if hasattr(mod, name):
             _patch_item(mod, name, None)
             delattr(mod, name)
@@ -198,13 +199,52 @@ def patch_thread():
     _patched_modules.add("queue")
 
 
+def patch_os():
+    """os.waitpid/os.wait park the tasklet (pidfd); os.read/os.write park
+    it on blocking pipes; the hub is reset in a forked child."""
+    if is_module_patched("os"):
+        return
+    _check_thread("os")
+    import os
+    _patch_module("os")
+    from stackless_compat import _stackless
+    os.register_at_fork(after_in_child=_stackless._hub_after_fork)
+
+
+def patch_subprocess():
+    """Popen.wait()/communicate() and run()/call()/check_output() park the
+    tasklet (needs patch_os(), which it applies)."""
+    patch_os()
+    if is_module_patched("subprocess"):
+        return
+    _check_thread("subprocess")
+    import subprocess
+    from . import subprocess as ours
+    _patch_module("subprocess")
+    _patch_item(subprocess.Popen, "_wait", ours._wait, key="subprocess.Popen")
+
+
+def patch_signal():
+    """signal.signal handlers run in a tasklet of their own."""
+    if is_module_patched("signal"):
+        return
+    _check_thread("signal")
+    _patch_module("signal")
+
+
 def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
-              thread=True, **kwargs):
+              thread=True, os=True, subprocess=True, signal=True, **kwargs):
     """Patch the stdlib so blocking calls park tasklets.  Idempotent:
     calling it again only adds.  Unknown keywords are accepted and
     ignored (gevent's names, for drop-in calls)."""
     if thread:
         patch_thread()
+    if os:
+        patch_os()
+    if subprocess:
+        patch_subprocess()
+    if signal:
+        patch_signal()
     if time:
         patch_time()
     if socket:
