@@ -398,8 +398,10 @@ hub_idle(sched_thread *ts)
     if (h->expired == NULL && h->nactive <= 0)
         return 0;               /* nothing could ever fire */
     h->polling = 1;
+    h->soon_pos = NULL;
     if (h->expired == NULL)
         ev_run(h->loop, EVRUN_ONCE);
+    h->soon_pos = NULL;
     h->last_poll = ev_now(h->loop);
     if (after_poll(ts, h) < 0) {
         h->polling = 0;
@@ -425,9 +427,66 @@ hub_maybe_poll(sched_thread *ts)
     if (ev_time() - h->last_poll < 1e-3)
         return;
     h->keep_gil = 1;
+    h->soon_pos = NULL;
     ev_run(h->loop, EVRUN_NOWAIT);
+    h->soon_pos = NULL;
     h->keep_gil = 0;
     h->last_poll = ev_now(h->loop);
+}
+
+int
+hub_poll_fair(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h == NULL)
+        return 0;
+    hub_maybe_poll(ts);
+    if (h->expired != NULL)
+        return deliver_expired(ts, h);
+    return 0;
+}
+
+void
+hub_run_soon(hub_state *h, TaskletObject *t)
+{
+    sched_thread *ts = h->ts;
+    TaskletObject *pos = h->soon_pos != NULL ? h->soon_pos : ts->current;
+    TaskletObject *ref;
+    if (!(t->flags & TF_IN_RING) || !(pos->flags & TF_IN_RING) ||
+        t == ts->current || t == pos)
+        return;
+    if (pos->next != t) {
+        ref = ring_remove(ts, t);
+        ring_insert_after(ts, pos, t);
+        Py_DECREF(ref);     /* ring_insert_after took its own */
+    }
+    h->soon_pos = t;
+    h->soon_count++;
+}
+
+int
+hub_fair_point(void)
+{
+    sched_thread *ts = sched_peek();
+    hub_state *h;
+    unsigned long before;
+    PyObject *r;
+    if (ts == NULL || (h = ts->hub) == NULL || h->nactive <= 0)
+        return 0;
+    if (ev_time() - h->last_poll < 1e-3)
+        return 0;
+    before = h->soon_count;
+    if (hub_poll_fair(ts) < 0)
+        return -1;
+    if (h->soon_count == before || ts->current->next == ts->current ||
+        (ts->current->flags & TF_ATOMIC) || ts->switch_trap ||
+        ts->in_callback)
+        return 0;
+    r = sched_schedule(ts, Py_None, 0);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
 }
 
 static void

@@ -153,6 +153,8 @@ lock_timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     /* Granted meanwhile by another thread (not yet drained): it owns the
      * lock, the timeout came too late. */
     waiter_finish(w, w->granted ? Py_True : Py_False);
+    if (!w->granted)
+        hub_run_soon(w->h, w->t);
 }
 
 static void
