@@ -23,7 +23,7 @@ import warnings
 
 __all__ = ["patch_all", "patch_socket", "patch_dns", "patch_time",
            "patch_select", "patch_selectors", "patch_ssl", "patch_thread",
-           "patch_os", "patch_subprocess", "patch_signal",
+           "patch_os", "patch_subprocess", "patch_signal", "patch_drivers",
            "get_original",
            "is_module_patched", "is_object_patched", "PatchWarning"]
 
@@ -232,8 +232,28 @@ def patch_signal():
     _patch_module("signal")
 
 
+def patch_drivers():
+    """The installed C database drivers wait on the hub: psycopg2 (a wait
+    callback) and psycopg 3 (its wait functions); see patches/pg.py.
+    A driver that is not installed is left alone."""
+    import importlib.util
+    from . import pg
+    for name, patch in (("psycopg2", pg.patch_psycopg2),
+                        ("psycopg", pg.patch_psycopg)):
+        if is_module_patched(name):
+            continue
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if found:
+            patch()
+            _patched_modules.add(name)
+
+
 def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
-              thread=True, os=True, subprocess=True, signal=True, **kwargs):
+              thread=True, os=True, subprocess=True, signal=True,
+              drivers=True, **kwargs):
     """Patch the stdlib so blocking calls park tasklets.  Idempotent:
     calling it again only adds.  Unknown keywords are accepted and
     ignored (gevent's names, for drop-in calls)."""
@@ -255,6 +275,8 @@ def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
         patch_select()
     if ssl:
         patch_ssl()
+    if drivers:
+        patch_drivers()
     _flush_warnings()
     return True
 
