@@ -393,16 +393,13 @@ lock_repr(LockObject *self)
                                 Py_TYPE(self)->tp_name, self);
 }
 
+/* allocate_lock(): the type itself cannot be instantiated, as
+ * _thread.lock cannot. */
 static PyObject *
-lock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+py_allocate_lock(PyObject *m, PyObject *unused)
 {
-    LockObject *self;
-    if (PyTuple_GET_SIZE(args) != 0 || (kwds != NULL && PyDict_GET_SIZE(kwds))) {
-        PyErr_SetString(PyExc_TypeError, "lock() takes no arguments");
-        return NULL;
-    }
-    self = (LockObject *)type->tp_alloc(type, 0);
-    return (PyObject *)self;
+    (void)m; (void)unused;
+    return Lock_Type->tp_alloc(Lock_Type, 0);
 }
 
 static void
@@ -448,7 +445,6 @@ static PyMemberDef lock_members[] = {
 };
 
 static PyType_Slot lock_slots[] = {
-    {Py_tp_new, lock_new},
     {Py_tp_dealloc, lock_dealloc},
     {Py_tp_repr, lock_repr},
     {Py_tp_methods, lock_methods},
@@ -461,7 +457,13 @@ static PyType_Slot lock_slots[] = {
 
 static PyType_Spec lock_spec = {
     "stackless_compat.lock", sizeof(LockObject), 0,
-    Py_TPFLAGS_DEFAULT, lock_slots
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, lock_slots
+};
+
+static PyMethodDef lock_module_methods[] = {
+    {"allocate_lock", py_allocate_lock, METH_NOARGS,
+     "allocate_lock() -> lock: a new cooperative lock."},
+    {NULL, NULL, 0, NULL}
 };
 
 int
@@ -469,6 +471,8 @@ hub_lock_module_init(PyObject *module)
 {
     Lock_Type = (PyTypeObject *)PyType_FromSpec(&lock_spec);
     if (Lock_Type == NULL)
+        return -1;
+    if (PyModule_AddFunctions(module, lock_module_methods) < 0)
         return -1;
     return PyModule_AddObjectRef(module, "lock", (PyObject *)Lock_Type);
 }

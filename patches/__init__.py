@@ -188,7 +188,7 @@ def patch_thread():
     _patch_item(_thread, "allocate_lock", ours.allocate_lock)
     _patch_item(_thread, "allocate", ours.allocate_lock)
     _patch_item(_thread, "RLock", ours.RLock)
-    _patch_item(threading, "Lock", ours.Lock)
+    _patch_item(threading, "Lock", ours.allocate_lock)
     _patch_item(threading, "_allocate_lock", ours.allocate_lock)
     _patch_item(threading, "_CRLock", ours.RLock)
     for name, value in (("start", ours._start), ("join", ours._join),

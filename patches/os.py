@@ -9,13 +9,15 @@ tasklet sleeps on its hub in growing naps (1 to 20 ms) between
 ``WNOHANG`` checks.  ``WNOHANG`` calls are passed through.
 
 ``read``/``write`` park the tasklet while a *blocking* pipe, FIFO,
-socket or character device has nothing to read / no room; non-blocking
-fds and regular files keep the stdlib's behaviour exactly (EAGAIN is the
+socket or character device open in that direction has nothing to read /
+no room; non-blocking fds, regular files and fds not open for that
+direction keep the stdlib's behaviour exactly (EAGAIN, EBADF are the
 caller's business).  A blocking write larger than PIPE_BUF goes out in
 PIPE_BUF pieces, each after the fd is writable, so it never blocks the
 thread; it returns once everything is written, as the stdlib's does.
 """
 import errno as _errno
+import fcntl as _fcntl_mod
 import os as _os
 import select as _select
 import stat as _stat
@@ -30,7 +32,8 @@ _wait = _os.wait
 _read = _os.read
 _write = _os.write
 _fstat = _os.fstat
-_get_blocking = _os.get_blocking
+_fcntl = _fcntl_mod.fcntl
+_F_GETFL = _fcntl_mod.F_GETFL
 _pidfd_open = getattr(_os, "pidfd_open", None)
 _close = _os.close
 _WNOHANG = _os.WNOHANG
@@ -82,10 +85,15 @@ def wait():
     return waitpid(-1, 0)
 
 
-def _waitable(fd):
-    """A blocking fd where read/write can block: pipe, socket, tty."""
+def _waitable(fd, writing):
+    """A blocking fd, open in that direction, where read/write can block:
+    pipe, socket, tty (anything else: the stdlib's call as it is)."""
     try:
-        if not _get_blocking(fd):
+        fl = _fcntl(fd, _F_GETFL)
+        if fl & _os.O_NONBLOCK:
+            return False
+        acc = fl & _os.O_ACCMODE
+        if acc != _os.O_RDWR and acc != (_os.O_WRONLY if writing else _os.O_RDONLY):
             return False
         return _stat.S_IFMT(_fstat(fd).st_mode) in _WAITABLE
     except (OSError, TypeError, ValueError, OverflowError):
@@ -100,14 +108,14 @@ def _ready(fd, events):
 
 def read(fd, n):
     """os.read parking the tasklet while a blocking pipe is empty."""
-    if _waitable(fd) and not _ready(fd, _POLLIN):
+    if _waitable(fd, False) and not _ready(fd, _POLLIN):
         _wait_read(fd)
     return _read(fd, n)
 
 
 def write(fd, data):
     """os.write parking the tasklet while a blocking pipe is full."""
-    if not _waitable(fd):
+    if not _waitable(fd, True):
         return _write(fd, data)
     view = memoryview(data).cast("B")
     if len(view) <= _PIPE_BUF:

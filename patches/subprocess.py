@@ -80,6 +80,11 @@ def _open(file, mode="r", buffering=-1, *args, **kwargs):
     if (not isinstance(file, int) or args or kwargs or
             mode not in ("rb", "wb")):
         return _io.open(file, mode, buffering, *args, **kwargs)
+    if buffering == 1:
+        import warnings
+        warnings.warn("line buffering (buffering=1) isn't supported in "
+                      "binary mode, the default buffer size will be used",
+                      RuntimeWarning, 2)
     raw = PipeIO(file, mode[0])
     if buffering == 0:
         return raw

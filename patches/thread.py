@@ -22,15 +22,10 @@ from stackless_compat import _stackless
 
 __all__ = ["Lock", "RLock", "allocate_lock"]
 
-Lock = _stackless.lock
-LockType = Lock
-
-
-def allocate_lock():
-    """A new cooperative lock (``_thread.allocate_lock`` when patched)."""
-    return Lock()
-
-
+LockType = _stackless.lock
+#: a new cooperative lock (``threading.Lock``, ``_thread.allocate_lock``
+#: when patched); the type, like ``_thread.lock``, cannot be instantiated
+allocate_lock = Lock = _stackless.allocate_lock
 allocate = allocate_lock
 _getcurrent = _stackless.getcurrent
 _sleep = _stackless.sleep

@@ -30,7 +30,7 @@ from zmq import *  # noqa: F401,F403  (the namespace this module stands for)
 
 from stackless_compat import _stackless
 
-_Lock = _stackless.lock
+_Lock = _stackless.allocate_lock
 _wait_read = _stackless.wait_read
 _wait_many = _stackless._wait_many
 _tasklet = _stackless.tasklet

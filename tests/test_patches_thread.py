@@ -268,14 +268,20 @@ def test_patch_state():
 import _thread
 import stackless_compat.patches as p
 assert p.is_module_patched("thread") and p.is_module_patched("queue")
-assert threading.Lock is sl._stackless.lock
-assert type(threading.Lock()) is type(_thread.allocate_lock())
+assert threading.Lock is sl._stackless.allocate_lock
+assert type(threading.Lock()) is type(_thread.allocate_lock()) is sl._stackless.lock
+try:
+    sl._stackless.lock()
+except TypeError:
+    pass
+else:
+    raise AssertionError("the lock type must not be instantiable")
 assert type(threading.RLock()).__module__ == "stackless_compat.patches.thread"
 assert p.get_original("threading", "Lock") is p.get_original("_thread", "allocate_lock")
 assert queue.SimpleQueue.__name__ == "SimpleQueue"
 assert p.get_original("threading.Thread", "join").__module__ == "threading"
 patch_all()
-assert threading.Lock is sl._stackless.lock
+assert threading.Lock is sl._stackless.allocate_lock
 print("ok")
 """)
     assert out.strip() == "ok"
