@@ -232,23 +232,64 @@ def patch_signal():
     _patch_module("signal")
 
 
-def patch_drivers():
-    """The installed C database drivers wait on the hub: psycopg2 (a wait
-    callback) and psycopg 3 (its wait functions); see patches/pg.py.
-    A driver that is not installed is left alone."""
-    import importlib.util
-    from . import pg
-    for name, patch in (("psycopg2", pg.patch_psycopg2),
-                        ("psycopg", pg.patch_psycopg)):
-        if is_module_patched(name):
-            continue
+class _AfterImport:
+    """A meta-path finder that runs a patch function right after a module
+    is first imported (so patch_all() imports no driver itself)."""
+
+    def __init__(self):
+        self.hooks = {}         # module name: patch function
+
+    def find_spec(self, name, path=None, target=None):
+        if name not in self.hooks:
+            return None
+        import importlib.util
+        sys.meta_path.remove(self)
         try:
-            found = importlib.util.find_spec(name) is not None
-        except (ImportError, ValueError):
-            found = False
-        if found:
-            patch()
-            _patched_modules.add(name)
+            spec = importlib.util.find_spec(name)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, hook = spec.loader, self.hooks.pop(name)
+        exec_module = loader.exec_module
+
+        def exec_and_patch(module):
+            exec_module(module)
+            hook()
+        spec.loader = type("_PatchingLoader", (), {
+            "create_module": staticmethod(loader.create_module),
+            "exec_module": staticmethod(exec_and_patch)})()
+        if not self.hooks:
+            sys.meta_path.remove(self)
+        return spec
+
+
+_after_import = _AfterImport()
+
+
+def _when_imported(name, hook):
+    if name in sys.modules:
+        hook()
+        return
+    _after_import.hooks[name] = hook
+    if _after_import not in sys.meta_path:
+        sys.meta_path.insert(0, _after_import)
+
+
+def patch_drivers():
+    """The C database drivers wait on the hub: psycopg2 (a wait callback)
+    and psycopg 3 (its wait functions); see patches/pg.py.  A driver
+    already imported is patched now, the others right after their first
+    import (patching imports none of them)."""
+    from . import pg
+    for name, module, patch in (("psycopg2", "psycopg2.extensions",
+                                 pg.patch_psycopg2),
+                                ("psycopg", "psycopg.waiting",
+                                 pg.patch_psycopg)):
+        if name in _patched_modules:
+            continue
+        _patched_modules.add(name)
+        _when_imported(module, patch)
 
 
 def patch_all(socket=True, dns=True, time=True, select=True, ssl=True,

@@ -96,13 +96,18 @@ import stackless_compat as sl
 def test_psycopg_c_build_and_patch_state(pg_dsn):
     _need("psycopg")
     out = _run("""
+import sys
+print("psycopg" in sys.modules, "psycopg2" in sys.modules)  # not imported by patching
 import psycopg, psycopg.waiting as w
 import stackless_compat.patches as p
 from stackless_compat.patches import pg
 print(psycopg.pq.__impl__, w.wait is pg.psycopg_wait,
       w.wait_conn is pg.psycopg_wait_conn, p.is_module_patched("psycopg"))
+import psycopg2.extensions
+print(psycopg2.extensions.get_wait_callback() is pg.psycopg2_wait_callback)
 """)
-    assert out.split() == ["binary", "True", "True", "True"]
+    assert out.split() == ["False", "False", "binary", "True", "True", "True",
+                           "True"]
 
 
 def test_psycopg2_kill_mid_query_cancels(pg_dsn):

@@ -522,3 +522,60 @@ sl.set_schedule_callback(None)
 print(got)
 """)
     assert out.strip() == "[True]"
+
+
+def test_lock_stress_threads_tasklets_timeouts_kills():
+    """4 threads x 8 tasklets contend for one lock with random timeouts
+    while some waiters are killed from other threads: mutual exclusion
+    holds, every acquire that returned True is released, and at the end
+    nobody waits and the lock is free."""
+    out = run("""
+import random
+lock = threading.Lock()
+state = {"inside": 0, "bad": 0, "ok": 0, "timeouts": 0, "killed": 0}
+tasklets = []
+tl = threading.Lock()      # cooperative too; guards the tasklets list
+def worker(seed):
+    rnd = random.Random(seed)
+    try:
+        for _ in range(60):
+            if lock.acquire(timeout=rnd.choice([-1, 0.001, 0.01, 0.05])):
+                try:
+                    state["inside"] += 1
+                    if state["inside"] != 1:
+                        state["bad"] += 1
+                    if rnd.random() < 0.5:
+                        time.sleep(0.0005)
+                    state["ok"] += 1
+                finally:
+                    state["inside"] -= 1
+                    lock.release()
+            else:
+                state["timeouts"] += 1
+            if rnd.random() < 0.3:
+                time.sleep(0)
+    except TaskletExit:
+        state["killed"] += 1
+        raise
+def thread_main(n):
+    ts = [sl.tasklet(worker)(n * 100 + i) for i in range(8)]
+    with tl:
+        tasklets.extend(ts)
+    while any(t.alive for t in ts):
+        time.sleep(0.005)
+ths = [threading.Thread(target=thread_main, args=(n,)) for n in range(4)]
+for th in ths:
+    th.start()
+rnd = random.Random(1)
+for _ in range(6):
+    time.sleep(0.02)
+    with tl:
+        victims = [t for t in tasklets if t.alive]
+    if victims:
+        rnd.choice(victims).kill()
+for th in ths:
+    th.join()
+print(state["bad"], state["inside"], lock.locked(), lock._nwaiters,
+      state["ok"] > 100, state["killed"] <= 6)
+""", timeout=120)
+    assert out.strip() == "0 0 False 0 True True"
