@@ -503,6 +503,7 @@ hub_thread_end(sched_thread *ts)
         if (!_Py_IsFinalizing())
             Py_DECREF(tm);
     }
+    hub_lock_thread_end(h);
     hub_wait_release(h);
     hub_dns_release(h);
     ev_async_stop(h->loop, &h->async);

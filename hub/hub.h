@@ -32,6 +32,7 @@ typedef struct hub_state {
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
     struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
+    struct lock_waiter *lock_waits; /* lock.c: every lock wait of the thread */
     int polling;                  /* in the idle poll or right after it */
     TaskletObject *soon_pos;      /* during a poll: where the last timer
                                      wake-up went (hub_run_soon) */
@@ -100,6 +101,7 @@ void hub_wait_release(hub_state *h);
 /* lock.c */
 int hub_lock_module_init(PyObject *module);
 void hub_lock_drain(hub_state *h);        /* after a poll, own thread */
+void hub_lock_thread_end(hub_state *h);   /* before the hub is freed */
 
 /* sock.c */
 int hub_sock_module_init(PyObject *module);

@@ -38,6 +38,8 @@ struct lock_waiter {
     LockObject *lock;           /* borrowed, while queued */
     lock_waiter *next, *prev;   /* in lock's FIFO */
     lock_waiter *dnext;         /* in h->lock_done */
+    lock_waiter *wnext, *wprev; /* in h->lock_waits while not finished */
+    LockObject *target;         /* borrowed: the lock waited for */
     int queued;                 /* in the lock's FIFO */
     int in_done;                /* in h->lock_done */
     int granted;                /* the lock was handed to it */
@@ -101,6 +103,15 @@ waiter_stop(lock_waiter *w)
         w->counted = 0;
         w->h->nactive--;
     }
+    if (!w->finished) {
+        if (w->wprev != NULL)
+            w->wprev->wnext = w->wnext;
+        else
+            w->h->lock_waits = w->wnext;
+        if (w->wnext != NULL)
+            w->wnext->wprev = w->wprev;
+        w->wnext = w->wprev = NULL;
+    }
     w->finished = 1;
 }
 
@@ -143,6 +154,24 @@ hub_lock_drain(hub_state *h)
         w->in_done = 0;
         waiter_finish(w, Py_True);
     }
+}
+
+static void lock_release_impl(LockObject *self);
+
+/* The thread ends with waits still registered (a tasklet that survived
+ * the thread's kill, or interpreter exit): no release may reach them any
+ * more; a lock already handed to one of them is passed on. */
+void
+hub_lock_thread_end(hub_state *h)
+{
+    while (h->lock_waits != NULL) {
+        lock_waiter *w = h->lock_waits;
+        int granted = w->granted;
+        waiter_stop(w);
+        if (granted)
+            lock_release_impl(w->target);
+    }
+    h->lock_done = NULL;
 }
 
 static void
@@ -251,7 +280,12 @@ lock_acquire_impl(LockObject *self, int blocking, double timeout)
     w->ts = ts;
     w->h = h;
     w->lock = self;
+    w->target = self;
     w->queued = 1;
+    w->wnext = h->lock_waits;
+    if (h->lock_waits != NULL)
+        h->lock_waits->wprev = w;
+    h->lock_waits = w;
     w->prev = self->tail;
     if (self->tail != NULL)
         self->tail->next = w;

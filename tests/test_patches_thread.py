@@ -579,3 +579,30 @@ print(state["bad"], state["inside"], lock.locked(), lock._nwaiters,
       state["ok"] > 100, state["killed"] <= 6)
 """, timeout=120)
     assert out.strip() == "0 0 False 0 True True"
+
+
+def test_waiter_left_behind_by_its_ending_thread():
+    """A tasklet that swallows every TaskletExit is still waiting for a lock
+    when its thread ends (the scheduler gives up killing it): its wait is
+    dropped with the thread's hub, so a later release from the main thread
+    reaches nothing that is gone and the lock is simply free."""
+    out = run("""
+lock = threading.Lock(); lock.acquire()
+n = [0]
+def stubborn():
+    while True:
+        try:
+            lock.acquire()
+            lock.release()
+            return
+        except TaskletExit:
+            n[0] += 1
+def th():
+    sl.tasklet(stubborn)()
+    sl.schedule()
+t = threading.Thread(target=th); t.start(); t.join()
+print(n[0] > 0, lock._nwaiters)
+lock.release()
+print(lock.locked(), lock.acquire(timeout=0.1))
+""")
+    assert out.splitlines() == ["True 0", "False True"]
