@@ -478,9 +478,11 @@ hub_fair_point(void)
     before = h->soon_count;
     if (hub_poll_fair(ts) < 0)
         return -1;
+    /* never from inside the scheduler (a finalizer doing I/O while it
+     * picks the next tasklet), atomic, a switch_trap or the callback */
     if (h->soon_count == before || ts->current->next == ts->current ||
         (ts->current->flags & TF_ATOMIC) || ts->switch_trap ||
-        ts->in_callback)
+        ts->in_callback || ts->parking || h->polling)
         return 0;
     r = sched_schedule(ts, Py_None, 0);
     if (r == NULL)
