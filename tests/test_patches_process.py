@@ -2,6 +2,9 @@
 epoll, against real child processes and real signals.  The scenarios run
 under patch_all() (tasklets), beside the unpatched stdlib (threads) and
 gevent (greenlets)."""
+import subprocess
+import sys
+
 import pytest
 
 import helpers
@@ -304,3 +307,45 @@ th.start(); th.join()
 print(res)
 """)
     assert out.splitlines() == ["True 4", "[6]"]
+
+
+def test_multiprocessing_fork_pool_and_join(tmp_path):
+    """multiprocessing with fork under patch_all(): the children inherit a
+    hub reset by the at-fork hook, Pool.map's result pipes and
+    Process.join() (os.waitpid on a pidfd) park only the tasklet."""
+    script = tmp_path / "mp_prog.py"
+    script.write_text('''
+from stackless_compat.patches import patch_all
+patch_all()
+import multiprocessing as mp, time
+import stackless_compat as sl
+def sq(x):
+    time.sleep(0.1)
+    return x * x
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    ticks = [0]
+    done = [False]
+    res = []
+    def tick():
+        while not done[0]:
+            time.sleep(0.005)
+            ticks[0] += 1
+    def main():
+        with mp.Pool(4) as p:
+            res.append(p.map(sq, range(8)))
+        pr = mp.Process(target=time.sleep, args=(0.2,))
+        pr.start()
+        pr.join()
+        res.append(pr.exitcode)
+        done[0] = True
+    sl.tasklet(tick)()
+    sl.tasklet(main)()
+    sl.run()
+    print(res, ticks[0] >= 20)
+''')
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True,
+                          text=True, timeout=helpers.scaled(120),
+                          env=helpers.child_env(), stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, helpers.describe(proc)
+    assert proc.stdout.strip() == "[[0, 1, 4, 9, 16, 25, 36, 49], 0] True"
