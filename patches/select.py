@@ -3,9 +3,9 @@
 select and poll first ask the real call with a zero timeout (so EBADF, POLLNVAL and
 ready fds come out exactly as the stdlib reports them), then park on the
 hub until one fd is ready or the timeout passes, and ask again.
-``epoll`` is the real epoll object (a subclass) whose ``poll()`` asks with
-a zero timeout, then parks until the epoll fd itself is readable (it is
-once any registered fd has an event) and asks again."""
+``epoll`` wraps a real epoll object (the type cannot be subclassed); its
+``poll()`` asks with a zero timeout, then parks until the epoll fd itself
+is readable (it is once any registered fd has an event) and asks again."""
 import select as _stdselect
 import time as _time
 
