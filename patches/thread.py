@@ -13,7 +13,9 @@ top of a cooperative Semaphore.
 Threads stay real OS threads (each has its own scheduler, as in
 Stackless).  ``Thread.join()`` parks the joining tasklet until the
 thread's Python code has ended, then waits for the interpreter to let go
-of the thread state (a few microseconds) in 0.5 ms naps of the tasklet.
+of the thread state (a few microseconds) in 0.5 ms naps of the tasklet;
+a thread started before patching has no end event: its joiner naps on
+the hub (1 to 20 ms) between ``is_alive()`` checks.
 """
 import _thread
 import threading
@@ -121,13 +123,23 @@ def _bootstrap_inner(self):
 
 def _join(self, timeout=None):
     done = getattr(self, "_slp_done", None)
-    if (done is None or not self._started.is_set() or
-            self is threading.current_thread()):
-        # the stdlib's errors and the threads it started before patching
-        return _orig_join(self, timeout)
+    if not self._started.is_set() or self is threading.current_thread():
+        return _orig_join(self, timeout)        # the stdlib's errors
     if timeout is not None:
         import time
         deadline = time.monotonic() + max(timeout, 0)
+    if done is None:
+        # started before patching: no event to park on; nap on the hub
+        nap = 0.001
+        while self.is_alive():
+            if timeout is not None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                nap = min(nap, remaining)
+            _sleep(nap)
+            nap = min(nap * 2, 0.02)
+        return _orig_join(self, 0)
     if not done.wait(timeout):
         return
     # The thread's code is over; the interpreter releases its state next.

@@ -606,3 +606,30 @@ lock.release()
 print(lock.locked(), lock.acquire(timeout=0.1))
 """)
     assert out.splitlines() == ["True 0", "False True"]
+
+
+def test_join_of_a_thread_started_before_patching():
+    proc = helpers.run_py("""
+import threading, time
+early = threading.Thread(target=time.sleep, args=(1.5,))
+early.start()
+from stackless_compat.patches import patch_all
+patch_all()
+import stackless_compat as sl
+ticks = [0]
+def ticker():
+    while early.is_alive():
+        time.sleep(0.005)
+        ticks[0] += 1
+res = []
+def joiner():
+    early.join(0.05)
+    res.append(early.is_alive())
+    early.join()
+    res.append(early.is_alive())
+sl.tasklet(ticker)(); sl.tasklet(joiner)()
+sl.run()
+print(res, ticks[0] >= 10)
+""")
+    assert proc.returncode == 0, helpers.describe(proc)
+    assert proc.stdout.strip() == "[True, False] True"
