@@ -3,16 +3,21 @@
     from stackless_compat.patches import patch_all
     patch_all()            # first thing, on the main thread
 
-After patching, socket, time.sleep, select, selectors, ssl, threading's
-locks (and everything built on them: Condition, Event, Semaphore,
-Barrier, queue, Thread.join, concurrent.futures) park the calling tasklet
-instead of blocking the thread; the hub (one libev loop per thread) wakes
-it.  Importing this package never patches anything.
+After patching, socket, time.sleep, select (epoll too), selectors, ssl,
+threading's locks (and everything built on them: Condition, Event,
+Semaphore, Barrier, queue, Thread.join, concurrent.futures), os.waitpid
+and os.read/os.write on pipes, subprocess and the C PostgreSQL drivers
+park the calling tasklet instead of blocking the thread; the hub (one
+libev loop per thread) wakes it.  Signal handlers that fire while the
+scheduler polls get a tasklet of their own.  Importing this package
+never patches anything.
 
 ``patch_all(socket=True, dns=True, time=True, select=True, ssl=True,
-thread=True, ...)`` and ``patch_socket()``, ``patch_dns()``,
-``patch_time()``, ``patch_select()``, ``patch_selectors()``,
-``patch_ssl()``, ``patch_thread()`` are idempotent;
+thread=True, os=True, subprocess=True, signal=True, drivers=True)`` and
+``patch_socket()``, ``patch_dns()``, ``patch_time()``, ``patch_select()``,
+``patch_selectors()``, ``patch_ssl()``, ``patch_thread()``,
+``patch_os()``, ``patch_subprocess()``, ``patch_signal()``,
+``patch_drivers()`` are idempotent;
 ``get_original(module, name)`` returns what was there before;
 ``is_module_patched(name)`` / ``is_object_patched(module, name)`` tell.
 """
@@ -225,7 +230,8 @@ def patch_subprocess():
 
 
 def patch_signal():
-    """signal.signal handlers run in a tasklet of their own."""
+    """signal.signal handlers that fire while the scheduler polls run in
+    a tasklet of their own (patches/signal.py)."""
     if is_module_patched("signal"):
         return
     _check_thread("signal")
