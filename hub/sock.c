@@ -78,6 +78,8 @@ sock_io_ex(hub_sockobj *s, int writing, io_fn fn, void *ctx,
            double *deadline, int flags, int wait_first)
 {
     sched_thread *ts = NULL;
+    if (hub_fair_point() < 0)       /* due timers first (hub.c) */
+        return -1;
     if (s->sock_timeout == 0 || (flags & MSG_DONTWAIT))
         wait_first = 0;
     for (;;) {
