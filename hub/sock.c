@@ -69,6 +69,8 @@ sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
         int flags)
 {
     sched_thread *ts = NULL;
+    if (hub_fair_point() < 0)       /* due timers first (hub.c) */
+        return -1;
     for (;;) {
         ssize_t n = fn(s->sock_fd, ctx);
         int err, r;

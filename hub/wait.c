@@ -103,7 +103,8 @@ timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     hub_wait *w = (hub_wait *)((char *)tw - offsetof(hub_wait, timer));
     (void)loop; (void)revents;
     wait_stop(w);
-    sched_unpark(w->t, Py_NewRef(Py_False));
+    if (sched_unpark(w->t, Py_NewRef(Py_False)) == 0)
+        hub_run_soon(w->h, w->t);
 }
 
 static void
@@ -121,6 +122,10 @@ hub_wait_fd(sched_thread *ts, int fd, int events, double timeout)
     PyObject *r;
     int ready;
     if (h == NULL)
+        return -1;
+    /* Others are runnable: let due timers and ready fds join them first
+     * (without this, the hub polled only once the queue ran dry). */
+    if (ts->current->next != ts->current && hub_poll_fair(ts) < 0)
         return -1;
     if (fd >= 0) {
         hub_wait **slot;

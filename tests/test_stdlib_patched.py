@@ -1,4 +1,5 @@
-"""CPython's own socket/select/ssl/http suites under patch_all().
+"""CPython's own socket/select/ssl/http, threading/queue and
+subprocess/signal suites under patch_all().
 
 Each module of the interpreter's ``test`` package runs in its own child
 process through tests/stdlib/run_patched.py (patch_all() first, then the
@@ -50,8 +51,12 @@ SUBSETS = {
         "SimpleBackgroundTests", "ThreadedTests", "TestPostHandshakeAuth",
         "TestEnumerations",
     ],
+    "test_threading": None,
+    "test_queue": None,
+    "test_subprocess": None,
+    "test_signal": None,
 }
-TIMEOUT = {"test_socket": 600, "test_ssl": 600}   # per module, seconds
+TIMEOUT = {"test_socket": 600, "test_ssl": 600, "test_subprocess": 600}   # per module, seconds
 
 _summary = []
 
