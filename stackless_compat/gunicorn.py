@@ -198,11 +198,19 @@ class TaskletWorker(AsyncWorker):
             if t.alive:
                 t.kill()
         self._acceptors = []
-        for s in self.sockets:
-            try:
-                s.close()
-            except OSError:
-                pass
+        try:
+            self._drain()
+        finally:
+            # Closed only now: connections being served still ask their
+            # listener for its name.  The master keeps its copy open, and
+            # connections not accepted yet wait there for the new workers.
+            for s in self.sockets:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def _drain(self):
         if self._quit:
             self._kill_all()
             self.cfg.worker_int(self)
