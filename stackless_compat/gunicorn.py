@@ -244,25 +244,36 @@ class TaskletWorker(AsyncWorker):
     # -- connections ------------------------------------------------------
 
     def _accept_loop(self, listener):
+        # The listener is non-blocking and this loop waits for it: after
+        # each wake-up it takes at most a batch of connections, and with
+        # several workers on one listening socket a small one, so that a
+        # burst of connections spreads over the workers instead of going
+        # to the first one awake.
+        listener.settimeout(0.0)
+        batch = 32 if self.cfg.workers > 1 else 256
         while self.alive:
-            if len(self._conns) >= self.worker_connections:
-                self._slot.receive()
-                continue
-            try:
-                client, addr = listener.accept()
-            except OSError as e:
-                if not self.alive:
-                    return
-                if e.errno in _ACCEPT_RETRY:
-                    continue
-                if e.errno in _ACCEPT_BACKOFF:
-                    self.log.warning("accept() failed: %s", e)
-                    _hub.sleep(0.1)
-                    continue
-                raise
-            t = _slp.tasklet(self._serve)
-            self._conns[t] = _Conn(t)
-            t(listener, client, addr)
+            _hub.wait_read(listener)
+            for _ in range(batch):
+                if len(self._conns) >= self.worker_connections:
+                    self._slot.receive()
+                    break
+                try:
+                    client, addr = listener.accept()
+                except BlockingIOError:
+                    break
+                except OSError as e:
+                    if not self.alive:
+                        return
+                    if e.errno in _ACCEPT_RETRY:
+                        continue
+                    if e.errno in _ACCEPT_BACKOFF:
+                        self.log.warning("accept() failed: %s", e)
+                        _hub.sleep(0.1)
+                        break
+                    raise
+                t = _slp.tasklet(self._serve)
+                self._conns[t] = _Conn(t)
+                t(listener, client, addr)
 
     def _serve(self, listener, client, addr):
         me = _slp.getcurrent()
