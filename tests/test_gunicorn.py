@@ -342,3 +342,18 @@ def test_flask_app(upstream):
         finally:
             conn.close()
         assert all(r == (200, "ok 1.0") for r in (f.result() for f in slow))
+
+
+@pytest.mark.timeout(240)
+def test_lobby_deployment_example():
+    # examples/lobby_deploy.py: redis-server + gunicorn (4 workers of ours) +
+    # a Celery worker with our pool, checked end to end (README "Deployment")
+    pytest.importorskip("celery", reason="needs the [serve] extra")
+    root = os.path.dirname(SERVE_DIR.rsplit(os.sep, 1)[0])
+    proc = subprocess.run([sys.executable, os.path.join(root, "examples", "lobby_deploy.py"),
+                           "--workers", "4", "--listeners", "40"],
+                          capture_output=True, text=True, timeout=scaled(200),
+                          env=child_env(), cwd=root)
+    assert proc.returncode == 0, (proc.stdout, proc.stderr[-3000:])
+    assert "lobby deploy: OK" in proc.stdout
+    assert "4 gunicorn workers" in proc.stdout
