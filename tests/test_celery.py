@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from helpers import ROOT, child_env, scaled
+from helpers import ROOT, child_env, describe, run_py, scaled
 
 pytest.importorskip("celery", reason="needs the [serve] extra: pip install -e '.[serve]'")
 pytest.importorskip("redis", reason="needs the [serve] extra: pip install -e '.[serve]'")
@@ -305,3 +305,39 @@ def test_kill_9_loses_only_what_the_ack_rules_say(redis_url, late):
             assert lost == ["PENDING"] * len(in_flight)
     assert set(driver(redis_url, "smembers", "slp:%s:done" % tag)) == (
         set(range(n)) if late else set(range(n)) - in_flight)
+
+
+def test_tasklet_timer_for_loops_without_a_hub():
+    # The pool's Timer (used by Celery when the transport has no event
+    # loop): entries wait in tasklets; call_after, call_repeatedly, cancel,
+    # errors to on_error, clear().
+    proc = run_py("""
+        import time
+        from stackless_compat.celery import Timer
+        import stackless_compat as stackless
+        from stackless_compat.hub import sleep
+        errors, seen = [], []
+        t = Timer(on_error=errors.append)
+        t0 = time.monotonic()
+        t.call_after(0.05, lambda: seen.append(("after", round(time.monotonic() - t0, 2))))
+        rep = t.call_repeatedly(0.02, lambda: seen.append("tick"))
+        gone = t.call_after(0.03, lambda: seen.append("cancelled one"))
+        t.cancel(gone)
+        t.call_after(0.01, lambda: 1 / 0)
+        assert len(t) >= 3
+        sleep(0.15)
+        t.cancel(rep)
+        n = seen.count("tick")
+        sleep(0.06)
+        assert seen.count("tick") == n, seen
+        assert 4 <= n <= 8, seen
+        assert "cancelled one" not in seen
+        after = [x for x in seen if isinstance(x, tuple)]
+        assert len(after) == 1 and 0.04 <= after[0][1] < 0.5, seen
+        assert len(errors) == 1 and isinstance(errors[0], ZeroDivisionError), errors
+        t.call_after(10, lambda: seen.append("never"))
+        t.clear()
+        assert len(t) == 0 and stackless.getruncount() == 1
+        print("ok")
+    """, env={"PYTHONPATH": SERVE_DIR})
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", describe(proc)

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import child_env, scaled
+from helpers import ROOT, child_env, scaled
 
 pytest.importorskip("gunicorn", reason="needs the [serve] extra: pip install -e '.[serve]'")
 
@@ -349,7 +349,7 @@ def test_lobby_deployment_example():
     # examples/lobby_deploy.py: redis-server + gunicorn (4 workers of ours) +
     # a Celery worker with our pool, checked end to end (README "Deployment")
     pytest.importorskip("celery", reason="needs the [serve] extra")
-    root = os.path.dirname(SERVE_DIR.rsplit(os.sep, 1)[0])
+    root = ROOT
     proc = subprocess.run([sys.executable, os.path.join(root, "examples", "lobby_deploy.py"),
                            "--workers", "4", "--listeners", "40"],
                           capture_output=True, text=True, timeout=scaled(200),

@@ -10,7 +10,6 @@
 """
 import os
 import socket
-import time
 from urllib.parse import parse_qs
 
 _state = {"active": 0, "max_active": 0}
