@@ -1215,13 +1215,12 @@ tasklet_get_nesting_level(PyObject *self, void *c)
 static PyObject *
 tasklet_get_restorable(PyObject *self, void *c)
 {
-    TaskletObject *t = T(self);
-    PyObject *n;
+    /* Stackless's rule: no C state it could not restore.  Pickling
+     * (csrc/pyframe.c) goes by the frames themselves: it also resumes some
+     * calls made through C (__enter__, __exit__) and refuses what it cannot
+     * rebuild with a PicklingError that names the frame. */
+    PyObject *n = tasklet_get_nesting_level(self, c);
     long v;
-    if (tasklet_ts(t) != NULL && tasklet_started(t) && !(t->flags & TF_MAIN))
-        return PyBool_FromLong(pyframe_restorable(
-            t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
-    n = tasklet_get_nesting_level(self, c);
     if (n == NULL)
         return NULL;
     v = PyLong_AsLong(n);
@@ -1551,7 +1550,7 @@ static PyGetSetDef tasklet_getset[] = {
     {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
     {"blocked", tasklet_get_blocked, NULL, "waiting on a channel", NULL},
     {"scheduled", tasklet_get_scheduled, NULL, "runnable or blocked", NULL},
-    {"restorable", tasklet_get_restorable, NULL, "its frames can be pickled", NULL},
+    {"restorable", tasklet_get_restorable, NULL, "no C state Stackless could not restore (nesting_level == 0)", NULL},
     {"atomic", tasklet_get_atomic, NULL, "not pre-empted", NULL},
     {"ignore_nesting", tasklet_get_ignore_nesting, NULL, NULL, NULL},
     {"block_trap", tasklet_get_block_trap, tasklet_set_block_trap,

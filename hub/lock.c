@@ -207,7 +207,7 @@ static int
 can_park(sched_thread *ts)
 {
     if (ts->switch_trap || ts->in_callback ||
-        (ts->current->flags & TF_BLOCK_TRAP) || _Py_IsFinalizing())
+        (ts->current->flags & TF_BLOCK_TRAP) || slp_is_finalizing())
         return 0;
     return 1;
 }

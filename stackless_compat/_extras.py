@@ -417,10 +417,6 @@ def _patch_types():
     tasklet.__reduce__ = _tasklet_reduce
     tasklet.__reduce_ex__ = _tasklet_reduce_ex
     tasklet.__setstate__ = _tasklet_setstate
-    c_restorable = tasklet.restorable
-    tasklet.restorable = property(
-        lambda self: _pickle.restorable(self, c_restorable.__get__(self)),
-        doc="its frames can be pickled (stackless_compat/_pickle.py)")
     channel.__reduce__ = _channel_reduce
     channel.__reduce_ex__ = _channel_reduce_ex
     channel.__setstate__ = _channel_setstate
