@@ -437,7 +437,7 @@ wd_timer_main(void *unused)
     }
     for (;;) {
         sched_thread *ts, *fire[16];
-        int nfire = 0, i;
+        int nfire = 0, i, failed;
         long long used, sleep_ns = WD_MAX_SLEEP_NS;
         /* the budgets are CPU time, the sleep wall-clock time, which runs
          * at least as fast: the timer never wakes late, sometimes early
@@ -466,20 +466,24 @@ wd_timer_main(void *unused)
             }
         }
         PyThread_release_lock(wd_lock);
+        failed = 0;
         for (i = 0; i < nfire; i++) {
             ts = fire[i];
             if (pyhook_finalizing() ||
                 pyhook_poke(ts->tstate, wd_poked, ts) < 0) {
+                /* (a full pending-call queue): retry in 1 ms -- never at
+                 * once, this thread may have a real-time priority */
                 __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
-                if (sleep_ns > 1000000LL)
-                    sleep_ns = 1000000LL;   /* retry in 1 ms */
+                failed = 1;
             }
             PyThread_acquire_lock(wd_lock, 1);
             ts->wd_poking--;
             PyThread_release_lock(wd_lock);
         }
-        if (nfire > 0)
-            continue;
+        if (failed)
+            sleep_ns = 1000000LL;
+        else if (nfire > 0)
+            continue;           /* work out the next sleep */
         if (sleep_ns < 1000)
             sleep_ns = 1000;
         PyThread_acquire_lock_timed(wd_sleep, (sleep_ns + 999) / 1000, 0);
