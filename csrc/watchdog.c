@@ -437,7 +437,7 @@ wd_timer_main(void *unused)
     }
     for (;;) {
         sched_thread *ts, *fire[16];
-        int nfire = 0, i;
+        int nfire = 0, i, failed;
         long long used, sleep_ns = WD_MAX_SLEEP_NS;
         /* the budgets are CPU time, the sleep wall-clock time, which runs
          * at least as fast: the timer never wakes late, sometimes early
@@ -466,29 +466,105 @@ wd_timer_main(void *unused)
             }
         }
         PyThread_release_lock(wd_lock);
+        failed = 0;
         for (i = 0; i < nfire; i++) {
             ts = fire[i];
             if (pyhook_finalizing() ||
                 pyhook_poke(ts->tstate, wd_poked, ts) < 0) {
+                /* (a full pending-call queue): retry in 1 ms -- never at
+                 * once, this thread may have a real-time priority */
                 __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
-                if (sleep_ns > 1000000LL)
-                    sleep_ns = 1000000LL;   /* retry in 1 ms */
+                failed = 1;
             }
             PyThread_acquire_lock(wd_lock, 1);
             ts->wd_poking--;
             PyThread_release_lock(wd_lock);
         }
-        if (nfire > 0)
-            continue;
+        if (failed)
+            sleep_ns = 1000000LL;
+        else if (nfire > 0)
+            continue;           /* work out the next sleep */
         if (sleep_ns < 1000)
             sleep_ns = 1000;
         PyThread_acquire_lock_timed(wd_sleep, (sleep_ns + 999) / 1000, 0);
     }
 }
 
+static int wd_start_timer(void);
+
+/* os.register_at_fork(after_in_child=...): the timer thread did not survive
+ * the fork, and its locks may have been held; a timed watchdog armed in the
+ * forking thread goes on in the child with a new timer. */
+static PyObject *
+wd_after_fork_child(PyObject *self, PyObject *unused)
+{
+    sched_thread *ts = sched_peek();
+    clockid_t clk;
+    (void)self;
+    (void)unused;
+    wd_lock = NULL;             /* the old ones are left behind */
+    wd_sleep = NULL;
+    wd_list = NULL;
+    wd_timer_running = 0;
+    wd_stop = 0;
+    if (ts == NULL || ts->wd_caller == NULL || ts->wd_counted)
+        Py_RETURN_NONE;
+    ts->wd_next = NULL;
+    ts->wd_poking = 0;
+    ts->wd_fired = 0;
+    if (pthread_getcpuclockid(pthread_self(), &clk) != 0 ||
+        wd_start_timer() < 0) {
+        PyErr_Clear();
+        Py_RETURN_NONE;
+    }
+    ts->wd_clock = (int)clk;
+    ts->wd_start_ns = ts->wd_t_stamp = wall_ns();
+    ts->wd_t_cpu_start = ts->wd_t_look_cpu = own_cpu_ns();
+    PyThread_acquire_lock(wd_lock, 1);
+    wd_list = ts;
+    PyThread_release_lock(wd_lock);
+    PyThread_release_lock(wd_sleep);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef wd_fork_def = {
+    "_watchdog_after_fork", wd_after_fork_child, METH_NOARGS, NULL};
+
+static int
+wd_register_at_fork(void)
+{
+    static int done;
+    PyObject *os, *fn, *reg, *args, *kw, *r = NULL;
+    if (done)
+        return 0;
+    os = PyImport_ImportModule("os");
+    if (os == NULL)
+        return -1;
+    reg = PyObject_GetAttrString(os, "register_at_fork");
+    Py_DECREF(os);
+    if (reg == NULL)
+        return -1;
+    fn = PyCFunction_New(&wd_fork_def, NULL);
+    args = PyTuple_New(0);
+    kw = fn != NULL ? Py_BuildValue("{sO}", "after_in_child", fn) : NULL;
+    if (args != NULL && kw != NULL)
+        r = PyObject_Call(reg, args, kw);
+    Py_XDECREF(fn);
+    Py_XDECREF(args);
+    Py_XDECREF(kw);
+    Py_DECREF(reg);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    done = 1;
+    return 0;
+}
+
 static int
 wd_start_timer(void)
 {
+    if (wd_register_at_fork() < 0)
+        return -1;
     if (wd_lock == NULL) {
         wd_lock = PyThread_allocate_lock();
         wd_sleep = PyThread_allocate_lock();

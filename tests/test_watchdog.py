@@ -5,8 +5,10 @@ repeatable counts; larger budgets are CPU time, so those tests assert
 "interrupted", never when.
 """
 
+import os
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -585,3 +587,33 @@ def test_timed_interrupt_in_another_thread_with_its_own_trace():
     th.join(30)
     assert not th.is_alive()
     assert box == {"r": True, "trace": True}
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
+def test_timed_watchdog_in_a_forked_child():
+    # the timer thread is started in the parent first; the child needs its own
+    t = stackless.tasklet(spin)()
+    assert stackless.run(TIMED) is t
+    t.kill()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            c = stackless.tasklet(spin)()
+            code = 0 if stackless.run(TIMED) is c else 2
+            c.kill()
+        finally:
+            os._exit(code)
+    end = time.monotonic() + scaled(30)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        if time.monotonic() > end:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            raise AssertionError("the child's watchdog never fired")
+        time.sleep(0.01)
+    assert os.waitstatus_to_exitcode(status) == 0
