@@ -221,22 +221,11 @@ mod_get_thread_info(PyObject *m, PyObject *args)
             return NULL;
     }
     if (flags & (1L << 31)) {
-        PyObject *wd;
-        if (ts == NULL || !ts->run_called || ts->watchdogs == NULL) {
-            wd = Py_NewRef(Py_None);
-        }
-        else {
-            Py_ssize_t i, n = PyList_GET_SIZE(ts->watchdogs);
-            wd = PyList_New(n + 1);
-            if (wd != NULL) {
-                PyObject *irq = ts->wd_caller ? (PyObject *)ts->wd_caller
-                                              : Py_None;
-                PyList_SET_ITEM(wd, 0, Py_NewRef(irq));
-                for (i = 0; i < n; i++)
-                    PyList_SET_ITEM(wd, i + 1, Py_NewRef(
-                        PyList_GET_ITEM(ts->watchdogs, i)));
-            }
-        }
+        /* the list itself, as Stackless gives it (tests keep it and
+         * watch it change) */
+        PyObject *wd = ts == NULL || !ts->run_called || ts->watchdogs == NULL
+                           ? Py_None : ts->watchdogs;
+        Py_INCREF(wd);
         if (wd == NULL) {
             Py_DECREF(res);
             return NULL;

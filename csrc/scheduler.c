@@ -210,7 +210,11 @@ sched_create(void)
     PyThread_acquire_lock(ts->wake_lock, 1);
     ts->tstate = PyThreadState_Get();
     ts->thread_id = PyThread_get_thread_ident();
-    ts->watchdogs = PyList_New(0);
+    /* Stackless's layout: item 0 is the interrupt watchdog (the run(timeout)
+     * caller) or None, then the run() callers, innermost last */
+    ts->watchdogs = PyList_New(1);
+    if (ts->watchdogs != NULL)
+        PyList_SET_ITEM(ts->watchdogs, 0, Py_NewRef(Py_None));
     if (ts->watchdogs == NULL) {
         PyMem_RawFree(ts);
         return NULL;
@@ -291,7 +295,7 @@ watchdog_remove(sched_thread *ts, TaskletObject *t)
 {
     Py_ssize_t i = PyList_GET_SIZE(ts->watchdogs);
     t->flags &= ~TF_WATCHDOG;
-    while (--i >= 0) {
+    while (--i >= 1) {          /* item 0 is the interrupt slot */
         if (PyList_GET_ITEM(ts->watchdogs, i) == (PyObject *)t) {
             PyObject *exc, *val, *tb;
             PyErr_Fetch(&exc, &val, &tb);
@@ -309,9 +313,19 @@ static TaskletObject *
 wakeup_target(sched_thread *ts)
 {
     Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
-    if (n > 0)
+    if (n > 1)
         return (TaskletObject *)PyList_GET_ITEM(ts->watchdogs, n - 1);
     return ts->main;
+}
+
+/* A run() caller t is made runnable (by the scheduler or by hand, e.g.
+ * t.run()): it leaves the watchdog list, and the run() callers nested
+ * inside it go back to the run queue, as in Stackless. */
+static void
+revive_watchdog(sched_thread *ts, TaskletObject *t)
+{
+    sched_release_inner_watchdogs(ts, t);
+    watchdog_remove(ts, t);
 }
 
 /* Put t, which is not in the ring, right after pos; a watchdog leaves the
@@ -334,7 +348,7 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
             Py_DECREF(t);
         }
         if (t->flags & TF_WATCHDOG)
-            watchdog_remove(ts, t);
+            revive_watchdog(ts, t);
         return;
     }
     /* The channel's (or the park) reference keeps t alive until the ring
@@ -358,7 +372,7 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
         ring_insert_after(ts, pos, t);
     }
     if (t->flags & TF_WATCHDOG)
-        watchdog_remove(ts, t);
+        revive_watchdog(ts, t);
 }
 
 /* The interrupt watchdog w is revived while run() calls nested inside it
@@ -368,7 +382,7 @@ void
 sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w)
 {
     Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
-    while (n > 0) {
+    while (n > 1) {
         TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->watchdogs,
                                                              n - 1);
         if (t == w)
@@ -478,6 +492,14 @@ sched_resumed(sched_thread *ts, TaskletObject *self)
     Py_XDECREF(drop);
     if (ts->wd_caller != NULL)
         wd_resumed(ts);
+}
+
+/* The watchdog list's interrupt slot (item 0). */
+static void
+set_interrupt_slot(sched_thread *ts, TaskletObject *t)
+{
+    PyList_SetItem(ts->watchdogs, 0,
+                   Py_NewRef(t != NULL ? (PyObject *)t : Py_None));
 }
 
 /* Run `next` (already in the ring, or the revived/blocked bookkeeping
@@ -758,37 +780,39 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
                    threadblock) < 0)
             return NULL;
         armed = 1;
+        set_interrupt_slot(ts, cur);
     }
     if (cur->next == cur) {
         /* nothing runnable yet: wait for the hub's waits (and, with
          * threadblock, for other threads) */
         next = pick_after_leave(ts);
         if (next == NULL || next == cur) {
-            if (armed)
+            if (armed) {
                 wd_disarm(ts);
+                set_interrupt_slot(ts, NULL);
+            }
             if (next == NULL)
                 return NULL;
             Py_RETURN_NONE;
         }
     }
     if (PyList_Append(ts->watchdogs, (PyObject *)cur) < 0) {
-        if (armed)
+        if (armed) {
             wd_disarm(ts);
+            set_interrupt_slot(ts, NULL);
+        }
         return NULL;
     }
     cur->flags |= TF_WATCHDOG;
     next = cur->next;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
-    if (cur->flags & TF_WATCHDOG) {
-        /* woken by hand (run() of this tasklet) while run() calls nested
-         * in it still wait: those go back to the run queue, as Stackless
-         * pops them when the outer run() resumes */
-        sched_release_inner_watchdogs(ts, cur);
-        watchdog_remove(ts, cur);
-    }
-    if (armed)
+    if (cur->flags & TF_WATCHDOG)
+        revive_watchdog(ts, cur);   /* woken by hand (cur.run()) */
+    if (armed) {
         wd_disarm(ts);
+        set_interrupt_slot(ts, NULL);
+    }
     if (res == NULL)
         return NULL;
     if (Tasklet_Check(res))

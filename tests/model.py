@@ -180,6 +180,20 @@ class Model:
                 del self.watchdogs[i]
                 return
 
+    def _revive_watchdog(self, t):
+        # a run() caller made runnable (or woken by hand): the run() callers
+        # nested inside it go back to the run queue, before the current
+        # tasklet (Stackless's run_watchdog), then it leaves the list
+        while self.watchdogs and self.watchdogs[-1] is not t:
+            u = self.watchdogs[-1]
+            if not any(x is u for x in self.ring) and not u.blocked:
+                cur = self.current
+                pos = self.ring[self._index(cur) - 1]
+                self._make_runnable_after(pos, u)
+            else:
+                self._watchdog_remove(u)
+        self._watchdog_remove(t)
+
     def _unblock(self, t):
         ch = t.channel
         ch.queue.remove(t)
@@ -191,7 +205,7 @@ class Model:
             self._unblock(t)
         self._insert_after(pos, t)
         if t.watchdog:
-            self._watchdog_remove(t)
+            self._revive_watchdog(t)
 
     # -- creating tasklets and channels -----------------------------------------
     def tasklet(self, name, body):
@@ -273,7 +287,7 @@ class Model:
             yield from self._switch(nxt)
         finally:
             if cur.watchdog:
-                self._watchdog_remove(cur)
+                self._revive_watchdog(cur)
         return None
 
     # -- channels (§4.3) --------------------------------------------------------

@@ -298,3 +298,26 @@ def test_runner_traceback_is_the_programs_own(tmp_path):
     assert got.stderr.replace("prog.py", "X") == \
         want.stderr.replace("plain.py", "X"), (got.stderr, want.stderr)
     assert "runpy" not in got.stderr and "__main__.py" not in got.stderr
+
+
+def test_run_caller_woken_by_hand_releases_inner_run_callers():
+    # as in Stackless: when a run() caller is woken by hand (t.run()), the
+    # run() callers nested inside it go back to the run queue
+    done = []
+    live = None
+
+    def wakeup():
+        stackless.main.run()
+        done.append("wakeup")
+
+    def runner():
+        stackless.tasklet(wakeup)()
+        stackless.run()
+        done.append("runner")
+
+    r = stackless.tasklet(runner)()
+    stackless.run()
+    live = stackless.get_thread_info(-1, 1 << 31)[3]
+    assert live == [None] and r.scheduled
+    stackless.run()
+    assert sorted(done) == ["runner", "wakeup"] and not r.alive

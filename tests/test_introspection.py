@@ -146,11 +146,22 @@ def test_thread_info_serials_and_watchdog_list():
     lists = []
 
     def g():
-        lists.append(stackless.get_thread_info(-1, 1 << 31)[3])
+        lists.append(list(stackless.get_thread_info(-1, 1 << 31)[3]))
+    live = stackless.get_thread_info(-1, 1 << 31)[3]
     stackless.tasklet(g)()
     stackless.run()
     assert lists == [[None, stackless.main]]
-    assert stackless.get_thread_info(-1, 1 << 31)[3] == [None]
+    # the list itself, as Stackless gives it: it changes in place
+    assert stackless.get_thread_info(-1, 1 << 31)[3] is live
+    assert live == [None]
+
+    # a run(timeout) caller is item 0 (the interrupt watchdog) meanwhile
+    def h():
+        lists.append(list(live))
+    lists.clear()
+    stackless.tasklet(h)()
+    stackless.run(1000000)
+    assert lists == [[stackless.main, stackless.main]] and live == [None]
 
 
 def test_cframe_placeholder():
