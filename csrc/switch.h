@@ -45,7 +45,7 @@ struct slp_stack {
  * return: it ends with slp_exit(). */
 typedef void (*slp_entry_fn)(slp_thread *th);
 
-#define SLP_SITES 8
+#define SLP_SITES 16
 
 struct slp_thread {
     slp_stack *current;     /* the running context */
