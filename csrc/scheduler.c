@@ -431,7 +431,9 @@ sched_call_schedule_cb(sched_thread *ts, PyObject *prev, PyObject *next)
     PyErr_Restore(exc, val, tb);
 }
 
-int
+/* Not inlined: its return address names the call site whose switch depth
+ * the switch core learns (slp_reserve_switch). */
+SLP_NOINLINE int
 sched_check_switch(sched_thread *ts)
 {
     char here;

@@ -31,6 +31,9 @@
 
 #include "platform/select.h"
 
+/* The most bytes below a reservation's estimate a measurement may count (a
+ * stale estimate from another frame gives nonsense); SLP_SLACK_FIRST
+ * (switch.h) is what a site assumes before its first switch. */
 #define SLP_SLACK_MAX 4096
 
 extern int slp_switch_raw(char *(*save)(void *, char *),
@@ -294,10 +297,6 @@ slp_stack_size(const slp_stack *s)
 
 int slp_fault_countdown;
 
-/* Bytes below a reservation's estimate assumed before any switch was seen,
- * and the most a measurement may count (a stale estimate from another
- * frame gives nonsense). */
-#define SLP_SLACK_FIRST 256
 
 int
 slp_stack_reserve(slp_stack *s, size_t bytes)
@@ -320,24 +319,17 @@ slp_stack_reserve(slp_stack *s, size_t bytes)
 }
 
 int
-slp_reserve_switch(slp_thread *th, char *here, char *stop, const void *key)
+slp_find_site(slp_thread *th, const void *key)
 {
-    slp_stack *s = th->current;
-    size_t slack;
     int i;
     for (i = 0; i < SLP_SITES - 1; i++) {
         if (th->sites[i].key == key)
-            break;
+            return i;
         if (th->sites[i].key == NULL) {
             th->sites[i].key = key;
-            break;
+            return i;
         }
     }
     /* the last entry is shared by every site beyond the table */
-    slack = th->sites[i].slack ? th->sites[i].slack : SLP_SLACK_FIRST;
-    th->mark = here;
-    th->mark_site = i;
-    if (stop == NULL || stop == SLP_STOP_TOP || stop <= here)
-        return 0;
-    return slp_stack_reserve(s, (size_t)(stop - here) + slack);
+    return SLP_SITES - 1;
 }

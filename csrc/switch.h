@@ -45,7 +45,7 @@ struct slp_stack {
  * return: it ends with slp_exit(). */
 typedef void (*slp_entry_fn)(slp_thread *th);
 
-#define SLP_SITES 8
+#define SLP_SITES 16
 
 struct slp_thread {
     slp_stack *current;     /* the running context */
@@ -59,6 +59,7 @@ struct slp_thread {
     struct {                /* most bytes seen below an estimate, per call */
         const void *key;    /* site (a return address) */
         size_t slack;
+        unsigned int samples;   /* switches measured (the first few) */
     } sites[SLP_SITES];
 };
 
@@ -129,6 +130,30 @@ SLP_HIDDEN int slp_stack_reserve(slp_stack *s, size_t bytes);
  * is sized to its slice rather than padded.  A switch that goes deeper
  * than ever seen grows the copy in the save step.
  * Returns 0, or -1 when out of memory. */
-SLP_HIDDEN int slp_reserve_switch(slp_thread *th, char *here, char *stop,
-                                  const void *key);
+SLP_HIDDEN int slp_find_site(slp_thread *th, const void *key);
+#define SLP_SLACK_FIRST 256
+#define SLP_SITE_SAMPLES 64
+
+static inline int
+slp_reserve_switch(slp_thread *th, char *here, char *stop, const void *key)
+{
+    int i = th->mark_site;              /* most switches repeat the last site */
+    size_t bytes;
+    if (th->sites[i].key != key)
+        i = slp_find_site(th, key);
+    th->mark_site = i;
+    /* measure a site's first switches only: its depth below the estimate
+     * is fixed by its code (a deeper one grows the copy in the save) */
+    if (th->sites[i].samples < SLP_SITE_SAMPLES) {
+        th->sites[i].samples++;
+        th->mark = here;
+    }
+    if (stop == NULL || stop == SLP_STOP_TOP || stop <= here)
+        return 0;
+    bytes = (size_t)(stop - here) +
+            (th->sites[i].slack ? th->sites[i].slack : SLP_SLACK_FIRST);
+    if (bytes <= th->current->capacity)
+        return 0;
+    return slp_stack_reserve(th->current, bytes);
+}
 #endif /* SLP_SWITCH_H */
