@@ -171,15 +171,36 @@ def test_2000_io_tasks_at_concurrency_500(redis_url):
     spans = [(v[1], v[2]) for _, v in out]
     assert all(e - s >= 0.099 for s, e in spans)
     overlap = max_overlap(spans)
-    # --concurrency bounds the tasklets.  How full the pool gets depends on
-    # how fast the worker takes messages in (one BRPOP per message): 500 on
-    # a quiet machine, about half of that on a loaded one.
-    assert 200 <= overlap <= 500, overlap
+    # --concurrency bounds the tasklets.  How full the pool gets here
+    # depends on how fast the worker takes messages in (one BRPOP and
+    # Celery's per-task work each, on one core): 400-500 on a quiet
+    # machine, 150-250 on a loaded one (the next test fills it for sure).
+    assert 100 <= overlap <= 500, overlap
     task_time = max(e for _, e in spans) - min(s for s, _ in spans)
-    # 2000 / 500 * 0.1 s = 0.4 s if intake were free; 4-5 s measured on a
+    # 2000 / 500 * 0.1 s = 0.4 s if intake were free; 4-11 s measured on a
     # loaded 2-core machine (-P gevent: 8-10 s); the bound is generous.
-    assert task_time < scaled(30.0), task_time
+    assert task_time < scaled(40.0), task_time
     print("task time %.3f s, max concurrency %d" % (task_time, overlap))
+
+
+@pytest.mark.timeout(300)
+def test_concurrency_bound_is_reached_and_kept(redis_url):
+    # 700 tasks of 6 s at -c 500: the first 500 run at once (intake needs
+    # far less than 6 s), the other 200 wait for free slots
+    q = _queue()
+    ids = driver(redis_url, "publish", q, "io_wait", 700, '["$i", 6.0]')
+    with Worker(redis_url, q, 500) as w:
+        out = results(redis_url, ids, 120)
+        log = w.log()
+    assert [s for s, _ in out] == ["SUCCESS"] * 700, log[-3000:]
+    assert [v[0] for _, v in out] == [2 * i for i in range(700)]
+    spans = [(v[1], v[2]) for _, v in out]
+    assert max_overlap(spans) == 500
+    first_end = min(e for _, e in spans)
+    late = [s for s, _ in spans if s >= first_end - 0.01]
+    assert len(late) >= 200, len(late)   # they waited for a slot
+    task_time = max(e for _, e in spans) - min(s for s, _ in spans)
+    assert 12.0 <= task_time < scaled(40.0), task_time
 
 
 def test_time_limits_interrupt_and_worker_goes_on(redis_url):
@@ -284,8 +305,16 @@ def test_kill_9_loses_only_what_the_ack_rules_say(redis_url, late):
         w.signal(signal.SIGKILL)
         w.wait(10)
         started = set(driver(redis_url, "smembers", "slp:%s:started" % tag))
-        done = set(driver(redis_url, "smembers", "slp:%s:done" % tag))
-        in_flight = started - done
+        # finished = its result is stored (a task can have run to its end
+        # and still lose its result when the kill comes just then)
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(ids, f)
+        try:
+            states = driver(redis_url, "states", f.name)
+        finally:
+            os.unlink(f.name)
+        finished = {i for i, state in enumerate(states) if state == "SUCCESS"}
+        in_flight = started - finished
         assert in_flight, "nothing was running at the kill"
     finally:
         w.cleanup()
@@ -303,8 +332,11 @@ def test_kill_9_loses_only_what_the_ack_rules_say(redis_url, late):
             time.sleep(4)  # > visibility timeout + restore interval
             lost = [driver(redis_url, "state", ids[i]) for i in sorted(in_flight)]
             assert lost == ["PENDING"] * len(in_flight)
-    assert set(driver(redis_url, "smembers", "slp:%s:done" % tag)) == (
-        set(range(n)) if late else set(range(n)) - in_flight)
+    done = set(driver(redis_url, "smembers", "slp:%s:done" % tag))
+    if late:
+        assert done == set(range(n))
+    else:
+        assert done >= set(range(n)) - in_flight
 
 
 def test_tasklet_timer_for_loops_without_a_hub():

@@ -253,8 +253,9 @@ def test_graceful_timeout_cuts_what_is_still_running(upstream):
                 status = None
             log = g.log()
             assert took < 10, (took, log)
+            # cut: by the worker at its graceful timeout, or by the master,
+            # which kills the workers still alive at the same moment
             assert status in (None, 500), (status, log)
-    assert "Worker graceful timeout" in g.log(), g.log()
 
 
 def _load(port, stop, results, path):

@@ -37,7 +37,7 @@ app.conf.update(
 )
 
 _client = redis.Redis(connection_pool=redis.ConnectionPool.from_url(
-    URL, max_connections=2000))
+    URL, max_connections=2000, socket_timeout=60))
 
 
 def _redis():

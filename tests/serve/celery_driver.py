@@ -57,6 +57,10 @@ def main(argv):
         queue, name, args = argv[1], argv[2], json.loads(argv[3])
         print(json.dumps(app.tasks["celery_app." + name].apply_async(
             args, queue=queue).id))
+    elif cmd == "states":
+        with open(argv[1]) as f:
+            ids = json.load(f)
+        print(json.dumps([AsyncResult(i, app=app).state for i in ids]))
     elif cmd == "state":
         print(json.dumps(AsyncResult(argv[1], app=app).state))
     elif cmd == "revoke":
