@@ -12,8 +12,9 @@
 /* What a suspended tasklet keeps of the interpreter's per-thread state.
  * Opaque outside pystate.c, whose version block defines the real layout
  * (checked at compile time to fit); the storage is inline in the tasklet so
- * that creating one costs no extra allocation. */
-#define PYSTATE_SAVED_WORDS 32
+ * that creating one costs no extra allocation.  The largest version's
+ * layout sets the size: every blocked tasklet pays for it. */
+#define PYSTATE_SAVED_WORDS 19
 typedef struct pystate_saved {
     void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;
