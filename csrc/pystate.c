@@ -191,12 +191,18 @@ typedef struct {
     /* The shim frames taken out of the suspended chain (see relink_out()),
      * linked through themselves; and how many there were. */
     _PyInterpreterFrame *shims;
-    int nshims;
 #endif
-    int own_root;               /* the first data stack chunk is ours */
     int top_stacktop;           /* value stack top of the top frame when it
                                    blocked in a call from its value stack,
                                    else -1 (see pystate_traverse) */
+#if HAS_SHIMS
+    /* Bit fields: every tasklet carries this struct, and 8 bytes more
+     * would cross a word of PYSTATE_SAVED_WORDS. */
+    int nshims : 31;
+    unsigned int own_root : 1;  /* the first data stack chunk is ours */
+#else
+    int own_root;               /* the first data stack chunk is ours */
+#endif
 #if HAS_CFRAME
     _PyCFrame root_cframe;      /* a tasklet's root C frame record lives
                                    here, not on its C stack */

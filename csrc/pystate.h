@@ -12,10 +12,9 @@
 /* What a suspended tasklet keeps of the interpreter's per-thread state.
  * Opaque outside pystate.c, whose version block defines the real layout
  * (checked at compile time to fit); the storage is inline in the tasklet so
- * that creating one costs no extra allocation. */
-/* The largest layout, in words: 19 on 3.11, 20 on 3.12, 18 on 3.13 (every
- * word here is a word of every tasklet; pystate.c checks that it fits). */
-#define PYSTATE_SAVED_WORDS 20
+ * that creating one costs no extra allocation.  The largest version's
+ * layout sets the size: every blocked tasklet pays for it. */
+#define PYSTATE_SAVED_WORDS 19
 typedef struct pystate_saved {
     void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;

@@ -137,3 +137,42 @@ def test_saved_state_is_opaque_outside_pystate():
             continue
         text = _strip_comments(path.read_text())
         assert not re.search(r"\bps\s*\.\s*\w", text), rel
+
+
+# --- refusal of other interpreter versions ---------------------------------
+# The checks run in a child whose sys.version_info claims another version:
+# the same code paths a real 3.10 or 3.14 takes, before any C is involved.
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+FAKE = "import sys; sys.version_info = (3, {minor}, 0, 'final', 0); "
+
+
+@pytest.mark.parametrize("minor", [10, 14])
+def test_import_refuses_other_versions(minor):
+    code = FAKE.format(minor=minor) + "import stackless_compat"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert ("ImportError: stackless_compat supports CPython 3.11, 3.12, "
+            "3.13 only" in proc.stderr), proc.stderr
+
+
+@pytest.mark.parametrize("minor", [10, 14])
+def test_setup_refuses_other_versions(minor):
+    code = (FAKE.format(minor=minor) + "sys.argv = ['setup.py', '--version']; "
+            "exec(compile(open('setup.py').read(), 'setup.py', 'exec'), "
+            "{'__file__': 'setup.py', '__name__': '__main__'})")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=str(ROOT),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    assert "stackless_compat supports CPython 3.11, 3.12, 3.13 only" in (
+        proc.stderr), proc.stderr
+
+
+def test_python_requires_names_the_supported_versions():
+    cfg = (ROOT / "setup.cfg").read_text()
+    assert "python_requires = >=3.11, <3.14" in cfg
+    for minor in (11, 12, 13):
+        assert "Programming Language :: Python :: 3.%d\n" % minor in cfg
