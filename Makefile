@@ -83,7 +83,13 @@ ctest:
 # restored whatever the outcome, and the suite's status is the target's.
 # CPython's own suites are left out of the sanitizer run: they test the
 # stdlib and the patches (Python), not our C, and take most of the time.
-ASAN_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py
+# So are the tests that drive outside engines in many child processes
+# (gunicorn, Celery, PostgreSQL, ZeroMQ): the runtimes would be preloaded
+# into those servers too, and the hub and socket paths they use are the
+# ones tests/test_socket_hub.py, test_hub.py and test_io_faults.py cover.
+ENGINE_TESTS = --ignore=tests/test_gunicorn.py --ignore=tests/test_celery.py \
+	--ignore=tests/test_patches_drivers.py
+ASAN_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py $(ENGINE_TESTS)
 
 asan:
 	STACKLESS_COMPAT_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
@@ -123,7 +129,7 @@ debug-test:
 # code paths stay the same); timeouts are stretched for the slowdown.
 VALGRIND ?= valgrind
 VALGRIND_LOGS ?= build/valgrind-logs
-VALGRIND_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py \
+VALGRIND_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py $(ENGINE_TESTS) \
 	--deselect=tests/test_dns.py::test_same_as_stdlib_pointed_at_the_same_server
 VALGRIND_SKIP = */dnsmasq,*/unshare,*/ip,*/sh,*/bash,*/dash,*/make,*/gcc,*/cc,*/cc1,*/as,*/ld,*/collect2,*/torture-*,*/openssl,*/env,*/qemu-*
 VALGRIND_FLAGS = --tool=memcheck --error-exitcode=99 --leak-check=no \
