@@ -581,3 +581,29 @@ def test_damaged_frame_snapshot_is_refused():
         with pytest.raises(pickle.UnpicklingError):
             setter(g, bad)
     setter(g, lp)
+
+
+def test_restorable_is_true_exactly_when_the_frames_pickle():
+    ch = stackless.channel()
+    cases = []
+    for f, a in ((subj.chain, (1,)), (subj.callback_user, ()),
+                 (subj.receiver, (ch, "r")),
+                 (subj.through_star_args, (subj.pause_with, 1)),
+                 (subj.with_block, (None,)), (subj.in_closure, (2,))):
+        t = stackless.tasklet(f)(*a)
+        t.run()
+        cases.append(t)
+    seen = set()
+    for t in cases:
+        if not t.alive:
+            continue
+        try:
+            pickle.dumps(t)
+            ok = True
+        except pickle.PicklingError:
+            ok = False
+        assert t.restorable == ok, t
+        seen.add(ok)
+    assert seen == {True, False}
+    for t in cases:
+        t.kill()
