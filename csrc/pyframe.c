@@ -418,7 +418,10 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     if (fo == NULL)
         return NULL;
     f = fo->f_frame;
-    f->frame_obj = fo;      /* not a counted reference: the frame is in fo */
+    /* A counted reference, as every frame's frame_obj is (the collector
+     * and the tasklet's traversal visit it); the resumer drops it when the
+     * frame has run or is dropped (drop_frames()). */
+    f->frame_obj = (PyFrameObject *)Py_NewRef(fo);
     for (i = 0; i < n; i++) {
         PyObject *v = PyTuple_GET_ITEM(lp, i);
         f->localsplus[i] = v == null ? NULL : Py_NewRef(v);
@@ -430,6 +433,25 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     f->stacktop = n + depth;
     f->prev_instr = _PyCode_CODE(co) + resume - 1;
     return fo;
+}
+
+/* Release a list of frames built by build_frame() that never ran: each
+ * refers to itself through frame_obj. */
+static void
+drop_frames(PyObject *frames)
+{
+    Py_ssize_t i;
+    if (frames == NULL)
+        return;
+    for (i = 0; i < PyList_GET_SIZE(frames); i++) {
+        PyObject *o = PyList_GET_ITEM(frames, i);
+        if (o != NULL && PyFrame_Check(o)) {
+            _PyInterpreterFrame *f = ((PyFrameObject *)o)->f_frame;
+            if (f->owner == FRAME_OWNED_BY_FRAME_OBJECT && frame_is_ours(f))
+                Py_CLEAR(f->frame_obj);
+        }
+    }
+    Py_DECREF(frames);
 }
 
 static PyObject *
@@ -473,7 +495,7 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         int p = 0;
         PyFrameObject *fo = build_frame(PyList_GET_ITEM(specs, i), null, &p);
         if (fo == NULL)
-            goto fail;
+            goto fail;      /* (the list's empty slots are NULL) */
         PyList_SET_ITEM(frames, i, (PyObject *)fo);
         PyTuple_SET_ITEM(push, i, PyBool_FromLong(p));
         PyTuple_SET_ITEM(tops, i, PyLong_FromLong(fo->f_frame->stacktop));
@@ -495,7 +517,7 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     r->exc = Py_NewRef(exc);
     return (PyObject *)r;
 fail:
-    Py_XDECREF(frames);
+    drop_frames(frames);
     Py_XDECREF(push);
     Py_XDECREF(tops);
     return NULL;
@@ -518,8 +540,11 @@ resumer_clear(ResumerObject *r)
 {
     /* Frames that run are referenced from the thread's frame chain and
      * must outlive it: a resumer that has started keeps them. */
-    if (!r->started)
-        Py_CLEAR(r->frames);
+    if (!r->started) {
+        PyObject *frames = r->frames;
+        r->frames = NULL;
+        drop_frames(frames);
+    }
     Py_CLEAR(r->push);
     Py_CLEAR(r->tops);
     Py_CLEAR(r->pending);
@@ -546,6 +571,8 @@ frame_done(PyFrameObject *fo, PyFrameObject *caller)
     f->previous = NULL;
     f->is_entry = false;
     f->owner = FRAME_OWNED_BY_FRAME_OBJECT;
+    Py_CLEAR(f->frame_obj);     /* its reference to itself (fo is alive:
+                                   the resumer's list holds it) */
     if (f->stacktop < 0 || f->stacktop > f->f_code->co_nlocalsplus +
                                          f->f_code->co_stacksize)
         f->stacktop = f->f_code->co_nlocalsplus;
