@@ -459,10 +459,19 @@ def _search_code(modname, qualname, firstlineno, digest):
     return None
 
 
+_glob_names = {}     # id(globals) -> (globals, module name)
+
+
 def _module_of_globals(g):
+    hit = _glob_names.get(id(g))
+    if hit is not None and hit[0] is g:
+        return hit[1]
     name = g.get("__name__") if isinstance(g, dict) else None
     mod = sys.modules.get(name) if isinstance(name, str) else None
     if mod is not None and getattr(mod, "__dict__", None) is g:
+        if len(_glob_names) >= _CACHE_MAX:
+            _glob_names.clear()
+        _glob_names[id(g)] = (g, name)
         return name
     return None
 
@@ -809,9 +818,32 @@ def _check_state(code, a, lp, stack, resume, push, error):
             bad("stack entry %d does not match the code (%r)" % (i, k))
 
 
+_loaded = {}     # (code reference, module name) -> (code, analysis, module)
+
+
 def _load_frame(rec):
-    if not isinstance(rec, tuple) or len(rec) != 9 or rec[0] != _FRAME_TAG:
+    if type(rec) is not tuple or len(rec) != 9 or rec[0] != _FRAME_TAG:
         raise pickle.UnpicklingError("not a frame record")
+    _, layout, ref, modname, loc, lp, stack, resume, push = rec
+    try:
+        hit = _loaded.get((ref, modname))
+    except TypeError:
+        hit = None
+    if hit is not None and layout == _LAYOUT and \
+            sys.modules.get(modname) is hit[2]:
+        code, a, mod = hit
+        if type(lp) is not tuple or type(stack) is not tuple or \
+                loc not in (None, "globals"):
+            raise pickle.UnpicklingError("malformed frame")
+        _check_state(code, a, lp, stack, resume, push,
+                     pickle.UnpicklingError)
+        g = mod.__dict__
+        return (code, g, g if loc == "globals" else None, lp, stack, resume,
+                push)
+    return _load_frame_slow(rec)
+
+
+def _load_frame_slow(rec):
     _, layout, ref, modname, loc, lp, stack, resume, push = rec
     if layout != _LAYOUT:
         raise pickle.UnpicklingError(
@@ -846,6 +878,9 @@ def _load_frame(rec):
     except ValueError as e:
         raise pickle.UnpicklingError("bytecode analysis failed: %s" % e)
     _check_state(code, a, lp, stack, resume, push, pickle.UnpicklingError)
+    if len(_loaded) >= _CACHE_MAX:
+        _loaded.clear()
+    _loaded[(ref, modname)] = (code, a, mod)
     g = mod.__dict__
     return (code, g, g if loc == "globals" else None, lp, stack, resume,
             push)
