@@ -343,8 +343,8 @@ gen_state(PyObject *mod, PyObject *args)
 }
 
 /* _gen_new(code, globals, name, qualname): a new generator or coroutine of
- * code (by its flags) that has not started and has no variables yet;
- * _gen_fill() gives it its state. */
+ * code (by its flags) with no variables yet; _gen_fill() gives it its
+ * state. */
 static PyObject *
 gen_new(PyObject *mod, PyObject *args)
 {
@@ -401,6 +401,10 @@ gen_new(PyObject *mod, PyObject *args)
     f = (_PyInterpreterFrame *)((PyGenObject *)gen)->gi_iframe;
     assert(f->frame_obj == NULL);
     (void)f;
+    /* Until _gen_fill() it behaves as an exhausted generator (one whose
+     * unpickling failed stays so, and a coroutine does not warn that it
+     * was never awaited). */
+    ((PyGenObject *)gen)->gi_frame_state = FRAME_COMPLETED;
     return gen;
 }
 
@@ -430,7 +434,7 @@ gen_fill(PyObject *mod, PyObject *args)
     co = f->f_code;
     n = co->co_nlocalsplus;
     depth = (int)PyTuple_GET_SIZE(st);
-    if (gen->gi_frame_state != FRAME_CREATED || f->stacktop != n ||
+    if (gen->gi_frame_state != FRAME_COMPLETED || f->stacktop != n ||
         f->frame_obj != NULL ||
         _PyInterpreterFrame_LASTI(f) != co->_co_firsttraceable - 2) {
         PyErr_SetString(PyExc_ValueError, "not an unpickled generator "

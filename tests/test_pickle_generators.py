@@ -223,6 +223,14 @@ def test_damaged_states_are_refused():
         with pytest.raises(pickle.UnpicklingError):
             _pickle._fill_gen(g, b)
     g = _pickle._restore_gen(*args)
+    assert list(g) == []    # exhausted until its state is set
+    orig = subj.coro_adder(1)
+    c = _pickle._reduce_gen(orig)
+    orig.close()
+    half = _pickle._restore_gen(*c[1])    # never filled: no warning
+    with pytest.raises(RuntimeError, match="cannot reuse already awaited"):
+        half.send(None)
+    g = _pickle._restore_gen(*args)
     _pickle._fill_gen(g, st)
     with pytest.raises(pickle.UnpicklingError, match="waiting for its "
                                                       "state"):
