@@ -314,7 +314,9 @@ gen_state(PyObject *mod, PyObject *args)
     else {
         PyErr_SetString(PyExc_ValueError,
                         gen->gi_frame_state == FRAME_EXECUTING
-                            ? "it is running" : "it has finished");
+                            ? "it is running (or a tasklet is paused "
+                              "inside it)"
+                            : "it has finished");
         return NULL;
     }
     f = (_PyInterpreterFrame *)gen->gi_iframe;

@@ -397,3 +397,30 @@ def drive(coro, values=None):
             v = coro.send(None)
     except StopIteration as e:
         return out, e.value
+
+
+def holding_generator(n):
+    """A tasklet whose frame holds a suspended generator."""
+    g = counter(0, n)
+    first = next(g)
+    stackless.schedule_remove()
+    log.append(("holding", first, list(g)))
+
+
+def gen_receiving(ch):
+    while True:
+        v = ch.receive()
+        if v is None:
+            return
+        yield v * 10
+
+
+def for_over_receiving(ch):
+    got = []
+    for v in gen_receiving(ch):
+        got.append(v)
+    log.append(("for over receiving", got))
+
+
+def squares(n):
+    return (x * x for x in range(n))

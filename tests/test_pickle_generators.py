@@ -121,6 +121,14 @@ def test_handled_exception_is_kept():
 
 
 @pytest.mark.parametrize("proto", ALL)
+def test_generator_expression(proto):
+    g = subj.squares(5)
+    assert next(g) == 0
+    assert list(roundtrip(g, proto)) == [1, 4, 9, 16]
+    assert list(g) == [1, 4, 9, 16]
+
+
+@pytest.mark.parametrize("proto", ALL)
 def test_cells(proto):
     g = subj.gen_with_cells(5)
     assert [next(g), next(g)] == [0, 1]
@@ -306,3 +314,56 @@ def test_mutated_states_never_crash():
         except Exception:
             pass
     assert refused > 0
+
+
+# -- generators in pickled tasklets -------------------------------------------
+
+import stackless_compat as stackless     # noqa: E402
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_tasklet_holding_a_suspended_generator(proto):
+    del subj.log[:]
+    t = stackless.tasklet(subj.holding_generator)(4)
+    t.run()
+    assert t.paused and t.restorable
+    u = pickle.loads(pickle.dumps(t, proto))
+    for x in (t, u):
+        while x.alive:
+            x.insert()
+            stackless.run()
+    assert subj.log == [("holding", 0, [1, 2, 3])] * 2
+    del subj.log[:]
+
+
+@pytest.mark.xfail(strict=True, reason="a tasklet paused inside a "
+                   "generator's frame (driven by a for loop, yield from or "
+                   "await) does not pickle yet: restorable is False")
+def test_tasklet_blocked_inside_a_generator():
+    del subj.log[:]
+    ch = stackless.channel()
+    t = stackless.tasklet(subj.for_over_receiving)(ch)
+    t.run()
+    try:
+        assert t.blocked
+        assert t.restorable
+        u = pickle.loads(pickle.dumps(t))
+        assert u.blocked
+    finally:
+        ch.send(1)
+        ch.send(None)
+        assert subj.log == [("for over receiving", [10])]
+        del subj.log[:]
+
+
+def test_tasklet_inside_a_generator_is_refused_clearly():
+    ch = stackless.channel()
+    t = stackless.tasklet(subj.for_over_receiving)(ch)
+    t.run()
+    assert not t.restorable
+    with pytest.raises(pickle.PicklingError, match="gen_receiving .*: it "
+                                                   "is running"):
+        pickle.dumps(t)
+    ch.send(None)
+    assert subj.log == [("for over receiving", [])]
+    del subj.log[:]
