@@ -1243,6 +1243,15 @@ def _fill_gen(g, st):
         raise
 
 
+def _copy_gen(g):
+    # a new generator at the same point whose variables are the same
+    # objects (copy.copy() does not take a state setter either)
+    rv = _reduce_gen(g)
+    y = rv[0](*rv[1])
+    _fill_gen(y, rv[2])
+    return y
+
+
 def _deepcopy_gen(g, memo):
     # copy.deepcopy() does not take a reduce value's state setter
     rv = _reduce_gen(g)
@@ -1260,6 +1269,7 @@ def _register():
         for tp in (types.GeneratorType, types.CoroutineType):
             copyreg.pickle(tp, _reduce_gen)
             copy._deepcopy_dispatch[tp] = _deepcopy_gen
+            copy._copy_dispatch[tp] = _copy_gen
     copyreg.pickle(types.ModuleType, _reduce_module)
     copyreg.pickle(type({}.keys()), _view_reducer(_keys))
     copyreg.pickle(type({}.values()), _view_reducer(_values))

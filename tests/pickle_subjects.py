@@ -424,3 +424,8 @@ def for_over_receiving(ch):
 
 def squares(n):
     return (x * x for x in range(n))
+
+
+def appender(box):
+    while True:
+        box.append((yield len(box)))

@@ -120,6 +120,18 @@ def test_handled_exception_is_kept():
     h.close()                       # at "finally": the last yield
 
 
+def test_shallow_copy_shares_the_variables():
+    box = []
+    gen = subj.appender(box)
+    assert next(gen) == 0
+    c = copy.copy(gen)
+    assert c is not gen and c.send("c") == 1
+    assert gen.send("g") == 2
+    assert box == ["c", "g"]
+    d = copy.deepcopy(gen)
+    assert d.send("d") == 3 and box == ["c", "g"]
+
+
 @pytest.mark.parametrize("proto", ALL)
 def test_generator_expression(proto):
     g = subj.squares(5)
