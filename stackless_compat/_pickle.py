@@ -1116,23 +1116,29 @@ def _reduce_traceback(tb):
 def _gen_position(code, a, state, lasti, stack, error):
     """Check that a generator can continue after the instruction at lasti
     with that value stack; the stack kinds the code has there."""
-    ins = a.containing(lasti) if type(lasti) is int else None
-    want = "RETURN_GENERATOR" if state == 0 else "YIELD_VALUE"
-    if ins is None or ins[0] != lasti or opcode.opname[ins[1]] != want:
-        raise error("%s: position %r is not at a %s"
-                    % (_where(code, ins and lasti), lasti, want))
-    kinds = a.states.get(ins[3])
-    if kinds is None or not kinds:
-        raise error("%s: the code cannot continue after position %d"
-                    % (_where(code, lasti), lasti * 2))
-    depth = len(kinds) - 1
+    key = ("gen", state, lasti)
+    r = a.positions.get(key) if type(lasti) is int else None
+    if r is None:
+        ins = a.containing(lasti) if type(lasti) is int else None
+        want = "RETURN_GENERATOR" if state == 0 else "YIELD_VALUE"
+        if ins is None or ins[0] != lasti or opcode.opname[ins[1]] != want:
+            raise error("%s: position %r is not at a %s"
+                        % (_where(code, ins and lasti), lasti, want))
+        kinds = a.states.get(ins[3])
+        if kinds is None or not kinds:
+            raise error("%s: the code cannot continue after position %d"
+                        % (_where(code, lasti), lasti * 2))
+        depth = len(kinds) - 1
+        r = (depth, tuple((i, k) for i, k in enumerate(kinds[:depth])
+                          if k != "N"))
+        if len(a.positions) < 4096:
+            a.positions[key] = r
+    depth, checks = r
     if len(stack) != depth:
         raise error("%s: value stack of %d entries, the code has %d there"
                     % (_where(code, lasti), len(stack), depth))
-    for i, k in enumerate(kinds[:depth]):
+    for i, k in checks:
         v = stack[i]
-        if k == "N":
-            continue
         if k == "T":
             c = a.containing(v) if type(v) is int else None
             if c is None or c[0] != v:
