@@ -9,6 +9,9 @@ running tasklet):
   pickle_locals   the same locals as plain data (a list of 10 tuples of
                   the frames' values); value = us per dumps() + loads()
   ratio           pickle_tasklet / pickle_locals
+  pickle_generator  a generator suspended at a yield with the same four
+                  locals; value = us per dumps() + loads()
+  gen_ratio       pickle_generator / pickling its four locals as a tuple
 
 Target: ratio <= 2 (same run).
 
@@ -32,6 +35,15 @@ def frames(level, sl):
         return frames(level + 1, sl) + a + b + len(name) + len(pair)
     sl.schedule_remove()
     return a
+
+
+def gen_frame(level):
+    a = level
+    b = level * 3 + 1
+    name = "frame%d" % level
+    pair = (a, b)
+    while True:
+        yield a + b + len(name) + len(pair)
 
 
 def plain_locals():
@@ -84,6 +96,27 @@ def main(argv=None):
     B.emit(BENCH, "pickle_locals", "stackless_compat", pv, "us/round",
            n=a.n, bytes=len(pickle.dumps(data, proto)))
     B.emit(BENCH, "ratio", "stackless_compat", tv / pv, "x", target=2.0)
+    g = gen_frame(3)
+    next(g)
+    gdata = data[3]
+
+    def gen_round():
+        pickle.loads(pickle.dumps(g, proto))
+
+    def gplain_round():
+        pickle.loads(pickle.dumps(gdata, proto))
+
+    gen_round()
+    gs, gp = [], []
+    for _ in range(max(1, a.repeat)):
+        gs.append(timed(gen_round, a.n))
+        gp.append(timed(gplain_round, a.n))
+    gs.sort()
+    gp.sort()
+    gv, gpv = gs[len(gs) // 2], gp[len(gp) // 2]
+    B.emit(BENCH, "pickle_generator", "stackless_compat", gv, "us/round",
+           n=a.n, bytes=len(pickle.dumps(g, proto)))
+    B.emit(BENCH, "gen_ratio", "stackless_compat", gv / gpv, "x")
     t.kill()
     return 0
 

@@ -286,6 +286,210 @@ fill_frame(PyObject *mod, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* _gen_state(gen, null): (code, globals, state, lasti, localsplus, stack,
+ * exc) of a generator or coroutine that has not started (state 0) or is
+ * suspended at a yield or await (state 1); exc is the exception it handles
+ * or None. */
+static PyObject *
+gen_state(PyObject *mod, PyObject *args)
+{
+    PyObject *o, *null, *lp, *st, *exc;
+    PyGenObject *gen;
+    _PyInterpreterFrame *f;
+    PyCodeObject *co;
+    int i, n, depth, state;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "OO:_gen_state", &o, &null))
+        return NULL;
+    if (!PyGen_CheckExact(o) && !PyCoro_CheckExact(o)) {
+        PyErr_SetString(PyExc_TypeError, "a generator or coroutine is "
+                        "required");
+        return NULL;
+    }
+    gen = (PyGenObject *)o;
+    if (gen->gi_frame_state == FRAME_CREATED)
+        state = 0;
+    else if (gen->gi_frame_state == FRAME_SUSPENDED)
+        state = 1;
+    else {
+        PyErr_SetString(PyExc_ValueError,
+                        gen->gi_frame_state == FRAME_EXECUTING
+                            ? "it is running (or a tasklet is paused "
+                              "inside it)"
+                            : "it has finished");
+        return NULL;
+    }
+    f = (_PyInterpreterFrame *)gen->gi_iframe;
+    co = f->f_code;
+    n = co->co_nlocalsplus;
+    depth = f->stacktop - n;
+    if (depth < 0 || depth > co->co_stacksize) {
+        PyErr_SetString(PyExc_ValueError, "inconsistent frame");
+        return NULL;
+    }
+    lp = PyTuple_New(n);
+    st = PyTuple_New(depth);
+    if (lp == NULL || st == NULL) {
+        Py_XDECREF(lp);
+        Py_XDECREF(st);
+        return NULL;
+    }
+    for (i = 0; i < n; i++)
+        PyTuple_SET_ITEM(lp, i, slot_value(f->localsplus[i], null));
+    for (i = 0; i < depth; i++)
+        PyTuple_SET_ITEM(st, i, slot_value(f->localsplus[n + i], null));
+    exc = gen->gi_exc_state.exc_value;
+    return Py_BuildValue("(OOiiNNO)", (PyObject *)co, f->f_globals, state,
+                         _PyInterpreterFrame_LASTI(f), lp, st,
+                         exc != NULL ? exc : Py_None);
+}
+
+/* _gen_new(code, globals, name, qualname): a new generator or coroutine of
+ * code (by its flags) with no variables yet; _gen_fill() gives it its
+ * state. */
+static PyObject *
+gen_new(PyObject *mod, PyObject *args)
+{
+    PyObject *code, *globals, *name, *qualname, *gen;
+    PyCodeObject *co;
+    PyFrameObject *fo;
+    _PyInterpreterFrame *f;
+    int i, n;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "O!O!UU:_gen_new", &PyCode_Type, &code,
+                          &PyDict_Type, &globals, &name, &qualname))
+        return NULL;
+    co = (PyCodeObject *)code;
+    if ((co->co_flags & (CO_GENERATOR | CO_COROUTINE |
+                         CO_ASYNC_GENERATOR)) == 0 ||
+        (co->co_flags & CO_ASYNC_GENERATOR)) {
+        PyErr_SetString(PyExc_ValueError, "not the code of a generator or "
+                        "coroutine");
+        return NULL;
+    }
+    fo = PyFrame_New(PyThreadState_Get(), co, globals, NULL);
+    if (fo == NULL)
+        return NULL;
+    /* the cells exist before the generator is made (they are made by the
+     * code's first instructions); _gen_fill() sets them */
+    n = co->co_nlocalsplus;
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if (k & (CO_FAST_CELL | CO_FAST_FREE)) {
+            fo->f_frame->localsplus[i] = PyCell_New(NULL);
+            if (fo->f_frame->localsplus[i] == NULL) {
+                Py_DECREF(fo);
+                return NULL;
+            }
+        }
+    }
+    /* positioned at its RETURN_GENERATOR (two before the first RESUME), as
+     * a generator that was just made is */
+    if (co->_co_firsttraceable < 2) {
+        Py_DECREF(fo);
+        PyErr_SetString(PyExc_ValueError, "unexpected generator code");
+        return NULL;
+    }
+    fo->f_frame->prev_instr = _PyCode_CODE(co) + co->_co_firsttraceable - 2;
+    /* takes the frame object's reference and moves its frame into the
+     * generator */
+    if (co->co_flags & CO_COROUTINE)
+        gen = PyCoro_New(fo, name, qualname);
+    else
+        gen = PyGen_NewWithQualName(fo, name, qualname);
+    if (gen == NULL)
+        return NULL;
+    f = (_PyInterpreterFrame *)((PyGenObject *)gen)->gi_iframe;
+    assert(f->frame_obj == NULL);
+    (void)f;
+    /* Until _gen_fill() it behaves as an exhausted generator (one whose
+     * unpickling failed stays so, and a coroutine does not warn that it
+     * was never awaited). */
+    ((PyGenObject *)gen)->gi_frame_state = FRAME_COMPLETED;
+    return gen;
+}
+
+/* _gen_fill(gen, state, lasti, localsplus, stack, exc, null): the state of
+ * a generator made by _gen_new() (the caller checked it against the
+ * code). */
+static PyObject *
+gen_fill(PyObject *mod, PyObject *args)
+{
+    PyObject *o, *lp, *st, *exc, *null;
+    PyGenObject *gen;
+    _PyInterpreterFrame *f;
+    PyCodeObject *co;
+    int state, lasti, i, n, depth;
+    (void)mod;
+    if (!PyArg_ParseTuple(args, "OiiO!O!OO:_gen_fill", &o, &state, &lasti,
+                          &PyTuple_Type, &lp, &PyTuple_Type, &st, &exc,
+                          &null))
+        return NULL;
+    if (!PyGen_CheckExact(o) && !PyCoro_CheckExact(o)) {
+        PyErr_SetString(PyExc_TypeError, "a generator or coroutine is "
+                        "required");
+        return NULL;
+    }
+    gen = (PyGenObject *)o;
+    f = (_PyInterpreterFrame *)gen->gi_iframe;
+    co = f->f_code;
+    n = co->co_nlocalsplus;
+    depth = (int)PyTuple_GET_SIZE(st);
+    if (gen->gi_frame_state != FRAME_COMPLETED || f->stacktop != n ||
+        f->frame_obj != NULL ||
+        _PyInterpreterFrame_LASTI(f) != co->_co_firsttraceable - 2) {
+        PyErr_SetString(PyExc_ValueError, "not an unpickled generator "
+                        "waiting for its state");
+        return NULL;
+    }
+    if (state != 0 && state != 1) {
+        PyErr_SetString(PyExc_ValueError, "bad generator state");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(lp) != n) {
+        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
+        return NULL;
+    }
+    if (depth > co->co_stacksize) {
+        PyErr_SetString(PyExc_ValueError, "value stack too deep");
+        return NULL;
+    }
+    if (lasti < 0 || lasti >= Py_SIZE(co)) {
+        PyErr_SetString(PyExc_ValueError, "position outside the code");
+        return NULL;
+    }
+    if (exc != Py_None && !PyExceptionInstance_Check(exc)) {
+        PyErr_SetString(PyExc_ValueError, "the handled exception is not an "
+                        "exception");
+        return NULL;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
+            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
+            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
+                            "cell");
+            return NULL;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyTuple_GET_ITEM(lp, i);
+        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
+    }
+    for (i = 0; i < depth; i++) {
+        PyObject *v = PyTuple_GET_ITEM(st, i);
+        f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
+    }
+    f->stacktop = n + depth;
+    f->prev_instr = _PyCode_CODE(co) + lasti;
+    Py_XSETREF(gen->gi_exc_state.exc_value,
+               exc == Py_None ? NULL : Py_NewRef(exc));
+    gen->gi_frame_state = state ? FRAME_SUSPENDED : FRAME_CREATED;
+    Py_RETURN_NONE;
+}
+
 /* _handled_exc(t): the exception a suspended tasklet is handling. */
 static PyObject *
 handled_exc(PyObject *mod, PyObject *o)
@@ -418,7 +622,10 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     if (fo == NULL)
         return NULL;
     f = fo->f_frame;
-    f->frame_obj = fo;      /* not a counted reference: the frame is in fo */
+    /* A counted reference, as every frame's frame_obj is (the collector
+     * and the tasklet's traversal visit it); the resumer drops it when the
+     * frame has run or is dropped (drop_frames()). */
+    f->frame_obj = (PyFrameObject *)Py_NewRef(fo);
     for (i = 0; i < n; i++) {
         PyObject *v = PyTuple_GET_ITEM(lp, i);
         f->localsplus[i] = v == null ? NULL : Py_NewRef(v);
@@ -430,6 +637,25 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     f->stacktop = n + depth;
     f->prev_instr = _PyCode_CODE(co) + resume - 1;
     return fo;
+}
+
+/* Release a list of frames built by build_frame() that never ran: each
+ * refers to itself through frame_obj. */
+static void
+drop_frames(PyObject *frames)
+{
+    Py_ssize_t i;
+    if (frames == NULL)
+        return;
+    for (i = 0; i < PyList_GET_SIZE(frames); i++) {
+        PyObject *o = PyList_GET_ITEM(frames, i);
+        if (o != NULL && PyFrame_Check(o)) {
+            _PyInterpreterFrame *f = ((PyFrameObject *)o)->f_frame;
+            if (f->owner == FRAME_OWNED_BY_FRAME_OBJECT && frame_is_ours(f))
+                Py_CLEAR(f->frame_obj);
+        }
+    }
+    Py_DECREF(frames);
 }
 
 static PyObject *
@@ -473,7 +699,7 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         int p = 0;
         PyFrameObject *fo = build_frame(PyList_GET_ITEM(specs, i), null, &p);
         if (fo == NULL)
-            goto fail;
+            goto fail;      /* (the list's empty slots are NULL) */
         PyList_SET_ITEM(frames, i, (PyObject *)fo);
         PyTuple_SET_ITEM(push, i, PyBool_FromLong(p));
         PyTuple_SET_ITEM(tops, i, PyLong_FromLong(fo->f_frame->stacktop));
@@ -495,7 +721,7 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     r->exc = Py_NewRef(exc);
     return (PyObject *)r;
 fail:
-    Py_XDECREF(frames);
+    drop_frames(frames);
     Py_XDECREF(push);
     Py_XDECREF(tops);
     return NULL;
@@ -518,8 +744,11 @@ resumer_clear(ResumerObject *r)
 {
     /* Frames that run are referenced from the thread's frame chain and
      * must outlive it: a resumer that has started keeps them. */
-    if (!r->started)
-        Py_CLEAR(r->frames);
+    if (!r->started) {
+        PyObject *frames = r->frames;
+        r->frames = NULL;
+        drop_frames(frames);
+    }
     Py_CLEAR(r->push);
     Py_CLEAR(r->tops);
     Py_CLEAR(r->pending);
@@ -546,6 +775,8 @@ frame_done(PyFrameObject *fo, PyFrameObject *caller)
     f->previous = NULL;
     f->is_entry = false;
     f->owner = FRAME_OWNED_BY_FRAME_OBJECT;
+    Py_CLEAR(f->frame_obj);     /* its reference to itself (fo is alive:
+                                   the resumer's list holds it) */
     if (f->stacktop < 0 || f->stacktop > f->f_code->co_nlocalsplus +
                                          f->f_code->co_stacksize)
         f->stacktop = f->f_code->co_nlocalsplus;
@@ -749,6 +980,12 @@ static PyMethodDef pyframe_functions[] = {
      "_fill_frame(frame, localsplus, null): variables of a snapshot"},
     {"_frame_stack", frame_stack, METH_VARARGS,
      "_frame_stack(t, level, depth, null): value stack entries of a frame"},
+    {"_gen_state", gen_state, METH_VARARGS,
+     "_gen_state(gen, null): the state of a suspended generator"},
+    {"_gen_new", gen_new, METH_VARARGS,
+     "_gen_new(code, globals, name, qualname): a generator to fill"},
+    {"_gen_fill", gen_fill, METH_VARARGS,
+     "_gen_fill(gen, state, lasti, localsplus, stack, exc, null)"},
     {"_handled_exc", handled_exc, METH_O,
      "_handled_exc(t): the exception a suspended tasklet handles"},
     {NULL}

@@ -32,6 +32,7 @@ The stack analysis below reads the bytecode through ``dis``/``opcode``; the
 frame layout itself is known only to the C module (csrc/pyframe.c).
 """
 
+import copy
 import copyreg
 import dis
 import hashlib
@@ -459,10 +460,19 @@ def _search_code(modname, qualname, firstlineno, digest):
     return None
 
 
+_glob_names = {}     # id(globals) -> (globals, module name)
+
+
 def _module_of_globals(g):
+    hit = _glob_names.get(id(g))
+    if hit is not None and hit[0] is g:
+        return hit[1]
     name = g.get("__name__") if isinstance(g, dict) else None
     mod = sys.modules.get(name) if isinstance(name, str) else None
     if mod is not None and getattr(mod, "__dict__", None) is g:
+        if len(_glob_names) >= _CACHE_MAX:
+            _glob_names.clear()
+        _glob_names[id(g)] = (g, name)
         return name
     return None
 
@@ -809,9 +819,32 @@ def _check_state(code, a, lp, stack, resume, push, error):
             bad("stack entry %d does not match the code (%r)" % (i, k))
 
 
+_loaded = {}     # (code reference, module name) -> (code, analysis, module)
+
+
 def _load_frame(rec):
-    if not isinstance(rec, tuple) or len(rec) != 9 or rec[0] != _FRAME_TAG:
+    if type(rec) is not tuple or len(rec) != 9 or rec[0] != _FRAME_TAG:
         raise pickle.UnpicklingError("not a frame record")
+    _, layout, ref, modname, loc, lp, stack, resume, push = rec
+    try:
+        hit = _loaded.get((ref, modname))
+    except TypeError:
+        hit = None
+    if hit is not None and layout == _LAYOUT and \
+            sys.modules.get(modname) is hit[2]:
+        code, a, mod = hit
+        if type(lp) is not tuple or type(stack) is not tuple or \
+                loc not in (None, "globals"):
+            raise pickle.UnpicklingError("malformed frame")
+        _check_state(code, a, lp, stack, resume, push,
+                     pickle.UnpicklingError)
+        g = mod.__dict__
+        return (code, g, g if loc == "globals" else None, lp, stack, resume,
+                push)
+    return _load_frame_slow(rec)
+
+
+def _load_frame_slow(rec):
     _, layout, ref, modname, loc, lp, stack, resume, push = rec
     if layout != _LAYOUT:
         raise pickle.UnpicklingError(
@@ -846,6 +879,9 @@ def _load_frame(rec):
     except ValueError as e:
         raise pickle.UnpicklingError("bytecode analysis failed: %s" % e)
     _check_state(code, a, lp, stack, resume, push, pickle.UnpicklingError)
+    if len(_loaded) >= _CACHE_MAX:
+        _loaded.clear()
+    _loaded[(ref, modname)] = (code, a, mod)
     g = mod.__dict__
     return (code, g, g if loc == "globals" else None, lp, stack, resume,
             push)
@@ -1072,11 +1108,174 @@ def _reduce_traceback(tb):
                             tb.tb_lineno)
 
 
+# --------------------------------------------------------------------------
+# Generators and coroutines that have not started or are suspended at a
+# yield or await pickle as their code (by reference), names and state (the
+# variables, the value stack, the position, the exception they handle).
+
+def _gen_position(code, a, state, lasti, stack, error):
+    """Check that a generator can continue after the instruction at lasti
+    with that value stack; the stack kinds the code has there."""
+    key = ("gen", state, lasti)
+    r = a.positions.get(key) if type(lasti) is int else None
+    if r is None:
+        ins = a.containing(lasti) if type(lasti) is int else None
+        want = "RETURN_GENERATOR" if state == 0 else "YIELD_VALUE"
+        if ins is None or ins[0] != lasti or opcode.opname[ins[1]] != want:
+            raise error("%s: position %r is not at a %s"
+                        % (_where(code, ins and lasti), lasti, want))
+        kinds = a.states.get(ins[3])
+        if kinds is None or not kinds:
+            raise error("%s: the code cannot continue after position %d"
+                        % (_where(code, lasti), lasti * 2))
+        depth = len(kinds) - 1
+        r = (depth, tuple((i, k) for i, k in enumerate(kinds[:depth])
+                          if k != "N"))
+        if len(a.positions) < 4096:
+            a.positions[key] = r
+    depth, checks = r
+    if len(stack) != depth:
+        raise error("%s: value stack of %d entries, the code has %d there"
+                    % (_where(code, lasti), len(stack), depth))
+    for i, k in checks:
+        v = stack[i]
+        if k == "T":
+            c = a.containing(v) if type(v) is int else None
+            if c is None or c[0] != v:
+                raise error("%s: stack entry %d is not an instruction index"
+                            % (_where(code, lasti), i))
+        elif not _ok(k, v):
+            raise error("%s: stack entry %d does not match the code (%r)"
+                        % (_where(code, lasti), i, k))
+
+
+def _check_gen(code, a, st, error):
+    if type(st) is not tuple or len(st) != 5:
+        raise error("malformed generator state")
+    state, lasti, lp, stack, exc = st
+    if state not in (0, 1) or type(state) is not int or \
+            type(lp) is not tuple or type(stack) is not tuple:
+        raise error("malformed generator state")
+    if len(lp) != a.nlocalsplus:
+        raise error("%s: wrong number of local variables"
+                    % _where(code, None))
+    if exc is not None and not isinstance(exc, BaseException):
+        raise error("the handled exception is not an exception")
+    _gen_position(code, a, state, lasti, stack, error)
+
+
+def _reduce_gen(g):
+    if not _SUPPORTED:
+        raise pickle.PicklingError(
+            "cannot pickle %r: generators pickle on CPython 3.11 only" % (g,))
+    try:
+        code, glob, state, lasti, lp, stack, exc = _stackless._gen_state(
+            g, NULL)
+    except ValueError as e:
+        raise pickle.PicklingError("cannot pickle %r: %s" % (g, e)) from None
+    modname = _module_of_globals(glob)
+    if modname is None:
+        raise pickle.PicklingError("cannot pickle %r: its globals are not a "
+                                   "module's" % (g,))
+    ref = _code_ref_checked(code, modname, pickle.PicklingError)
+    try:
+        a = _analysis(code)
+    except ValueError as e:
+        raise pickle.PicklingError("cannot pickle %r: bytecode analysis "
+                                   "failed: %s" % (g, e)) from None
+    st = (state, lasti, lp, stack, exc)
+    _check_gen(code, a, st, pickle.PicklingError)
+    # the state is set after the generator exists: it may refer back to it
+    return (_restore_gen, (_LAYOUT, ref, modname, g.__name__,
+                           g.__qualname__), st, None, None, _fill_gen)
+
+
+def _load_code(layout, ref, modname):
+    if layout != _LAYOUT:
+        raise pickle.UnpicklingError(
+            "pickled by another interpreter version (format %r, this is %r)"
+            % (layout, _LAYOUT))
+    if not (isinstance(ref, tuple) and len(ref) == 4 and
+            all(type(x) is str for x in (ref[0], ref[1], ref[3])) and
+            type(ref[2]) is int and type(modname) is str):
+        raise pickle.UnpicklingError("malformed code reference")
+    if ref[0] not in sys.modules:
+        try:
+            importlib.import_module(ref[0])
+        except Exception as e:
+            raise pickle.UnpicklingError("cannot import module %r: %s"
+                                         % (ref[0], e)) from None
+    code = _find_code(*ref)
+    mod = sys.modules.get(modname)
+    if code is None or mod is None:
+        raise pickle.UnpicklingError(
+            "the code of %s (module %r, line %d) is not in this program"
+            % (ref[1], ref[0], ref[2]))
+    return code, mod
+
+
+def _restore_gen(layout, ref, modname, name, qualname):
+    code, mod = _load_code(layout, ref, modname)
+    if type(name) is not str or type(qualname) is not str:
+        raise pickle.UnpicklingError("malformed generator name")
+    try:
+        return _stackless._gen_new(code, mod.__dict__, name, qualname)
+    except ValueError as e:
+        raise pickle.UnpicklingError("malformed generator: %s" % e) \
+            from None
+
+
+def _fill_gen(g, st):
+    if type(g) not in (types.GeneratorType, types.CoroutineType):
+        raise pickle.UnpicklingError("malformed generator")
+    code = g.gi_code if type(g) is types.GeneratorType else g.cr_code
+    try:
+        a = _analysis(code)
+    except ValueError as e:
+        raise pickle.UnpicklingError("bytecode analysis failed: %s" % e) \
+            from None
+    try:
+        _check_gen(code, a, st, pickle.UnpicklingError)
+        state, lasti, lp, stack, exc = st
+        try:
+            _stackless._gen_fill(g, state, lasti, lp, stack, exc, NULL)
+        except ValueError as e:
+            raise pickle.UnpicklingError("malformed generator: %s" % e) \
+                from None
+    except pickle.UnpicklingError:
+        if not g.gi_suspended if type(g) is types.GeneratorType \
+                else not g.cr_suspended:
+            g.close()       # (a coroutine that never ran would warn)
+        raise
+
+
+def _copy_gen(g):
+    # a new generator at the same point whose variables are the same
+    # objects (copy.copy() does not take a state setter either)
+    rv = _reduce_gen(g)
+    y = rv[0](*rv[1])
+    _fill_gen(y, rv[2])
+    return y
+
+
+def _deepcopy_gen(g, memo):
+    # copy.deepcopy() does not take a reduce value's state setter
+    rv = _reduce_gen(g)
+    y = rv[0](*rv[1])
+    memo[id(g)] = y
+    _fill_gen(y, copy.deepcopy(rv[2], memo))
+    return y
+
+
 def _register():
     copyreg.pickle(types.CellType, _reduce_cell)
     if _SUPPORTED:
         copyreg.pickle(types.FrameType, _reduce_frame)
         copyreg.pickle(types.TracebackType, _reduce_traceback)
+        for tp in (types.GeneratorType, types.CoroutineType):
+            copyreg.pickle(tp, _reduce_gen)
+            copy._deepcopy_dispatch[tp] = _deepcopy_gen
+            copy._copy_dispatch[tp] = _copy_gen
     copyreg.pickle(types.ModuleType, _reduce_module)
     copyreg.pickle(type({}.keys()), _view_reducer(_keys))
     copyreg.pickle(type({}.values()), _view_reducer(_values))

@@ -319,3 +319,113 @@ def long_function(ch):
             total += 119 * v
         total += ch.receive()
     log.append(("long", total))
+
+
+# -- generators and coroutines (tests/test_pickle_generators.py) ----------
+
+def counter(start, stop):
+    """Yields start..stop-1; a sent value moves the count; returns the
+    number of values sent."""
+    sent = 0
+    i = start
+    while i < stop:
+        got = yield i
+        if got is not None:
+            sent += 1
+            i = got
+        else:
+            i += 1
+    return sent
+
+
+def gen_with_cells(n):
+    total = 0
+    for k in range(n):
+        def add():
+            nonlocal total
+            total += k
+        add()
+        del add
+        yield total
+    return total
+
+
+def gen_catching():
+    try:
+        yield "before"
+    except KeyError as e:
+        yield "caught %s" % e.args[0]
+    try:
+        raise ValueError("handled")
+    except ValueError:
+        yield "in handler"
+    finally:
+        yield "finally"
+
+
+def delegating(n):
+    got = yield from counter(0, n)
+    yield "delegated returned %r" % (got,)
+    return "done"
+
+
+class Step:
+    """An awaitable that yields its value once and returns value * 2."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def __await__(self):
+        return (yield self.value) or self.value * 2
+
+
+async def coro_adder(n):
+    total = 0
+    for k in range(n):
+        total += await Step(k)
+    return total
+
+
+def drive(coro, values=None):
+    """Run a coroutine to completion, sending None at each await; (yielded
+    values, result)."""
+    out = []
+    try:
+        v = coro.send(None)
+        while True:
+            out.append(v)
+            v = coro.send(None)
+    except StopIteration as e:
+        return out, e.value
+
+
+def holding_generator(n):
+    """A tasklet whose frame holds a suspended generator."""
+    g = counter(0, n)
+    first = next(g)
+    stackless.schedule_remove()
+    log.append(("holding", first, list(g)))
+
+
+def gen_receiving(ch):
+    while True:
+        v = ch.receive()
+        if v is None:
+            return
+        yield v * 10
+
+
+def for_over_receiving(ch):
+    got = []
+    for v in gen_receiving(ch):
+        got.append(v)
+    log.append(("for over receiving", got))
+
+
+def squares(n):
+    return (x * x for x in range(n))
+
+
+def appender(box):
+    while True:
+        box.append((yield len(box)))

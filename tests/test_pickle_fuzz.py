@@ -18,6 +18,7 @@ import pickle
 import pickletools
 import random
 import sys
+import types
 
 import pytest
 
@@ -100,6 +101,14 @@ def corpus():
     assert stackless.run(300) is t
     keep(t)
     ts.append(t)
+    # generators and coroutines suspended at a yield / await
+    for g, steps in ((subj.counter(0, 5), 2), (subj.delegating(4), 2),
+                     (subj.gen_catching(), 1), (subj.coro_adder(3), 2),
+                     (subj.gen_with_cells(3), 1), (subj.counter(1, 2), 0)):
+        for _ in range(steps):
+            g.send(None)
+        keep(g)
+        g.close()
     return made, ts
 
 
@@ -178,6 +187,17 @@ def mutate_state(rnd, t_state):
 
 def run_loaded(obj, victims):
     tasklets = []
+    if isinstance(obj, (types.GeneratorType, types.CoroutineType)):
+        try:
+            for v in (None, 1, None, None, None):
+                obj.send(v)
+        except BaseException:
+            pass
+        try:
+            obj.close()
+        except BaseException:
+            pass
+        return
     if isinstance(obj, stackless.tasklet):
         tasklets.append(obj)
     elif isinstance(obj, stackless.channel):

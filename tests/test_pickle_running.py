@@ -583,3 +583,69 @@ def test_damaged_frame_snapshot_is_refused():
         with pytest.raises(pickle.UnpicklingError):
             setter(g, bad)
     setter(g, lp)
+
+
+def test_restorable_is_true_exactly_when_the_frames_pickle():
+    ch = stackless.channel()
+    cases = []
+    for f, a in ((subj.chain, (1,)), (subj.callback_user, ()),
+                 (subj.receiver, (ch, "r")),
+                 (subj.through_star_args, (subj.pause_with, 1)),
+                 (subj.with_block, (None,)), (subj.in_closure, (2,))):
+        t = stackless.tasklet(f)(*a)
+        t.run()
+        cases.append(t)
+    seen = set()
+    for t in cases:
+        if not t.alive:
+            continue
+        try:
+            pickle.dumps(t)
+            ok = True
+        except pickle.PicklingError:
+            ok = False
+        assert t.restorable == ok, t
+        seen.add(ok)
+    assert seen == {True, False}
+    for t in cases:
+        t.kill()
+
+
+def _frames_running(code):
+    return [o for o in gc.get_objects()
+            if type(o) is type(sys._getframe()) and o.f_code is code]
+
+
+def test_unrun_and_finished_resumed_frames_are_freed():
+    t = suspended(subj.chain, 1)
+    data = pickle.dumps(t)
+    t.kill()
+    gc.collect()
+    before = len(_frames_running(subj.leaf.__code__))
+    unrun = [pickle.loads(data) for _ in range(20)]
+    assert len(_frames_running(subj.leaf.__code__)) == before + 20
+    gc.collect()                # suspended ones stay
+    assert len(_frames_running(subj.leaf.__code__)) == before + 20
+    half = unrun[:10]
+    for u in half:
+        finish(u)
+    del unrun, half, u
+    gc.collect()
+    assert len(_frames_running(subj.leaf.__code__)) == before
+
+
+def test_collector_runs_while_resumed_frames_wait():
+    ch = stackless.channel()
+    ts = [stackless.tasklet(subj.receiver)(ch, n) for n in "pq"]
+    stackless.run()
+    ch2 = pickle.loads(pickle.dumps(ch))
+    for t in ts:
+        t.kill()
+    for _ in range(3):
+        gc.collect()
+        ch2.send(1)
+    while ch2.balance:
+        ch2.send(None)
+    gc.collect()
+    assert sorted(e for e in subj.log if e[1] == "finally") == [
+        ("p", "finally")] * 2 + [("q", "finally")] * 2
