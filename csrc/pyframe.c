@@ -505,28 +505,6 @@ handled_exc(PyObject *mod, PyObject *o)
     return Py_NewRef(ei != NULL ? ei : Py_None);
 }
 
-int
-pyframe_restorable(PyThreadState *ts, pystate_saved *s)
-{
-    _PyInterpreterFrame *f = s ? (_PyInterpreterFrame *)
-                                 pystate_saved_top_frame(s)
-                               : ts->cframe->current_frame;
-    for (; f != NULL; f = f->previous) {
-        int ours = frame_is_ours(f);
-        if (f->owner == FRAME_OWNED_BY_GENERATOR)
-            return 0;
-        if (!ours && f->owner == FRAME_OWNED_BY_FRAME_OBJECT)
-            return 0;
-        /* a frame entered from C code other than the bottom one */
-        if (f->is_entry && !ours && f->previous != NULL)
-            return 0;
-        if (f->prev_instr < _PyCode_CODE(f->f_code) +
-                            f->f_code->_co_firsttraceable)
-            return 0;
-    }
-    return 1;
-}
-
 /* ------------------------------------------------------------------------
  * The resumer.
  */
@@ -1036,14 +1014,6 @@ pyframe_resume(PyObject *resumer, PyObject *tv)
     PyErr_SetString(PyExc_RuntimeError, "frame resumption is not "
                     "implemented for this interpreter version");
     return NULL;
-}
-
-int
-pyframe_restorable(PyThreadState *ts, pystate_saved *s)
-{
-    (void)ts;
-    (void)s;
-    return 0;
 }
 
 int

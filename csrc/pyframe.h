@@ -33,9 +33,5 @@ int pyframe_is_resumer(PyObject *o);
  * suspended in (unless the resumer performs that operation itself). */
 PyObject *pyframe_resume(PyObject *resumer, PyObject *tv);
 
-/* 1 if every frame of the tasklet's chain is a Python frame entered from
- * Python (or by the trampoline), 0 if not.  s == NULL: the running
- * tasklet of ts. */
-int pyframe_restorable(PyThreadState *ts, pystate_saved *s);
 
 #endif /* SLP_PYFRAME_H */

@@ -680,19 +680,6 @@ def _handled_exception(t):
     return _stackless._handled_exc(t)
 
 
-def restorable(t, quick):
-    """tasklet.restorable: the C module's strict answer (quick), widened to
-    frames called through the interpreter's call machinery only."""
-    if quick or not _SUPPORTED or t.is_main or t.is_current or \
-            not t.alive or t.blocked == 2:
-        return quick
-    try:
-        reduce_suspended(t, values=False)
-    except (pickle.PicklingError, RuntimeError):
-        return False
-    return True
-
-
 def reduce_suspended(t, values=True):
     """The frames and pending operation of a suspended tasklet t (not the
     current one): (frames, extra) for the tasklet's state."""

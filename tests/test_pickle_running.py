@@ -402,7 +402,7 @@ def test_suspended_in_enter_and_exit(fail):
     t.kill()
     u.insert()
     stackless.run()                             # now in __exit__
-    assert u.alive and u.restorable
+    assert u.alive and u.nesting_level == 1 and not u.restorable
     exc = "KeyError" if fail else None
     v = pickle.loads(pickle.dumps(u))       # (fail: with the traceback)
     u.kill()
@@ -585,29 +585,31 @@ def test_damaged_frame_snapshot_is_refused():
     setter(g, lp)
 
 
-def test_restorable_is_true_exactly_when_the_frames_pickle():
+def test_restorable_follows_stackless_and_pickling_goes_by_the_frames():
+    # restorable is Stackless's rule (nesting_level == 0); pickling judges
+    # the frames: it refuses a callback from C code, and resumes an
+    # __enter__ call that Stackless would count as C state
     ch = stackless.channel()
-    cases = []
-    for f, a in ((subj.chain, (1,)), (subj.callback_user, ()),
-                 (subj.receiver, (ch, "r")),
-                 (subj.through_star_args, (subj.pause_with, 1)),
-                 (subj.with_block, (None,)), (subj.in_closure, (2,))):
+    cases = ((subj.chain, (1,), True, True),
+             (subj.callback_user, (), False, False),
+             (subj.receiver, (ch, "r"), True, True),
+             (subj.through_star_args, (subj.pause_with, 1), True, True),
+             (subj.with_block, (None,), False, True),
+             (subj.in_closure, (2,), True, True))
+    tasklets = []
+    for f, a, restorable, pickles in cases:
         t = stackless.tasklet(f)(*a)
         t.run()
-        cases.append(t)
-    seen = set()
-    for t in cases:
-        if not t.alive:
-            continue
+        tasklets.append(t)
+        assert t.alive
+        assert t.restorable == restorable == (t.nesting_level == 0), f
         try:
             pickle.dumps(t)
             ok = True
         except pickle.PicklingError:
             ok = False
-        assert t.restorable == ok, t
-        seen.add(ok)
-    assert seen == {True, False}
-    for t in cases:
+        assert ok == pickles, f
+    for t in tasklets:
         t.kill()
 
 
