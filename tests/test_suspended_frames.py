@@ -73,8 +73,10 @@ def test_suspended_chains_across_c_reentry_are_walkable():
     ch = stackless.channel()
     names, funcs = _nested_blockers(ch)
     tasklets = [stackless.tasklet(f)() for f in funcs]
+    hard = {funcs[0], funcs[1], funcs[5]}      # via_sorted, via_map, deep
     stackless.run()         # all blocked in ch.receive()
     assert all(t.blocked for t in tasklets)
+    hard_ids = {id(t) for f, t in zip(funcs, tasklets) if f in hard}
     for t in tasklets:
         # Several times: the first walk materialises frame objects, the
         # next ones follow the links the first left behind.
@@ -83,7 +85,11 @@ def test_suspended_chains_across_c_reentry_are_walkable():
             assert chain[0] == "block" and len(chain) >= 3, chain
         traceback.extract_stack(t.frame)
         traceback.format_stack(t.frame)
-        assert t.nesting_level >= 1
+        # Stackless's count: a callback from C code (sorted's key, map) is
+        # C state; a class body, exec'd module code and a generator are
+        # entries it made without C recursion
+        if id(t) in hard_ids:
+            assert t.nesting_level >= 1
         gc.collect()
     # The same walks, after every tasklet has run once more in between.
     for t in tasklets:
