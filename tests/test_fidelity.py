@@ -162,6 +162,15 @@ def test_subclass_instance_dict_is_pickled():
     assert ch2.tag == 5
 
 
+_SOFT_ENTRIES_311_ONLY = pytest.mark.xfail(
+    sys.version_info >= (3, 12), strict=True,
+    reason="Stackless's soft-entry rules for nesting_level (entries it made "
+    "without C recursion: generators resumed by a loop, class calls, "
+    "f(*args), exec) are implemented on 3.11 only; 3.12 and 3.13 count "
+    "every C-level entry of the eval loop (pystate_stackless_nesting)")
+
+
+@_SOFT_ENTRIES_311_ONLY
 def test_nesting_level_counts_what_stackless_counts():
     ch = stackless.channel()
     # the main tasklet, in plain Python code: 0, restorable
@@ -223,6 +232,7 @@ def test_throw_argument_errors():
     assert not t.alive
 
 
+@_SOFT_ENTRIES_311_ONLY
 def test_rebind_a_tasklet_paused_in_a_running_generator():
     # a generator resumed by a for loop is no C state for Stackless: the
     # tasklet may be rebound (its frames are dropped)

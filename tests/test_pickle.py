@@ -256,7 +256,8 @@ def test_unported_version_raises_a_clear_picklingerror():
         stackless.schedule_remove()
     t = stackless.tasklet(f)()
     stackless.run()
-    assert not t.restorable
+    # restorable is Stackless's rule, whatever this version can pickle
+    assert t.restorable == (t.nesting_level == 0)
     with pytest.raises(pickle.PicklingError,
                        match=r"supported on CPython 3\.11 only"):
         pickle.dumps(t)
