@@ -810,7 +810,8 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
     if (cur->flags & TF_WATCHDOG)
-        revive_watchdog(ts, cur);   /* woken by hand (cur.run()) */
+        revive_watchdog(ts, cur);   /* woken by hand: insert(), run(),
+                                     * throw(), kill() */
     if (armed) {
         wd_disarm(ts);
         set_interrupt_slot(ts, NULL);
@@ -892,17 +893,22 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         return NULL;
     }
     Py_SETREF(t->tempval, bomb);
+    /* A run() caller thrown into stays in the watchdog list until its run()
+     * resumes with the bomb; only then do the run() callers nested in it go
+     * back to the run queue (sched_run), at its end as seen from it, as
+     * Stackless's run() pops them when it resumes. */
     if (return_here && (t->flags & TF_IN_RING)) {
         Py_INCREF(t);
         Py_DECREF(ring_remove(ts, t));
         ring_insert_after(ts, cur->prev, t);
-        if (t->flags & TF_WATCHDOG)
-            watchdog_remove(ts, t);
         Py_DECREF(t);
     }
     else if (!(t->flags & TF_IN_RING)) {
         TaskletObject *pos = (pending || return_here) ? cur->prev : cur;
-        make_runnable_after(ts, pos, t);
+        if ((t->flags & TF_WATCHDOG) && !t->blocked)
+            ring_insert_after(ts, pos, t);
+        else
+            make_runnable_after(ts, pos, t);
     }
     if (pending)
         Py_RETURN_NONE;
