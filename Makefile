@@ -14,7 +14,8 @@ ASAN_ENV = \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	PYTHONMALLOC=malloc
 
-.PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help
+.PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help \
+	docs typecheck
 
 all: build
 
@@ -27,6 +28,9 @@ help:
 	@echo "make valgrind - valgrind build, whole suite (and its child interpreters) under memcheck"
 	@echo "make soak    - long stress/kill/model runs (SLP_STRESS=1, 100,000 model programs)"
 	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
+	@echo "make docs    - the Sphinx site in build/docs/html, warnings are errors, and the"
+	@echo "               guides' code examples run as doctests (pip install -e '.[docs]')"
+	@echo "make typecheck - mypy.stubtest on the stubs and mypy --strict examples/ (pip install mypy)"
 	@echo "make clean   - remove build products"
 
 build:
@@ -137,6 +141,33 @@ soak:
 
 bench:
 	$(PYTHON) benchmarks/run_all.py
+
+# The documentation (docs/): HTML with every warning an error, then the
+# code examples of the guides run as doctests.
+SPHINXBUILD ?= $(PYTHON) -m sphinx
+DOCS_OUT ?= build/docs
+
+docs:
+	$(SPHINXBUILD) -W --keep-going -n -b html docs $(DOCS_OUT)/html
+	$(SPHINXBUILD) -W --keep-going -b doctest docs $(DOCS_OUT)/doctest
+
+# The type stubs against the runtime (mypy.stubtest), and the examples under
+# mypy --strict.  The package is installed in editable mode through an
+# import hook that mypy cannot follow, and stackless_compat.patches lives in
+# patches/, so mypy reads the stubs from a tree of links in build/typecheck
+# (typings/stackless.pyi makes `import stackless` of legacy programs typed).
+TYPECHECK_DIR = build/typecheck
+
+typecheck:
+	rm -rf $(TYPECHECK_DIR) && mkdir -p $(TYPECHECK_DIR)/stackless_compat
+	ln -s $(CURDIR)/stackless_compat/*.pyi $(CURDIR)/stackless_compat/py.typed \
+	    $(TYPECHECK_DIR)/stackless_compat/
+	ln -s $(CURDIR)/patches $(TYPECHECK_DIR)/stackless_compat/patches
+	ln -s $(CURDIR)/typings/stackless.pyi $(TYPECHECK_DIR)/stackless.pyi
+	MYPYPATH=$(TYPECHECK_DIR) $(PYTHON) -m mypy.stubtest stackless_compat \
+	    --allowlist stackless_compat/stubtest-allowlist.txt
+	MYPYPATH=$(TYPECHECK_DIR) $(PYTHON) -m mypy --strict --no-incremental \
+	    $(TYPECHECK_DIR)/stackless_compat/ $(TYPECHECK_DIR)/stackless.pyi examples/
 
 clean:
 	rm -rf build dist *.egg-info .eggs .pytest_cache .hypothesis
