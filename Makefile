@@ -148,7 +148,7 @@ SPHINXBUILD ?= $(PYTHON) -m sphinx
 DOCS_OUT ?= build/docs
 
 docs:
-	$(SPHINXBUILD) -W --keep-going -n -b html docs $(DOCS_OUT)/html
+	$(SPHINXBUILD) -W --keep-going -b html docs $(DOCS_OUT)/html
 	$(SPHINXBUILD) -W --keep-going -b doctest docs $(DOCS_OUT)/doctest
 
 # The type stubs against the runtime (mypy.stubtest), and the examples under
