@@ -30,7 +30,7 @@ extensions = [
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 root_doc = "index"
-exclude_patterns = ["_build"]
+exclude_patterns = ["_build", "_generated"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
@@ -48,6 +48,47 @@ nitpick_ignore = [
     ("py:class", "_stackless.tasklet"),
     ("py:class", "_stackless.channel"),
 ]
+
+# The plug-ins need their frameworks (gunicorn, Celery): document those
+# that import here, and say which do not.
+PLUGINS = [("stackless_compat.gunicorn", "gunicorn"),
+           ("stackless_compat.celery", "Celery")]
+
+
+def _plugins_page():
+    import importlib
+    out = []
+    for mod, framework in PLUGINS:
+        try:
+            importlib.import_module(mod)
+        except ImportError as e:
+            out.append("``%s``\n%s\n\nNot importable where this site was "
+                       "built (%s needs %s).\n\n"
+                       % (mod, "-" * (len(mod) + 4), mod, framework))
+            continue
+        out.append("``%s``\n%s\n\n.. automodule:: %s\n   :members:\n\n"
+                   % (mod, "-" * (len(mod) + 4), mod))
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(os.path.join(here, "_generated"), exist_ok=True)
+    with open(os.path.join(here, "_generated", "plugins.inc"), "w") as f:
+        f.write("".join(out))
+
+
+_plugins_page()
+
+
+# The C docstrings are plain text for help(); "f(*args)" in them is not
+# reStructuredText emphasis.  Escape "*" outside ``literals``.
+def _plain_stars(app, what, name, obj, options, lines):
+    import re
+    for i, line in enumerate(lines):
+        parts = re.split(r"(``.*?``)", line)
+        lines[i] = "".join(p if p.startswith("``") else p.replace("*", r"\*")
+                           for p in parts)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _plain_stars)
 
 html_theme = "alabaster"
 html_title = "stackless_compat %s" % release
