@@ -2,9 +2,9 @@
 
 help() and inspect.signature() read the signature from the first line of
 the C docstring ("name($self, a, b=None, /)\\n--\\n\\n").  The argument names
-are Stackless's; the parameter kinds must match what the C code parses, so
-a keyword call with each documented keyword name is tried where the
-signature allows keywords.
+are Stackless's; the parameter kinds must match what the C code parses:
+keyword calls of the main functions with the documented names are tried,
+and positional-only parameters must refuse keywords.
 """
 import inspect
 import types
