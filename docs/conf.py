@@ -78,10 +78,19 @@ _plugins_page()
 
 
 # The C docstrings are plain text for help(); "f(*args)" in them is not
-# reStructuredText emphasis.  Escape "*" outside ``literals``.
+# reStructuredText emphasis.  Escape "*" outside ``literals`` and literal
+# blocks (the indented lines after a "::").
 def _plain_stars(app, what, name, obj, options, lines):
     import re
+    literal_indent = None
     for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if not line.strip() or indent > literal_indent:
+                continue
+            literal_indent = None
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
         parts = re.split(r"(``.*?``)", line)
         lines[i] = "".join(p if p.startswith("``") else p.replace("*", r"\*")
                            for p in parts)
