@@ -34,9 +34,9 @@ exclude_patterns = ["_build", "_generated"]
 myst_heading_anchors = 3
 
 autodoc_member_order = "bysource"
-autodoc_default_options = {"members": True, "undoc-members": False}
 # The API pages list the members explicitly; the C module's internals
 # (names starting with "_") stay out.
+autodoc_default_options = {}
 autodoc_typehints = "signature"
 
 # Offline builds: no inventory is fetched; py:class references to the
