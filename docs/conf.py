@@ -107,5 +107,6 @@ html_static_path = []
 # imported under its Stackless name.
 doctest_global_setup = """
 import stackless_compat as stackless
-"""
+REPO = %r
+""" % os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 doctest_test_doctest_blocks = "default"
