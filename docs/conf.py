@@ -77,6 +77,24 @@ def _plugins_page():
 _plugins_page()
 
 
+# The Internals section: design, then the pages that come with other work
+# when they exist (docs/versions.md: interpreter versions), then changes.
+def _internals_toc():
+    here = os.path.dirname(os.path.abspath(__file__))
+    pages = ["design"]
+    for name in ("versions",):
+        if any(os.path.exists(os.path.join(here, name + ext))
+               for ext in (".md", ".rst")):
+            pages.append(name)
+    pages.append("changes")
+    with open(os.path.join(here, "_generated", "internals-toc.inc"), "w") as f:
+        f.write(".. toctree::\n   :maxdepth: 2\n   :caption: Internals\n\n")
+        f.writelines("   %s\n" % p for p in pages)
+
+
+_internals_toc()
+
+
 # The C docstrings are plain text for help(); "f(*args)" in them is not
 # reStructuredText emphasis.  Escape "*" outside ``literals`` and literal
 # blocks (the indented lines after a "::").
