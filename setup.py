@@ -21,7 +21,16 @@ import os
 import sys
 from glob import glob
 
-from setuptools import Extension, setup
+# The switch core saves the interpreter's internal per-thread state; each
+# supported minor version has its entry in the version layer (csrc/pystate.c,
+# csrc/compat.h).  python_requires says the same to pip.
+SUPPORTED = ((3, 11), (3, 12), (3, 13))
+if sys.version_info[:2] not in SUPPORTED or sys.implementation.name != "cpython":
+    sys.exit("stackless_compat supports CPython %s only; this is %s %s"
+             % (", ".join("%d.%d" % v for v in SUPPORTED),
+                sys.implementation.name, sys.version.split()[0]))
+
+from setuptools import Extension, setup  # noqa: E402  (after the version check)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -37,11 +46,6 @@ def _rel(pattern):
                   for p in glob(os.path.join(HERE, pattern)))
 
 
-if sys.version_info[:2] != (3, 11):
-    # The switch core saves CPython 3.11 internal thread state; the build is
-    # tied to that minor version (python_requires says the same to pip).
-    sys.exit("stackless_compat supports CPython 3.11 only; this is %s"
-             % sys.version.split()[0])
 
 sources = _rel("csrc/*.c")
 depends = _rel("csrc/*.h") + _rel("csrc/platform/*")

@@ -7,6 +7,10 @@ Servers (each in its own child process, started by this script with
 
   stackless_compat  patch_all(); the stdlib socket API, one tasklet per
                     connection doing recv()/sendall()
+  stackless_compat-c  the same acceptor, but each connection's tasklet runs
+                    the echo loop in C on the hub (socket._echo in
+                    hub/sock.c): the floor the Python-level server can
+                    approach (same scheduler, hub and syscalls, no bytecode)
   gevent            monkey.patch_all(); the same socket code, one greenlet
                     per connection
   asyncio-streams   asyncio.start_server, read() / write() + drain()
@@ -37,8 +41,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-IMPLS = ("stackless_compat", "gevent", "asyncio-streams", "uvloop-streams",
-         "uvloop-proto", "c")
+IMPLS = ("stackless_compat", "stackless_compat-c", "gevent", "asyncio-streams",
+         "uvloop-streams", "uvloop-proto", "c")
 # timed round trips per connection: a run of 1-4 s per (impl, conns)
 ROUND_TRIPS = {1: 20000, 100: 1500, 1000: 200}
 QUICK_ROUND_TRIPS = {1: 500, 100: 50, 1000: 10}
@@ -54,16 +58,20 @@ def announce(port):
     sys.stdout.flush()
 
 
-def blocking_style_server(port, start):
+def blocking_style_server(port, start, c_echo=None):
     """What a user of patch_all writes: a listener and one handler per
     connection with plain socket calls.  ``start(func, *args)`` runs func
-    concurrently (a tasklet or a greenlet)."""
+    concurrently (a tasklet or a greenlet).  ``c_echo(conn)``, when given,
+    replaces the handler's loop."""
     import socket as S
 
     def handler(conn):
         conn.setsockopt(S.IPPROTO_TCP, S.TCP_NODELAY, 1)
         recv, sendall = conn.recv, conn.sendall
         try:
+            if c_echo is not None:
+                c_echo(conn)
+                return
             while True:
                 chunk = recv(65536)
                 if not chunk:
@@ -88,7 +96,7 @@ def blocking_style_server(port, start):
     return accept_loop
 
 
-def serve_stackless_compat(port):
+def serve_stackless_compat(port, c_loop=False):
     # measure this checkout when it has an in-place build, else what is
     # installed
     if any(f.startswith("_stackless.") for f in
@@ -97,7 +105,11 @@ def serve_stackless_compat(port):
     import stackless_compat as sl
     from stackless_compat.patches import patch_all
     patch_all()
-    loop = blocking_style_server(port, lambda f, *a: sl.tasklet(f)(*a))
+    c_echo = None
+    if c_loop:
+        from stackless_compat import _stackless
+        c_echo = _stackless._sock_methods()["_echo"]
+    loop = blocking_style_server(port, lambda f, *a: sl.tasklet(f)(*a), c_echo)
     sl.tasklet(loop)()
     sl.run()            # returns only if the acceptor dies
 
@@ -155,6 +167,7 @@ def serve_asyncio(port, flavour, uv):
 
 SERVERS = {
     "stackless_compat": serve_stackless_compat,
+    "stackless_compat-c": lambda p: serve_stackless_compat(p, True),
     "gevent": serve_gevent,
     "asyncio-streams": lambda p: serve_asyncio(p, "streams", False),
     "asyncio-proto": lambda p: serve_asyncio(p, "proto", False),

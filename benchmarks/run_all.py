@@ -48,15 +48,17 @@ TARGETS = [
     ("schedule() 2 tasklets / greenlet raw switch",
      ("schedule_2", SC), ("greenlet_switch", "greenlet"), 0.35),
     ("schedule() 1000 tasklets / 2 tasklets",
-     ("schedule_1000", SC), ("schedule_2", SC), 1.2),
+     ("schedule_1000", SC), ("schedule_2", SC), 1.1),
     ("channel pair, one channel / sl_emul",
      ("chan_stream", SC), ("chan_stream", "sl_emul"), 0.15),
     ("channel pair, ping-pong / sl_emul",
      ("chan_pingpong", SC), ("chan_pingpong", "sl_emul"), 0.15),
     ("create+run tasklet / sl_emul",
      ("create_run", SC), ("create_run", "sl_emul"), 0.1),
-    ("RSS per tasklet blocked on receive() [bytes]",
-     ("rss_blocked", SC), None, 1500.0),
+    ("RSS per tasklet blocked on receive(), tasklet(f)(ch) [bytes]",
+     ("rss_blocked", SC), None, 1000.0),
+    ("RSS per tasklet blocked on receive(), tasklet(ch.receive)() [bytes]",
+     ("rss_blocked_builtin", SC), None, 1000.0),
 ]
 # echo (bench_echo.py, only with --echo): issue 4's targets, round trips/s
 # (higher is better) as (label, numerator, denominator, lower bound)

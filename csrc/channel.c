@@ -102,9 +102,18 @@ channel_action_impl(ChannelObject *ch, int dir, PyObject *value,
     if (sched_raise_pending(ts) < 0)
         return NULL;
     waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
-    if (slp_st->channel_callback != NULL &&
-        channel_notify(ch, cur, dir > 0, !waiting) < 0)
-        return NULL;
+    if (slp_st->channel_callback != NULL) {
+        /* as in Stackless, the callback sees the value being sent in the
+         * sender's tempval (None for a receiver); the old one comes back
+         * if the callback fails */
+        PyObject *old = cur->tempval;
+        cur->tempval = Py_NewRef(dir > 0 ? value : Py_None);
+        if (channel_notify(ch, cur, dir > 0, !waiting) < 0) {
+            Py_SETREF(cur->tempval, old);
+            return NULL;
+        }
+        Py_DECREF(old);
+    }
     /* the callback may have changed things */
     waiting = dir > 0 ? ch->balance < 0 : ch->balance > 0;
 
@@ -340,15 +349,6 @@ channel_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return NULL;
 }
 
-static PyObject *
-channel_repr(PyObject *self)
-{
-    ChannelObject *ch = C(self);
-    return PyUnicode_FromFormat("<%s object at %p, balance=%zd%s>",
-                                Py_TYPE(self)->tp_name, self, ch->balance,
-                                ch->closing ? ", closing" : "");
-}
-
 /* --- attributes -------------------------------------------------------- */
 
 static PyObject *
@@ -432,7 +432,6 @@ channel_set_schedule_all(PyObject *self, PyObject *v, void *c)
 }
 
 static PyGetSetDef channel_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"balance", channel_get_balance, NULL,
      "> 0: blocked senders; < 0: blocked receivers", NULL},
     {"closing", channel_get_closing, NULL, "close() was called", NULL},
@@ -448,7 +447,6 @@ static PyGetSetDef channel_getset[] = {
 static PyMemberDef channel_members[] = {
     {"__weaklistoffset__", T_PYSSIZET,
      offsetof(ChannelObject, weakreflist), READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(ChannelObject, dict), READONLY, NULL},
     {NULL}
 };
 
@@ -511,11 +509,9 @@ static PyObject *
 channel_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
 {
     ChannelObject *ch;
-    if (type == slp_st->channel_type &&
-        (PyTuple_GET_SIZE(args) != 0 || (kwds && PyDict_GET_SIZE(kwds)))) {
-        PyErr_SetString(PyExc_TypeError, "channel() takes no arguments");
-        return NULL;
-    }
+    /* Stackless's channel() accepts and ignores any arguments */
+    (void)args;
+    (void)kwds;
     if (slp_fault())
         return PyErr_NoMemory();
     ch = (ChannelObject *)type->tp_alloc(type, 0);
@@ -530,7 +526,6 @@ channel_traverse(PyObject *self, visitproc visit, void *arg)
 {
     TaskletObject *t;
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(C(self)->dict);
     for (t = C(self)->head; t != NULL; t = t->cnext)
         Py_VISIT((PyObject *)t);
     return 0;
@@ -545,7 +540,6 @@ channel_clear(PyObject *self)
         channel_remove_waiter(ch, t);
         Py_DECREF(t);
     }
-    Py_CLEAR(ch->dict);
     return 0;
 }
 
@@ -568,7 +562,6 @@ static PyType_Slot channel_slots[] = {
     {Py_tp_clear, channel_clear},
     {Py_tp_iter, PyObject_SelfIter},
     {Py_tp_iternext, channel_iternext},
-    {Py_tp_repr, channel_repr},
     {Py_tp_getset, channel_getset},
     {Py_tp_members, channel_members},
     {Py_tp_methods, channel_methods},

@@ -1,7 +1,9 @@
 /* The _stackless module: module-level functions, module state and init. */
 #include "module.h"
+#include "pyframe.h"
 
 #include "pythread.h"
+#include <alloca.h>
 
 slp_module_state *slp_st = NULL;
 
@@ -29,7 +31,7 @@ mod_schedule(PyObject *m, PyObject *const *args, Py_ssize_t nargs,
         return NULL;
     if (kwnames != NULL && PyTuple_GET_SIZE(kwnames) > 0) {
         if (nargs != 0 || PyTuple_GET_SIZE(kwnames) != 1 ||
-            !_PyUnicode_EqualToASCIIString(PyTuple_GET_ITEM(kwnames, 0),
+            !slp_unicode_eq_ascii(PyTuple_GET_ITEM(kwnames, 0),
                                            "retval")) {
             PyErr_SetString(PyExc_TypeError,
                             "schedule() takes an optional 'retval' only");
@@ -84,6 +86,7 @@ mod_run(PyObject *m, PyObject *args, PyObject *kwds)
         if (t == -1.0 && PyErr_Occurred())
             return NULL;
     }
+    ts->run_called = 1;
     return sched_run(ts, t, threadblock, soft, ignore_nesting, totaltimeout);
 }
 
@@ -127,6 +130,30 @@ mod_getcurrentid(PyObject *m, PyObject *Py_UNUSED(ignored))
     return PyLong_FromVoidPtr(ts->current);
 }
 
+int
+slp_parse_thread_id(PyObject *o, unsigned long *id)
+{
+    int overflow;
+    long v;
+    if (o == NULL || o == Py_None)
+        return 0;
+    if (!PyLong_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "thread id must be an int, not %.200s",
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    v = PyLong_AsLongAndOverflow(o, &overflow);
+    if (overflow == 0 && v == -1) {
+        if (PyErr_Occurred())
+            return -1;
+        return 0;
+    }
+    *id = PyLong_AsUnsignedLong(o);
+    if (*id == (unsigned long)-1 && PyErr_Occurred())
+        return -1;
+    return 1;
+}
+
 /* Is thread_id one of the interpreter's threads? */
 static int
 interp_has_thread(unsigned long thread_id)
@@ -153,18 +180,8 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     if (sched_get() == NULL)
         return NULL;
     id = PyThread_get_thread_ident();
-    if (tid != NULL && tid != Py_None) {
-        long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred()) {
-            PyErr_Clear();
-            id = PyLong_AsUnsignedLong(tid);
-            if (id == (unsigned long)-1 && PyErr_Occurred())
-                return NULL;
-        }
-        else if (v != -1) {
-            id = (unsigned long)v;
-        }
-    }
+    if (slp_parse_thread_id(tid, &id) < 0)
+        return NULL;
     ts = sched_find_thread(id);
     if (ts == NULL) {
         if (!interp_has_thread(id)) {
@@ -179,11 +196,21 @@ mod_get_thread_info(PyObject *m, PyObject *args)
     }
     if (res == NULL || !(flags & ((1L << 30) | (1L << 31))))
         return res;
-    /* Undocumented Stackless extras: bit 30 appends (serial,
-     * serial_last_jump, initial_stub), bit 31 the watchdog list. */
+    /* Undocumented Stackless extras, for its test suite: bit 30 appends
+     * (serial, serial_last_jump, initial_stub) -- the last serial handed
+     * out, the serial of the C stack the thread runs on (its current
+     * tasklet's) and the cstack of the thread's base; bit 31 the watchdog
+     * list: None before the thread's first run(), else a list whose item 0
+     * is the run(timeout) caller the watchdog interrupts (or None),
+     * followed by the run() callers, innermost last. */
     if (flags & (1L << 30)) {
-        extra = Py_BuildValue("(kkO)", ts ? ts->switches : 0UL,
-                              ts ? ts->switches : 0UL, Py_None);
+        PyObject *stub = ts ? cstack_initial_stub(ts) : Py_NewRef(Py_None);
+        if (stub == NULL) {
+            Py_DECREF(res);
+            return NULL;
+        }
+        extra = Py_BuildValue("(LLN)", ts ? ts->serial : 0LL,
+                              ts ? tasklet_serial(ts->current) : 0LL, stub);
         if (extra == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -194,9 +221,11 @@ mod_get_thread_info(PyObject *m, PyObject *args)
             return NULL;
     }
     if (flags & (1L << 31)) {
-        PyObject *wd = ts && ts->watchdogs ? PyList_GetSlice(ts->watchdogs, 0,
-                                              PY_SSIZE_T_MAX)
-                                           : PyList_New(0);
+        /* the list itself, as Stackless gives it (tests keep it and
+         * watch it change) */
+        PyObject *wd = ts == NULL || !ts->run_called || ts->watchdogs == NULL
+                           ? Py_None : ts->watchdogs;
+        Py_INCREF(wd);
         if (wd == NULL) {
             Py_DECREF(res);
             return NULL;
@@ -342,7 +371,9 @@ mod_atexit_kill(PyObject *m, PyObject *Py_UNUSED(ignored))
     sched_thread *ts = sched_peek();
     (void)m;
     wd_shutdown();
-    if (ts != NULL && sched_kill_all(ts) < 0)
+    /* as Stackless (soft switching): only tasklets holding C state get
+     * TaskletExit; the others are dropped silently */
+    if (ts != NULL && sched_kill_all(ts, tasklet_drop_if_restorable) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -417,6 +448,185 @@ mod_stack_info(PyObject *m, PyObject *t)
     return Py_BuildValue("(nn)",
                          (Py_ssize_t)slp_stack_size(&((TaskletObject *)t)->stack),
                          (Py_ssize_t)((TaskletObject *)t)->stack.capacity);
+}
+
+/* --- test helpers --------------------------------------------------------
+ *
+ * Stackless's own test functions, for test suites written against it
+ * (README.rst, "Test helpers").  On a stock interpreter every switch is a
+ * hard one, so the soft/hard variants behave alike. */
+
+#define TEST_CFRAME_MAX_WORDS 64000
+
+/* schedule() `switches` times from C code (a C frame on the tasklet's
+ * stack), returning the last value schedule() returned. */
+static PyObject *
+schedule_n(long switches, int nested)
+{
+    sched_thread *ts = current_sched();
+    TaskletObject *cur;
+    PyObject *ret;
+    long i;
+    if (ts == NULL)
+        return NULL;
+    /* the current tasklet is the same one again after every switch */
+    cur = ts->current;
+    cur->c_nesting += nested;
+    ret = Py_NewRef(Py_None);
+    for (i = 0; i < switches; i++) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            break;
+    }
+    cur->c_nesting -= nested;
+    return ret;
+}
+
+/* call func(*args, **kwargs) as C code that Stackless could not have
+ * soft-switched through: nesting_level counts it -- through the entry
+ * frame of a Python function, else (a C callable) here */
+static PyObject *
+nested_call(PyObject *func, PyObject *args, PyObject *kwargs)
+{
+    sched_thread *ts = current_sched();
+    TaskletObject *cur;
+    PyObject *res;
+    int py;
+    if (ts == NULL)
+        return NULL;
+    py = PyFunction_Check(func) ||
+         (PyMethod_Check(func) && PyFunction_Check(PyMethod_GET_FUNCTION(func)));
+    cur = ts->current;
+    cur->c_nesting += !py;
+    res = PyObject_Call(func, args, kwargs);
+    cur->c_nesting -= !py;
+    return res;
+}
+
+static PyObject *
+mod_test_cframe(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", "words", NULL};
+    long switches, words = 0;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l|l:test_cframe", kwlist,
+                                     &switches, &words))
+        return NULL;
+    if (words < 0 || words > TEST_CFRAME_MAX_WORDS) {
+        PyErr_SetString(PyExc_ValueError,
+                        "test_cframe: words are limited by 0 and 64000");
+        return NULL;
+    }
+    if (words > 0) {
+        /* hold `words` machine words of C stack during the switches */
+        volatile char *pad = alloca((size_t)words * sizeof(void *));
+        pad[0] = 0;
+        pad[(size_t)words * sizeof(void *) - 1] = 0;
+    }
+    return schedule_n(switches, 1);
+}
+
+static PyObject *
+mod_test_cframe_nr(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    static char *kwlist[] = {"switches", NULL};
+    long switches;
+    (void)m;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "l:test_cframe_nr", kwlist,
+                                     &switches))
+        return NULL;
+    return schedule_n(switches, 0);
+}
+
+static PyObject *
+mod_test_cstate(PyObject *m, PyObject *callable)
+{
+    PyObject *noargs = PyTuple_New(0), *res;
+    (void)m;
+    if (noargs == NULL)
+        return NULL;
+    res = nested_call(callable, noargs, NULL);
+    Py_DECREF(noargs);
+    return res;
+}
+
+/* Run the other runnable tasklets until none is left, as an application
+ * that drives the scheduler from outside would. */
+static PyObject *
+mod_test_outside(PyObject *m, PyObject *Py_UNUSED(ignored))
+{
+    sched_thread *ts = current_sched();
+    PyObject *ret;
+    (void)m;
+    if (ts == NULL)
+        return NULL;
+    ret = Py_NewRef(Py_None);
+    while (ts->runcount > 1 && ts->current->next != ts->current) {
+        Py_DECREF(ret);
+        ret = sched_schedule(ts, Py_None, 0);
+        if (ret == NULL)
+            return NULL;
+    }
+    return ret;
+}
+
+/* _test_nostacklesscall(func, *args, post_callback=None,
+ * set_try_stackless=None, **kwargs): func(*args, **kwargs) (args itself
+ * when func is None); then, with post_callback,
+ * post_callback(result, 0, 0, **kwargs): no call is a "stackless call"
+ * on a stock interpreter. */
+static PyObject *
+mod_test_nostacklesscall(PyObject *m, PyObject *args, PyObject *kwds)
+{
+    PyObject *func, *rest, *result, *post = NULL, *kw = NULL, *flag;
+    (void)m;
+    if (PyTuple_GET_SIZE(args) < 1) {
+        PyErr_SetString(PyExc_IndexError, "tuple index out of range");
+        return NULL;
+    }
+    func = PyTuple_GET_ITEM(args, 0);
+    if (kwds != NULL) {
+        kw = PyDict_Copy(kwds);
+        if (kw == NULL)
+            return NULL;
+        flag = PyDict_GetItemString(kw, "set_try_stackless");
+        if (flag != NULL) {
+            if (PyObject_IsTrue(flag) < 0 ||
+                PyDict_DelItemString(kw, "set_try_stackless") < 0) {
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+        post = PyDict_GetItemString(kw, "post_callback");
+        if (post != NULL) {
+            Py_INCREF(post);
+            if (PyDict_DelItemString(kw, "post_callback") < 0) {
+                Py_DECREF(post);
+                Py_DECREF(kw);
+                return NULL;
+            }
+        }
+    }
+    rest = PyTuple_GetSlice(args, 1, PyTuple_GET_SIZE(args));
+    if (rest == NULL) {
+        Py_XDECREF(post);
+        Py_XDECREF(kw);
+        return NULL;
+    }
+    if (func == Py_None)
+        result = Py_NewRef(rest);
+    else
+        result = nested_call(func, rest, kw);
+    Py_DECREF(rest);
+    if (post != NULL && result != NULL) {
+        PyObject *a = Py_BuildValue("(Oii)", result, 0, 0);
+        Py_SETREF(result, a == NULL ? NULL : PyObject_Call(post, a, kw));
+        Py_XDECREF(a);
+    }
+    Py_XDECREF(post);
+    Py_XDECREF(kw);
+    return result;
 }
 
 static PyMethodDef module_methods[] = {
@@ -569,6 +779,39 @@ static PyMethodDef module_methods[] = {
      "--\n"
      "\n"
      "Return (func, args, kwargs) of a tasklet, each None when absent."},
+    {"test_cframe", (PyCFunction)(void (*)(void))mod_test_cframe,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe($module, /, switches, words=0)\n"
+     "--\n"
+     "\n"
+     "A test helper: schedule() switches times from C code, holding words\n"
+     "words of C stack."},
+    {"test_cframe_nr", (PyCFunction)(void (*)(void))mod_test_cframe_nr,
+     METH_VARARGS | METH_KEYWORDS,
+     "test_cframe_nr($module, /, switches)\n"
+     "--\n"
+     "\n"
+     "A test helper, like test_cframe(): every switch is a hard one here."},
+    {"test_cstate", mod_test_cstate, METH_O,
+     "test_cstate($module, callable, /)\n"
+     "--\n"
+     "\n"
+     "A test helper: return callable() called from C code."},
+    {"test_outside", mod_test_outside, METH_NOARGS,
+     "test_outside($module, /)\n"
+     "--\n"
+     "\n"
+     "A test helper: run the other runnable tasklets until none is left."},
+    {"_test_nostacklesscall",
+     (PyCFunction)(void (*)(void))mod_test_nostacklesscall,
+     METH_VARARGS | METH_KEYWORDS,
+     "_test_nostacklesscall($module, func, /, *args, **kwargs)\n"
+     "--\n"
+     "\n"
+     "A test helper: func(*args, **kwargs) called from C code (args itself\n"
+     "when func is None); with the keyword post_callback, then\n"
+     "post_callback(result, 0, 0, **kwargs).  The keyword set_try_stackless\n"
+     "is accepted and ignored: no call is a stackless call here."},
     {NULL}
 };
 
@@ -582,6 +825,7 @@ module_traverse(PyObject *m, visitproc visit, void *arg)
     Py_VISIT(st->channel_type);
     Py_VISIT(st->bomb_type);
     Py_VISIT(st->atomic_type);
+    Py_VISIT(st->cstack_type);
     Py_VISIT(st->TaskletExit);
     Py_VISIT(st->error_handler);
     Py_VISIT(st->channel_callback);
@@ -656,7 +900,8 @@ module_exec(PyObject *m)
     }
     if (PyModule_AddObjectRef(m, "TaskletExit", st->TaskletExit) < 0)
         goto fail;
-    if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0)
+    if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0 ||
+        pyframe_module_init(m) < 0)
         goto fail;
     if (hub_module_init != NULL && hub_module_init(m) < 0)
         goto fail;

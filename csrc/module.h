@@ -17,6 +17,8 @@
 #include "pythread.h"
 #include "switch.h"
 #include "pystate.h"
+#include "compat.h"
+#include "pyhook.h"
 
 typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
@@ -49,7 +51,6 @@ struct TaskletObject {
     sched_thread *ts;             /* owning thread, NULL once it ended */
     ChannelObject *chan;          /* borrowed: channel it is blocked on */
     PyObject *weakreflist;
-    PyObject *dict;
     unsigned long thread_id;
     int flags;
     int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
@@ -58,6 +59,10 @@ struct TaskletObject {
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
+    PyObject *cstate;             /* owned cstack object, created on demand */
+    long long serial;             /* serial of its own C stack, 0: none yet */
+    int c_nesting;                /* calls of the test helpers in progress
+                                     (nesting_level counts them) */
 };
 
 struct ChannelObject {
@@ -68,7 +73,6 @@ struct ChannelObject {
     int schedule_all;
     int closing;
     PyObject *weakreflist;
-    PyObject *dict;
 };
 
 typedef struct {
@@ -80,6 +84,12 @@ typedef struct {
     PyObject_HEAD
     int saved;
 } AtomicObject;
+
+typedef struct {
+    PyObject_HEAD
+    TaskletObject *task;          /* borrowed; NULL once the tasklet is gone */
+    long long serial;             /* used when task is NULL */
+} CStackObject;
 
 struct sched_thread {
     PyThreadState *tstate;
@@ -102,25 +112,39 @@ struct sched_thread {
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
     unsigned int poll_countdown;  /* schedule() calls until the next poll */
-    /* the interrupt watchdog (watchdog.c); wd_* fields the timer thread
+    /* the interrupt watchdog (watchdog.c); the fields the timer thread
      * reads are guarded by its lock */
     TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
-    sched_thread *wd_next;
-    long long wd_timeout_ns, wd_start_ns, wd_seen_ns;
-    unsigned long wd_seen_switches;
+    sched_thread *wd_next;        /* the timer's list */
+    long long wd_budget;          /* ticks per slice, or for the whole run() */
+    long long wd_left;            /* counted mode: ticks left */
+    long long wd_budget_ns;       /* timed mode: the budget as time */
+    long long wd_start_ns;        /* timed mode: wall-clock stamp of the
+                                     start of the slice (or run()) */
+    int wd_clock;                 /* timed mode: the thread's CPU clock */
+    long long wd_t_stamp, wd_t_cpu_start, wd_t_look_cpu; /* the timer's */
+    long long wd_fired_stamp;     /* the slice a poke is for */
+    long long wd_deadline;        /* due: wall-clock time to interrupt */
+    int wd_counted;               /* the hook counts the ticks */
     int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
-    volatile int wd_fired;        /* an interrupt is due */
+    int wd_fired;                 /* timed mode: a poke is on its way */
+    int wd_poking;                /* the timer is poking (timer lock) */
+    int wd_due;                   /* the hook interrupts at its next event */
+    int wd_soft_irq;              /* soft: the next switch revives run() */
     int wd_pending;               /* an interrupt waits for atomic to clear */
     unsigned long wd_deferred;    /* interrupts that had to wait (tests) */
-    int wd_soft_stop;             /* soft: revive the watchdog at schedule() */
-    TaskletObject *wd_hooked;     /* tasklet carrying the trace hook */
-    Py_tracefunc wd_saved_func;   /* its own trace function meanwhile */
-    PyObject *wd_saved_obj;
-    PyObject *wd_frame;           /* frame set to trace every instruction */
+    unsigned long wd_interrupts;  /* interrupts delivered (tests, bench) */
+    pyhook_saved wd_saved;        /* the hook is on the running tasklet */
+    PyObject *wd_frame;           /* frame with opcode events, or NULL */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
     void *hub;                    /* the hub's per-thread state, or NULL */
+    /* C-stack serials, as get_thread_info(tid, 1 << 30) reports them: the
+     * last one handed out; the main tasklet's stack has serial 1 */
+    long long serial;
+    PyObject *initial_stub;       /* owned cstack of the thread's base */
+    int run_called;               /* run() was called: a watchdog list exists */
 };
 
 typedef struct {
@@ -128,6 +152,7 @@ typedef struct {
     PyTypeObject *channel_type;
     PyTypeObject *bomb_type;
     PyTypeObject *atomic_type;
+    PyTypeObject *cstack_type;
     PyObject *TaskletExit;
     PyObject *error_handler;
     PyObject *channel_callback;
@@ -173,7 +198,9 @@ static inline int tasklet_started(TaskletObject *t)
 }
 static inline int tasklet_alive(TaskletObject *t)
 {
-    return (t->flags & (TF_SETUP | TF_MAIN)) || tasklet_started(t);
+    /* a tasklet set up for a thread that has ended died with it */
+    return ((t->flags & TF_SETUP) && tasklet_ts(t) != NULL) ||
+           (t->flags & TF_MAIN) || tasklet_started(t);
 }
 
 static inline PyObject *
@@ -187,6 +214,11 @@ slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
         PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
     return t;
 }
+
+/* module.c: a thread id argument as Stackless parses it: 0 for "the
+ * current thread" (absent or -1), 1 with *id set, -1 with an exception
+ * (OverflowError for other negative numbers) */
+int slp_parse_thread_id(PyObject *o, unsigned long *id);
 
 /* scheduler.c */
 sched_thread *sched_get(void);           /* NULL with MemoryError */
@@ -209,7 +241,7 @@ PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
 void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
-int sched_kill_all(sched_thread *ts);
+int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
 /* The one way to wait for something other than a channel (DESIGN.md §3):
  * the current tasklet leaves the run queue and is `blocked` until
@@ -247,6 +279,13 @@ int wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 void wd_disarm(sched_thread *ts);
 void wd_retry(sched_thread *ts);
 void wd_shutdown(void);
+/* The switch to `next` is about to happen while a watchdog is armed: the
+ * tasklet to switch to instead (run()'s caller, for a soft interrupt). */
+TaskletObject *wd_switching(sched_thread *ts, TaskletObject *next);
+/* The current tasklet leaves (before its state is saved) / resumes or
+ * starts (after its state is restored), while a watchdog is armed. */
+void wd_leaving(sched_thread *ts);
+void wd_resumed(sched_thread *ts);
 void sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w);
 void sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
                                TaskletObject *t);
@@ -259,6 +298,13 @@ PyObject *bomb_from_error(void);         /* packs the raised exception */
 PyObject *bomb_explode(PyObject *bomb);  /* steals; returns NULL */
 PyObject *bomb_from_raise_args(PyObject *exc, PyObject *val, PyObject *tb);
 int tasklet_finalize_kill(TaskletObject *t);
+/* At interpreter exit: drop a suspended restorable tasklet (no C state)
+ * without killing it, as Stackless does; returns 1 if dropped. */
+int tasklet_drop_if_restorable(TaskletObject *t);
+/* tasklet.cstate (one object per tasklet) and the thread's initial stub */
+PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
+PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */
+long long tasklet_serial(TaskletObject *t);
 int tasklet_run_pending_kills(void);
 
 /* channel.c */

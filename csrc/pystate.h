@@ -1,39 +1,22 @@
 /* Per-tasklet interpreter state: what CPython keeps in the thread state but
- * Stackless keeps per tasklet.  This layer hides the interpreter's private
- * structures from the rest of the extension; pystate.c is the only file
- * that depends on the exact CPython version.
+ * Stackless keeps per tasklet.  This is the version layer: pystate.c (with
+ * the other csrc/py*.c files) and compat.h are the only files that know the
+ * CPython version or its private structures; everything else calls the
+ * functions below.  tests/test_version_layer.py enforces it.
  */
 #ifndef SLP_PYSTATE_H
 #define SLP_PYSTATE_H
 
 #include <Python.h>
 
-/* Room for a _PyCFrame: a tasklet's root C frame record lives in its
- * pystate_saved, not on its C stack, to keep suspended stacks small. */
-typedef struct { void *slot[3]; } pystate_cframe_buf;
-
+/* What a suspended tasklet keeps of the interpreter's per-thread state.
+ * Opaque outside pystate.c, whose version block defines the real layout
+ * (checked at compile time to fit); the storage is inline in the tasklet so
+ * that creating one costs no extra allocation.  The largest version's
+ * layout sets the size: every blocked tasklet pays for it. */
+#define PYSTATE_SAVED_WORDS 19
 typedef struct pystate_saved {
-    void *cframe;               /* _PyCFrame *, lives on the tasklet's C stack */
-    void *top_frame;            /* _PyInterpreterFrame * at the time of saving */
-    void *chunk;                /* _PyStackChunk *: the data stack */
-    PyObject **ds_top;
-    PyObject **ds_limit;
-    void *exc_info;             /* _PyErr_StackItem *: top of the handled stack */
-    PyObject *exc_value;        /* owned: bottom item of the handled stack */
-    void *exc_previous;
-    PyObject *context;          /* owned: contextvars context, may be NULL */
-    Py_tracefunc tracefunc;
-    Py_tracefunc profilefunc;
-    PyObject *traceobj;         /* owned */
-    PyObject *profileobj;       /* owned */
-    int recursion_depth;
-    int trash_delete_nesting;
-    int tracing;
-    int own_root;               /* the first data stack chunk is ours */
-    int top_stacktop;           /* value stack top of the top frame when it
-                                   blocked in a call from its value stack,
-                                   else -1 (see pystate_traverse) */
-    pystate_cframe_buf root_cframe;
+    void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;
 
 /* ImportError unless the running interpreter is the one we were built for. */
@@ -56,18 +39,27 @@ void pystate_save(PyThreadState *ts, pystate_saved *s,
 void pystate_restore(PyThreadState *ts, pystate_saved *s);
 
 /* First thing a new tasklet does: give the thread state a fresh frame chain
- * rooted in s->root_cframe, a small data stack sized for `callable`,
+ * of its own, a small data stack sized for `callable`,
  * recursion depth 0, no handled exception, no tracing, and the context
  * `context` (a new reference is taken; NULL for an empty one).  Cannot
  * fail: without memory for a small first chunk, CPython allocates one. */
 void pystate_start(PyThreadState *ts, pystate_saved *s,
                    PyObject *callable, PyObject *context);
 
+/* During the raw stack switch (between pystate_save() and the target's
+ * pystate_restore() or pystate_start()): leave the thread state pointing at
+ * no frame that lives on the C stack being replaced, so that a reader
+ * without the GIL (faulthandler) never follows one. */
+void pystate_park(PyThreadState *ts);
+
 /* Last thing a finished tasklet does before it switches away for good:
  * release the references it holds in the thread state (this may run Python
- * code), then free its data stack.  Afterwards the thread state must not be
+ * code) -- first all but the trace and profile functions, then those (so
+ * that the schedule callback at its end still sees them, as in Stackless)
+ * -- and free its data stack.  Afterwards the thread state must not be
  * used until another tasklet's state is restored. */
-void pystate_finish_release(PyThreadState *ts);
+void pystate_finish_release_keep_trace(PyThreadState *ts);
+void pystate_release_trace(PyThreadState *ts);
 void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
 
 /* Drop the state of a suspended tasklet that will never run again
@@ -82,6 +74,10 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 /* Entry frames below the top minus one (0 for plain Python code);
  * s == NULL means the running tasklet of ts. */
 int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
+/* The C-level nesting Stackless would report: like pystate_nesting_level,
+ * but not counting Python code entered from a call instruction or a
+ * generator resumption (Stackless made those calls without C recursion). */
+int pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s);
 int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
 
 /* Is the cyclic garbage collector running (finalizers called by it)? */
@@ -95,11 +91,6 @@ int pystate_traverse(pystate_saved *s, visitproc visit, void *arg);
 PyObject *pystate_get_context(PyThreadState *ts);
 void pystate_set_context(PyThreadState *ts, PyObject *ctx);
 
-/* Make the running tasklet's top frame emit an event per instruction (so a
- * trace hook runs at the very next one); returns that frame (new
- * reference) for pystate_trace_opcodes_off(), or NULL. */
-PyObject *pystate_trace_opcodes_on(PyThreadState *ts);
-void pystate_trace_opcodes_off(PyObject *frame);
 
 /* sys.settrace()/setprofile() per tasklet: find the C trampolines CPython
  * uses for Python-level trace functions (once, at import). */
@@ -112,6 +103,13 @@ PyObject *pystate_get_trace(PyThreadState *ts, pystate_saved *s, int profile);
 int pystate_set_trace(PyThreadState *ts, pystate_saved *s, int profile,
                       PyObject *fn);
 
-/* Trace/profile functions of a suspended tasklet (for the tasklet's
- * trace_function/profile_function attributes). */
+
+/* Where a suspended tasklet's contextvars context lives (borrowed slot,
+ * may hold NULL), for tasklet.context / set_context(). */
+PyObject **pystate_context_slot(pystate_saved *s);
+/* For pickling (csrc/pyframe.c): the top interpreter frame of a suspended
+ * tasklet (NULL if none), and the exception it is handling (borrowed, may
+ * be NULL or None). */
+void *pystate_saved_top_frame(pystate_saved *s);
+PyObject *pystate_saved_handled_exc(PyThreadState *ts, pystate_saved *s);
 #endif /* SLP_PYSTATE_H */

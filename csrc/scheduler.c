@@ -8,6 +8,7 @@
  * of the tasklet that resumes.
  */
 #include "module.h"
+#include "pyframe.h"
 
 #include <assert.h>
 #include <stddef.h>
@@ -42,12 +43,12 @@ sched_thread_release(PyObject *capsule)
         PyErr_Clear();
         return;
     }
-    if (!_Py_IsFinalizing() && ts->current != NULL && sched_tls == ts) {
+    if (!slp_is_finalizing() && ts->current != NULL && sched_tls == ts) {
         /* The thread ends: its suspended tasklets get TaskletExit so their
          * finally blocks run (STACKLESS_API.md §6.6). */
         PyObject *exc, *val, *tb;
         PyErr_Fetch(&exc, &val, &tb);
-        if (sched_kill_all(ts) < 0)
+        if (sched_kill_all(ts, NULL) < 0)
             PyErr_WriteUnraisable(NULL);
         PyErr_Restore(exc, val, tb);
     }
@@ -65,7 +66,7 @@ sched_thread_release(PyObject *capsule)
     ts->reg_next = ts->reg_prev = NULL;
     if (slp_st != NULL)
         wake_all_others(ts);
-    if (_Py_IsFinalizing() || ts->current == NULL)
+    if (slp_is_finalizing() || ts->current == NULL)
         return;
     Py_CLEAR(ts->inbox);
     while (ts->current->next != ts->current) {
@@ -78,6 +79,7 @@ sched_thread_release(PyObject *capsule)
     ts->current = NULL;
     Py_CLEAR(ts->main);
     Py_CLEAR(ts->watchdogs);
+    Py_CLEAR(ts->initial_stub);
 }
 
 static int
@@ -208,7 +210,11 @@ sched_create(void)
     PyThread_acquire_lock(ts->wake_lock, 1);
     ts->tstate = PyThreadState_Get();
     ts->thread_id = PyThread_get_thread_ident();
-    ts->watchdogs = PyList_New(0);
+    /* Stackless's layout: item 0 is the interrupt watchdog (the run(timeout)
+     * caller) or None, then the run() callers, innermost last */
+    ts->watchdogs = PyList_New(1);
+    if (ts->watchdogs != NULL)
+        PyList_SET_ITEM(ts->watchdogs, 0, Py_NewRef(Py_None));
     if (ts->watchdogs == NULL) {
         PyMem_RawFree(ts);
         return NULL;
@@ -289,7 +295,7 @@ watchdog_remove(sched_thread *ts, TaskletObject *t)
 {
     Py_ssize_t i = PyList_GET_SIZE(ts->watchdogs);
     t->flags &= ~TF_WATCHDOG;
-    while (--i >= 0) {
+    while (--i >= 1) {          /* item 0 is the interrupt slot */
         if (PyList_GET_ITEM(ts->watchdogs, i) == (PyObject *)t) {
             PyObject *exc, *val, *tb;
             PyErr_Fetch(&exc, &val, &tb);
@@ -307,9 +313,19 @@ static TaskletObject *
 wakeup_target(sched_thread *ts)
 {
     Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
-    if (n > 0)
+    if (n > 1)
         return (TaskletObject *)PyList_GET_ITEM(ts->watchdogs, n - 1);
     return ts->main;
+}
+
+/* A run() caller t is made runnable (by the scheduler or by hand, e.g.
+ * t.run()): it leaves the watchdog list, and the run() callers nested
+ * inside it go back to the run queue, as in Stackless. */
+static void
+revive_watchdog(sched_thread *ts, TaskletObject *t)
+{
+    sched_release_inner_watchdogs(ts, t);
+    watchdog_remove(ts, t);
 }
 
 /* Put t, which is not in the ring, right after pos; a watchdog leaves the
@@ -332,7 +348,7 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
             Py_DECREF(t);
         }
         if (t->flags & TF_WATCHDOG)
-            watchdog_remove(ts, t);
+            revive_watchdog(ts, t);
         return;
     }
     /* The channel's (or the park) reference keeps t alive until the ring
@@ -356,7 +372,7 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
         ring_insert_after(ts, pos, t);
     }
     if (t->flags & TF_WATCHDOG)
-        watchdog_remove(ts, t);
+        revive_watchdog(ts, t);
 }
 
 /* The interrupt watchdog w is revived while run() calls nested inside it
@@ -366,7 +382,7 @@ void
 sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w)
 {
     Py_ssize_t n = PyList_GET_SIZE(ts->watchdogs);
-    while (n > 0) {
+    while (n > 1) {
         TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->watchdogs,
                                                              n - 1);
         if (t == w)
@@ -409,13 +425,15 @@ sched_call_schedule_cb(sched_thread *ts, PyObject *prev, PyObject *next)
     res = PyObject_CallFunctionObjArgs(cb, prev, next, NULL);
     ts->in_callback = 0;
     if (res == NULL)
-        _PyErr_WriteUnraisableMsg("in scheduling callback", cb);
+        slp_write_unraisable_msg("in scheduling callback", cb);
     Py_XDECREF(res);
     Py_DECREF(cb);
     PyErr_Restore(exc, val, tb);
 }
 
-int
+/* Not inlined: its return address names the call site whose switch depth
+ * the switch core learns (slp_reserve_switch). */
+SLP_NOINLINE int
 sched_check_switch(sched_thread *ts)
 {
     char here;
@@ -432,24 +450,58 @@ sched_check_switch(sched_thread *ts)
         return -1;
     }
     /* Reserve the heap room the switch will need to save the current
-     * tasklet's stack (the frames below this one are small), so that the
-     * switch itself cannot fail. */
+     * tasklet's stack (the frames below this one are small, and their
+     * size is learned by the switch core), so that the switch itself
+     * cannot fail. */
     stop = (cur->flags & TF_MAIN) ? ts->sw.base : cur->stack.stop;
-    if (stop != NULL && stop > &here &&
-        slp_stack_reserve(&cur->stack, (size_t)(stop - &here) + 192) < 0) {
+    if (slp_reserve_switch(&ts->sw, &here, stop,
+                           __builtin_return_address(0)) < 0) {
         PyErr_NoMemory();
         return -1;
     }
     return 0;
 }
 
+/* The tasklets that most likely run after `self` are its successors in the
+ * run queue: start bringing them into the cache while `self` runs (a round
+ * robin of many tasklets would otherwise wait for memory at every switch).
+ * Two steps, as a pipeline: the object of the second successor (its
+ * fields say where its saved stack is), and the saved stack of the first,
+ * whose object was brought in one switch earlier.  Inlined by force: GCC's
+ * interprocedural passes treat a function made of prefetches as having no
+ * effect and drop the call. */
+static inline __attribute__((always_inline)) void
+sched_prefetch_next(sched_thread *ts, TaskletObject *self)
+{
+    TaskletObject *n = self->next, *n2;
+    size_t off;
+    /* a handful of tasklets stay in the cache anyway */
+    if (ts->runcount < 16 || n == NULL || n == self)
+        return;
+    slp_stack_prefetch(&n->stack);
+    n2 = n->next;
+    for (off = 0; off < sizeof(TaskletObject); off += 64)
+        __builtin_prefetch((char *)n2 + off, 1, 3);
+}
+
 static void
 sched_resumed(sched_thread *ts, TaskletObject *self)
 {
     PyObject *drop = ts->pending_decref;
+    sched_prefetch_next(ts, self);
     pystate_restore(ts->tstate, &self->ps);
     ts->pending_decref = NULL;
     Py_XDECREF(drop);
+    if (ts->wd_caller != NULL)
+        wd_resumed(ts);
+}
+
+/* The watchdog list's interrupt slot (item 0). */
+static void
+set_interrupt_slot(sched_thread *ts, TaskletObject *t)
+{
+    PyList_SetItem(ts->watchdogs, 0,
+                   Py_NewRef(t != NULL ? (PyObject *)t : Py_None));
 }
 
 /* Run `next` (already in the ring, or the revived/blocked bookkeeping
@@ -463,13 +515,15 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
+    if (ts->wd_saved.installed)
+        wd_leaving(ts);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
-    /* The current cframe lives on the C stack the switch overwrites, and
-     * threads that read frames without the GIL (faulthandler's
-     * dump_traceback_later, a fatal-error dump) follow it at any moment:
-     * until the target's state is restored, it is the thread's root
-     * cframe, which has no frame. */
-    ts->tstate->cframe = &ts->tstate->root_cframe;
+    /* The head of the frame chain lives on the C stack the switch
+     * overwrites, and threads that read frames without the GIL
+     * (faulthandler's dump_traceback_later, a fatal-error dump) follow it
+     * at any moment: until the target's state is restored, the thread
+     * state points at no frame. */
+    pystate_park(ts->tstate);
     ts->call_sp = NULL;
     ts->current = next;
     ts->pending_decref = drop;
@@ -483,6 +537,8 @@ PyObject *
 sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 {
     TaskletObject *self = ts->current;
+    if (ts->wd_caller != NULL)
+        next = wd_switching(ts, next);
     if (next != self)
         sched_do_switch(ts, next, drop);
     else
@@ -669,7 +725,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         ts->poll_countdown = 0;
         slp_st->poll_hook(ts);
     }
-    if (!remove && cur->next == cur && !ts->wd_soft_stop) {
+    if (!remove && cur->next == cur && !ts->wd_soft_irq) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
     }
@@ -680,16 +736,10 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         if (next == NULL)
             return NULL;
     }
-    else if (ts->wd_soft_stop && ts->wd_caller != NULL &&
-             ts->wd_caller != cur && !(ts->wd_caller->flags & TF_IN_RING) &&
-             !ts->wd_caller->blocked) {
-        /* soft watchdog: run() returns now; cur stays in the queue */
-        ts->wd_soft_stop = 0;
-        next = ts->wd_caller;
-        make_runnable_after(ts, cur, next);
-    }
     else if (cur->next == cur) {
-        return Py_NewRef(retval);
+        if (!ts->wd_soft_irq)
+            return Py_NewRef(retval);
+        next = cur;             /* a soft interrupt revives run() */
     }
     else {
         next = cur->next;
@@ -732,22 +782,27 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
                    threadblock) < 0)
             return NULL;
         armed = 1;
+        set_interrupt_slot(ts, cur);
     }
     if (cur->next == cur) {
         /* nothing runnable yet: wait for the hub's waits (and, with
          * threadblock, for other threads) */
         next = pick_after_leave(ts);
         if (next == NULL || next == cur) {
-            if (armed)
+            if (armed) {
                 wd_disarm(ts);
+                set_interrupt_slot(ts, NULL);
+            }
             if (next == NULL)
                 return NULL;
             Py_RETURN_NONE;
         }
     }
     if (PyList_Append(ts->watchdogs, (PyObject *)cur) < 0) {
-        if (armed)
+        if (armed) {
             wd_disarm(ts);
+            set_interrupt_slot(ts, NULL);
+        }
         return NULL;
     }
     cur->flags |= TF_WATCHDOG;
@@ -755,9 +810,12 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     res = sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
     if (cur->flags & TF_WATCHDOG)
-        watchdog_remove(ts, cur);
-    if (armed)
+        revive_watchdog(ts, cur);   /* woken by hand: insert(), run(),
+                                     * throw(), kill() */
+    if (armed) {
         wd_disarm(ts);
+        set_interrupt_slot(ts, NULL);
+    }
     if (res == NULL)
         return NULL;
     if (Tasklet_Check(res))
@@ -835,17 +893,22 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         return NULL;
     }
     Py_SETREF(t->tempval, bomb);
+    /* A run() caller thrown into stays in the watchdog list until its run()
+     * resumes with the bomb; only then do the run() callers nested in it go
+     * back to the run queue (sched_run), at its end as seen from it, as
+     * Stackless's run() pops them when it resumes. */
     if (return_here && (t->flags & TF_IN_RING)) {
         Py_INCREF(t);
         Py_DECREF(ring_remove(ts, t));
         ring_insert_after(ts, cur->prev, t);
-        if (t->flags & TF_WATCHDOG)
-            watchdog_remove(ts, t);
         Py_DECREF(t);
     }
     else if (!(t->flags & TF_IN_RING)) {
         TaskletObject *pos = (pending || return_here) ? cur->prev : cur;
-        make_runnable_after(ts, pos, t);
+        if ((t->flags & TF_WATCHDOG) && !t->blocked)
+            ring_insert_after(ts, pos, t);
+        else
+            make_runnable_after(ts, pos, t);
     }
     if (pending)
         Py_RETURN_NONE;
@@ -996,6 +1059,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     TaskletObject *next, *w;
     int to_main = 0;
 
+    if (ts->wd_saved.installed)
+        wd_leaving(ts);
     if (result == NULL)
         bomb = uncaught_error(ts, &to_main);
     else
@@ -1004,7 +1069,8 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         /* Could not even pack the error (out of memory). */
         PyErr_WriteUnraisable((PyObject *)t);
     }
-    pystate_finish_release(ts->tstate);     /* may run Python code */
+    /* may run Python code; the trace functions go after the callback */
+    pystate_finish_release_keep_trace(ts->tstate);
     if (PyErr_Occurred())
         PyErr_WriteUnraisable((PyObject *)t);
 
@@ -1038,14 +1104,21 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         make_runnable_after(ts, t, w);
         next = w;
     }
+    if (ts->wd_caller != NULL)
+        next = wd_switching(ts, next);
     all_unlink(ts, t);
     pystate_finish_free(ts->tstate, &t->ps);
     t->flags &= ~TF_SETUP;
     ts->pending_decref = (PyObject *)ring_remove(ts, t);
-    ts->current = next;
+    /* the callback runs while t is still current, as in Stackless (its
+     * trace function is the thread's, next's is next's own) */
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)t, (PyObject *)next);
-    ts->tstate->cframe = &ts->tstate->root_cframe;    /* as in a switch */
+    pystate_release_trace(ts->tstate);      /* may run Python code */
+    if (PyErr_Occurred())
+        PyErr_WriteUnraisable((PyObject *)t);
+    ts->current = next;
+    pystate_park(ts->tstate);               /* as in a switch */
     slp_exit(&ts->sw, &next->stack);
 }
 
@@ -1081,11 +1154,18 @@ sched_entry(slp_thread *sw)
     pystate_start(ts->tstate, &t->ps, t->func, t->context);
     Py_CLEAR(t->context);
     Py_CLEAR(ts->pending_decref);
+    if (ts->wd_caller != NULL)
+        wd_resumed(ts);
     all_link(ts, t);
     t->flags &= ~TF_SETUP;
     tv = t->tempval;
     t->tempval = Py_NewRef(Py_None);
-    if (Bomb_Check(tv)) {
+    if (pyframe_is_resumer(t->func)) {
+        /* Unpickled frames: they continue where they stopped (a bomb is
+         * raised in the innermost one). */
+        result = pyframe_resume(t->func, tv);
+    }
+    else if (Bomb_Check(tv)) {
         /* Killed or thrown into before it started: raise in the bootstrap
          * frame, before any of its code runs. */
         result = bomb_explode(tv);
@@ -1100,11 +1180,12 @@ sched_entry(slp_thread *sw)
 }
 
 /* ------------------------------------------------------------------------
- * Interpreter exit: kill every suspended tasklet of this thread with
- * TaskletExit so that its finally blocks run, then empty the run queue.
+ * Interpreter exit / thread end: kill every suspended tasklet of this
+ * thread with TaskletExit so that its finally blocks run -- except those
+ * drop(t) drops (returns 1 for) -- then empty the run queue.
  */
 int
-sched_kill_all(sched_thread *ts)
+sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t))
 {
     int round;
     for (round = 0; round < 10; round++) {
@@ -1127,6 +1208,7 @@ sched_kill_all(sched_thread *ts)
         for (i = 0; i < PyList_GET_SIZE(victims); i++) {
             t = (TaskletObject *)PyList_GET_ITEM(victims, i);
             if (tasklet_started(t) && t != ts->current &&
+                (drop == NULL || !drop(t)) &&
                 tasklet_finalize_kill(t) < 0)
                 PyErr_WriteUnraisable((PyObject *)t);
         }

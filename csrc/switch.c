@@ -31,6 +31,11 @@
 
 #include "platform/select.h"
 
+/* The most bytes below a reservation's estimate a measurement may count (a
+ * stale estimate from another frame gives nonsense); SLP_SLACK_FIRST
+ * (switch.h) is what a site assumes before its first switch. */
+#define SLP_SLACK_MAX 4096
+
 extern int slp_switch_raw(char *(*save)(void *, char *),
                           void (*restore)(void *, char *), void *ctx)
     SLP_HIDDEN;
@@ -121,6 +126,14 @@ slp_save_cb(void *ctx, char *sp)
     /* A finishing context records its SP too (nothing reads it but the
      * ASan unpoisoning in slp_restore_cb; restore clears it). */
     cur->start = sp;
+    if (th->mark != NULL) {
+        /* learn how far below the reservation's estimate switches save */
+        size_t below = (size_t)(th->mark - sp);
+        size_t *slack = &th->sites[th->mark_site].slack;
+        if (th->mark > sp && below > *slack && below < SLP_SLACK_MAX)
+            *slack = below;
+        th->mark = NULL;
+    }
     owner = th->exiting ? cur->prev : cur;
     for (; owner != NULL && owner != target; owner = owner->prev) {
         char *upto;
@@ -245,6 +258,7 @@ slp_exit(slp_thread *th, slp_stack *target)
     th->target = target;
     th->exiting = 1;
     th->failed = 0;
+    th->mark = NULL;            /* nothing is saved for the finished one */
     /* Nothing is saved for the finished context, and the saves of the
      * others only grow buffers that already fit in steady state. */
     slp_switch_raw(slp_save_cb, slp_restore_cb, th);
@@ -283,6 +297,7 @@ slp_stack_size(const slp_stack *s)
 
 int slp_fault_countdown;
 
+
 int
 slp_stack_reserve(slp_stack *s, size_t bytes)
 {
@@ -291,10 +306,30 @@ slp_stack_reserve(slp_stack *s, size_t bytes)
         return 0;
     if (slp_fault())
         return -1;
+    /* The first copy is exact (most contexts never grow); a growing one
+     * gets room to creep. */
+    if (s->capacity > 0 && bytes < s->capacity + s->capacity / 4)
+        bytes = s->capacity + s->capacity / 4;
     p = realloc(s->copy, bytes);
     if (p == NULL)
         return -1;
     s->copy = p;
     s->capacity = bytes;
     return 0;
+}
+
+int
+slp_find_site(slp_thread *th, const void *key)
+{
+    int i;
+    for (i = 0; i < SLP_SITES - 1; i++) {
+        if (th->sites[i].key == key)
+            return i;
+        if (th->sites[i].key == NULL) {
+            th->sites[i].key = key;
+            return i;
+        }
+    }
+    /* the last entry is shared by every site beyond the table */
+    return SLP_SITES - 1;
 }

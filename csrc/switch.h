@@ -45,6 +45,8 @@ struct slp_stack {
  * return: it ends with slp_exit(). */
 typedef void (*slp_entry_fn)(slp_thread *th);
 
+#define SLP_SITES 16
+
 struct slp_thread {
     slp_stack *current;     /* the running context */
     slp_stack *target;      /* valid during a switch only */
@@ -52,6 +54,13 @@ struct slp_thread {
     slp_entry_fn entry;     /* run by every newly started context */
     int exiting;            /* the current context is finished: do not save it */
     int failed;             /* the save step could not allocate */
+    char *mark;             /* SP estimate given to slp_reserve_switch() */
+    int mark_site;          /* its entry in sites[] */
+    struct {                /* most bytes seen below an estimate, per call */
+        const void *key;    /* site (a return address) */
+        size_t slack;
+        unsigned int samples;   /* switches measured (the first few) */
+    } sites[SLP_SITES];
 };
 
 /* Make `main` the running context of `th` (it owns the top of the stack). */
@@ -93,7 +102,58 @@ static inline int slp_fault(void)
     return slp_fault_countdown > 0 && --slp_fault_countdown == 0;
 }
 
+/* Ask the CPU to bring a suspended context's saved bytes into the cache:
+ * a scheduler calls it for the context it will most likely switch to
+ * next, so that the restore's copy does not wait for memory (with many
+ * contexts their copies do not stay in the cache between two turns).
+ * Always inlined: GCC drops calls of a function made of prefetches. */
+static inline __attribute__((always_inline)) void
+slp_stack_prefetch(const slp_stack *s)
+{
+    const char *p = s->copy, *end = s->copy + s->saved;
+    /* every other line: the hardware fetches the pairs of a copy that is
+     * read in order */
+    for (; p < end; p += 128)
+        __builtin_prefetch(p, 0, 3);
+}
+
 /* Make sure s can save `bytes` without allocating during a switch.
  * Returns 0, or -1 when out of memory. */
 SLP_HIDDEN int slp_stack_reserve(slp_stack *s, size_t bytes);
+
+/* Reserve what the current context will need to save when it switches
+ * away soon from a point somewhat below `here` (an address in the caller's
+ * frame), its region ending at `stop`.  The bytes below `here` are learned
+ * per call site `key` (any address that tells the call paths apart): the
+ * most that a switch of this thread took below the estimate made there
+ * (a conservative amount until one was seen), so a blocked context's copy
+ * is sized to its slice rather than padded.  A switch that goes deeper
+ * than ever seen grows the copy in the save step.
+ * Returns 0, or -1 when out of memory. */
+SLP_HIDDEN int slp_find_site(slp_thread *th, const void *key);
+#define SLP_SLACK_FIRST 256
+#define SLP_SITE_SAMPLES 64
+
+static inline int
+slp_reserve_switch(slp_thread *th, char *here, char *stop, const void *key)
+{
+    int i = th->mark_site;              /* most switches repeat the last site */
+    size_t bytes;
+    if (th->sites[i].key != key)
+        i = slp_find_site(th, key);
+    th->mark_site = i;
+    /* measure a site's first switches only: its depth below the estimate
+     * is fixed by its code (a deeper one grows the copy in the save) */
+    if (th->sites[i].samples < SLP_SITE_SAMPLES) {
+        th->sites[i].samples++;
+        th->mark = here;
+    }
+    if (stop == NULL || stop == SLP_STOP_TOP || stop <= here)
+        return 0;
+    bytes = (size_t)(stop - here) +
+            (th->sites[i].slack ? th->sites[i].slack : SLP_SLACK_FIRST);
+    if (bytes <= th->current->capacity)
+        return 0;
+    return slp_stack_reserve(th->current, bytes);
+}
 #endif /* SLP_SWITCH_H */

@@ -1,5 +1,6 @@
 /* The tasklet, bomb and atomic types. */
 #include "module.h"
+#include "pyframe.h"
 
 #include "structmember.h"
 #include "pythread.h"
@@ -296,8 +297,11 @@ TaskletObject *
 tasklet_new_main(sched_thread *ts)
 {
     TaskletObject *t = tasklet_alloc(slp_st->tasklet_type, ts);
-    if (t != NULL)
+    if (t != NULL) {
         t->flags = TF_MAIN;
+        /* the main tasklet runs on the thread's initial C stack */
+        t->serial = ts->serial = 1;
+    }
     return t;
 }
 
@@ -353,10 +357,11 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
-    /* "C state" is what Stackless could not drop: C frames between the
-     * tasklet's Python frames (nesting_level > 0). */
+    /* "C state" is what Stackless could not drop: nesting_level > 0 (the
+     * frames of a dropped tasklet are leaked, never freed, so C frames
+     * of its abandoned stack do no harm) */
     if (tasklet_started(t) && tasklet_ts(t) != NULL &&
-        pystate_nesting_level(t->ts->tstate, &t->ps) > 0) {
+        t->c_nesting + pystate_stackless_nesting(t->ts->tstate, &t->ps) > 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return -1;
@@ -394,6 +399,10 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
     }
     if (args != NULL || kwargs != NULL) {
         PyObject *a, *k = NULL, *ctx;
+        if (tasklet_ts(t) == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
+            return -1;
+        }
         if (t->func == NULL) {
             PyErr_SetString(PyExc_RuntimeError,
                             "the tasklet was not bound to a function");
@@ -696,11 +705,10 @@ tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
     static char *kwlist[] = {"exc", "val", "tb", "pending", NULL};
     PyObject *exc = NULL, *val = Py_None, *tb = Py_None, *bomb;
     int pending = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|OOOp:throw", kwlist,
+    /* exc is required, as in Stackless */
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|OOp:throw", kwlist,
                                      &exc, &val, &tb, &pending))
         return NULL;
-    if (exc == NULL || exc == Py_None)
-        exc = slp_st->TaskletExit;
     bomb = bomb_from_raise_args(exc, val, tb);
     if (bomb == NULL)
         return NULL;
@@ -787,23 +795,25 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
     TaskletObject *t = T(self);
     PyObject *tid = NULL;
     sched_thread *ts, *target;
+    unsigned long id;
     if (!PyArg_ParseTuple(args, "|O:bind_thread", &tid))
         return NULL;
     ts = sched_get();
     if (ts == NULL)
         return NULL;
     target = ts;
-    if (tid != NULL && tid != Py_None) {
-        long v = PyLong_AsLong(tid);
-        if (v == -1 && PyErr_Occurred())
+    switch (slp_parse_thread_id(tid, &id)) {
+    case -1:
+        return NULL;
+    case 1:
+        target = sched_find_thread(id);
+        if (target == NULL) {
+            PyErr_SetString(PyExc_ValueError, "bad thread");
             return NULL;
-        if (v != -1) {
-            target = sched_find_thread((unsigned long)v);
-            if (target == NULL) {
-                PyErr_SetString(PyExc_ValueError, "bad thread");
-                return NULL;
-            }
         }
+        break;
+    default:
+        break;
     }
     if (t->flags & TF_IN_RING) {
         PyErr_SetString(PyExc_RuntimeError,
@@ -823,6 +833,13 @@ tasklet_bind_thread(PyObject *self, PyObject *args)
                         "tasklet has C state on its stack");
         return NULL;
     }
+    if ((t->flags & TF_SETUP) && tasklet_ts(t) == NULL) {
+        /* set up for a thread that has ended: it died with it */
+        t->flags &= ~TF_SETUP;
+        Py_CLEAR(t->args);
+        Py_CLEAR(t->kwargs);
+        Py_CLEAR(t->context);
+    }
     t->ts = target;
     t->thread_id = target->thread_id;
     Py_RETURN_NONE;
@@ -835,7 +852,7 @@ static PyObject **
 context_slot(TaskletObject *t, sched_thread *ts)
 {
     if (tasklet_started(t) && !tasklet_is_current(t))
-        return &t->ps.context;
+        return pystate_context_slot(&t->ps);
     if (!tasklet_started(t))
         return &t->context;
     (void)ts;
@@ -920,21 +937,31 @@ tasklet_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
     return NULL;
 }
 
-static PyObject *
-tasklet_repr(PyObject *self)
-{
-    TaskletObject *t = T(self);
-    const char *state =
-        tasklet_is_current(t) ? "current"
-        : t->blocked ? "blocked"
-        : (t->flags & TF_IN_RING) ? "scheduled"
-        : tasklet_alive(t) ? "paused" : "dead";
-    return PyUnicode_FromFormat("<%s object at %p%s, %s>",
-                                Py_TYPE(self)->tp_name, self,
-                                (t->flags & TF_MAIN) ? " (main)" : "", state);
-}
-
 /* --- GC and lifetime --------------------------------------------------- */
+
+int
+tasklet_drop_if_restorable(TaskletObject *t)
+{
+    sched_thread *ts = tasklet_ts(t);
+    if (ts == NULL || !tasklet_started(t) || tasklet_is_current(t) ||
+        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->blocked == TASKLET_PARKED)
+        return 0;
+    if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
+        return 0;
+    Py_INCREF(t);
+    if (t->blocked)
+        sched_unblock(t);
+    else if (t->flags & TF_IN_RING)
+        Py_DECREF(ring_remove(ts, t));
+    /* its frames are dropped without running finally blocks (as in
+     * bind(None)) */
+    sched_forget(t);
+    pystate_discard(&t->ps);
+    slp_stack_reset(&t->stack);
+    Py_SETREF(t->tempval, Py_NewRef(Py_None));
+    Py_DECREF(t);
+    return 1;
+}
 
 static int
 tasklet_traverse(PyObject *self, visitproc visit, void *arg)
@@ -946,7 +973,6 @@ tasklet_traverse(PyObject *self, visitproc visit, void *arg)
     Py_VISIT(t->args);
     Py_VISIT(t->kwargs);
     Py_VISIT(t->context);
-    Py_VISIT(t->dict);
     if (tasklet_started(t) && !tasklet_is_current(t) &&
         !(t->flags & TF_MAIN))
         return pystate_traverse(&t->ps, visit, arg);
@@ -966,7 +992,6 @@ tasklet_clear(PyObject *self)
         t->flags &= ~TF_SETUP;
     }
     Py_CLEAR(t->context);
-    Py_CLEAR(t->dict);
     return 0;
 }
 
@@ -998,7 +1023,7 @@ tasklet_finalize(PyObject *self)
     sched_thread *ts;
     PyObject *exc, *val, *tb;
 
-    if (!tasklet_started(t) || (t->flags & TF_MAIN) || _Py_IsFinalizing())
+    if (!tasklet_started(t) || (t->flags & TF_MAIN) || slp_is_finalizing())
         return;
     ts = sched_peek();
     if (tasklet_ts(t) == NULL || ts == NULL || ts->current == t)
@@ -1061,12 +1086,15 @@ tasklet_dealloc(PyObject *self)
         pystate_discard(&t->ps);
     }
     slp_stack_free(&t->stack);
+    if (t->cstate != NULL) {
+        ((CStackObject *)t->cstate)->task = NULL;
+        Py_CLEAR(t->cstate);
+    }
     Py_CLEAR(t->tempval);
     Py_CLEAR(t->func);
     Py_CLEAR(t->args);
     Py_CLEAR(t->kwargs);
     Py_CLEAR(t->context);
-    Py_CLEAR(t->dict);
     tp->tp_free(self);
     Py_DECREF(tp);
 }
@@ -1194,13 +1222,18 @@ tasklet_get_nesting_level(PyObject *self, void *c)
     (void)c;
     if (tasklet_ts(t) == NULL || !tasklet_started(t))
         return PyLong_FromLong(0);
-    return PyLong_FromLong(pystate_nesting_level(
+    /* What Stackless counts: C-level recursions it could not avoid */
+    return PyLong_FromLong(t->c_nesting + pystate_stackless_nesting(
         t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
 }
 
 static PyObject *
 tasklet_get_restorable(PyObject *self, void *c)
 {
+    /* Stackless's rule: no C state it could not restore.  Pickling
+     * (csrc/pyframe.c) goes by the frames themselves: it also resumes some
+     * calls made through C (__enter__, __exit__) and refuses what it cannot
+     * rebuild with a PicklingError that names the frame. */
     PyObject *n = tasklet_get_nesting_level(self, c);
     long v;
     if (n == NULL)
@@ -1271,11 +1304,259 @@ tasklet_set_tracer(PyObject *self, PyObject *v, void *c)
         PyErr_SetString(PyExc_RuntimeError, "tasklet has no thread");
         return -1;
     }
+    if (!tasklet_alive(t) && v != Py_None) {
+        /* as in Stackless: a tasklet without a frame has no tracing */
+        PyErr_SetString(PyExc_RuntimeError, "tasklet is not alive");
+        return -1;
+    }
     return pystate_set_trace(NULL, &t->ps, profile, v);
 }
 
+/* --- cstack: the C stack a tasklet holds (tasklet.cstate) ---------------
+ *
+ * One object per tasklet, created on first access and kept until the
+ * tasklet goes away (its `task` is then None).  `next`/`prev` walk the
+ * circular chain of the cstacks of the thread's tasklets that hold a C
+ * stack: the main tasklet, then every started tasklet; a cstack whose
+ * tasklet holds none (not started, ended, or its thread gone) and the
+ * thread's initial stub are alone in their chain.  `serial` identifies the
+ * C stack: the main tasklet's is the initial stub's (1); a started tasklet
+ * gets a new one from its thread's counter.  `startaddr` is 0 (addresses
+ * are not exposed); str() gives `size` machine words of the saved stack.
+ */
+
+static sched_thread *
+cstack_thread(CStackObject *c)
+{
+    return c->task != NULL ? tasklet_ts(c->task) : NULL;
+}
+
+long long
+tasklet_serial(TaskletObject *t)
+{
+    sched_thread *ts = tasklet_ts(t);
+    if (t->serial != 0)
+        return t->serial;
+    if (ts == NULL || !tasklet_started(t))
+        return 1;               /* not on a C stack of its own (yet) */
+    t->serial = ++ts->serial;
+    return t->serial;
+}
+
+static PyObject *
+cstack_new(TaskletObject *task, long long serial)
+{
+    CStackObject *c = PyObject_New(CStackObject, slp_st->cstack_type);
+    if (c == NULL)
+        return NULL;
+    c->task = task;
+    c->serial = serial;
+    return (PyObject *)c;
+}
+
+PyObject *
+cstack_of_tasklet(TaskletObject *t)
+{
+    if (t->cstate == NULL) {
+        t->cstate = cstack_new(t, 0);
+        if (t->cstate == NULL)
+            return NULL;
+    }
+    return Py_NewRef(t->cstate);
+}
+
+PyObject *
+cstack_initial_stub(sched_thread *ts)
+{
+    if (ts->initial_stub == NULL) {
+        ts->initial_stub = cstack_new(NULL, 1);
+        if (ts->initial_stub == NULL)
+            return NULL;
+    }
+    return Py_NewRef(ts->initial_stub);
+}
+
+static int
+cstack_in_chain(sched_thread *ts, TaskletObject *t)
+{
+    return t == ts->main || t == ts->current || tasklet_started(t);
+}
+
+static PyObject *
+cstack_neighbour(CStackObject *c, int forward)
+{
+    sched_thread *ts = cstack_thread(c);
+    TaskletObject *t = c->task, *o, *first, *last, *before = NULL;
+    if (ts == NULL || ts->main == NULL || !cstack_in_chain(ts, t))
+        return Py_NewRef((PyObject *)c);
+    /* the chain: main, then the started tasklets in ts->all order */
+    first = ts->main;
+    last = ts->main;
+    for (o = ts->all; o != NULL; o = o->all_next)
+        if (o != ts->main)
+            last = o;
+    if (t == ts->main) {
+        o = ts->all;
+        while (o != NULL && o == ts->main)
+            o = o->all_next;
+        return cstack_of_tasklet(forward ? (o ? o : first) : last);
+    }
+    for (o = ts->all; o != NULL; o = o->all_next) {
+        if (o == ts->main)
+            continue;
+        if (o == t)
+            break;
+        before = o;
+    }
+    if (o == NULL)              /* current but not listed: alone */
+        return Py_NewRef((PyObject *)c);
+    if (!forward)
+        return cstack_of_tasklet(before ? before : first);
+    for (o = o->all_next; o != NULL && o == ts->main; o = o->all_next)
+        ;
+    return cstack_of_tasklet(o ? o : first);
+}
+
+static PyObject *
+cstack_get_next(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_neighbour((CStackObject *)self, 1);
+}
+
+static PyObject *
+cstack_get_prev(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_neighbour((CStackObject *)self, 0);
+}
+
+static PyObject *
+cstack_get_task(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    (void)c;
+    return Py_NewRef(cs->task ? (PyObject *)cs->task : Py_None);
+}
+
+static Py_ssize_t
+cstack_words(CStackObject *c)
+{
+    if (c->task == NULL || cstack_thread(c) == NULL ||
+        tasklet_is_current(c->task))
+        return 0;
+    return (Py_ssize_t)(slp_stack_size(&c->task->stack) / sizeof(void *));
+}
+
+static PyObject *
+cstack_get_size(PyObject *self, void *c)
+{
+    (void)c;
+    return PyLong_FromSsize_t(cstack_words((CStackObject *)self));
+}
+
+static PyObject *
+cstack_get_nesting_level(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    if (cs->task == NULL)
+        return PyLong_FromLong(0);
+    return tasklet_get_nesting_level((PyObject *)cs->task, c);
+}
+
+static PyObject *
+cstack_get_serial(PyObject *self, void *c)
+{
+    CStackObject *cs = (CStackObject *)self;
+    (void)c;
+    if (cs->task == NULL)
+        return PyLong_FromLongLong(cs->serial);
+    return PyLong_FromLongLong(tasklet_serial(cs->task));
+}
+
+static PyObject *
+cstack_get_startaddr(PyObject *self, void *c)
+{
+    (void)self;
+    (void)c;
+    return PyLong_FromLong(0);
+}
+
+static PyObject *
+cstack_str(PyObject *self)
+{
+    CStackObject *cs = (CStackObject *)self;
+    Py_ssize_t n = cstack_words(cs) * (Py_ssize_t)sizeof(void *), have = 0;
+    PyObject *r;
+    char *buf;
+    if (n > 0 && cs->task->stack.copy != NULL)
+        have = (Py_ssize_t)cs->task->stack.saved < n
+                   ? (Py_ssize_t)cs->task->stack.saved : n;
+    buf = PyMem_Calloc(n > 0 ? (size_t)n : 1, 1);
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    if (have > 0)
+        memcpy(buf, cs->task->stack.copy, (size_t)have);
+    r = PyUnicode_DecodeLatin1(buf, n, NULL);
+    PyMem_Free(buf);
+    return r;
+}
+
+static PyObject *
+cstack_reduce(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    (void)self;
+    PyErr_SetString(PyExc_TypeError, "cannot pickle 'cstack' object");
+    return NULL;
+}
+
+static void
+cstack_dealloc(PyObject *self)
+{
+    PyTypeObject *tp = Py_TYPE(self);
+    PyObject_Free(self);
+    Py_DECREF(tp);
+}
+
+static PyGetSetDef cstack_getset[] = {
+    {"next", cstack_get_next, NULL, "the next cstack of the chain", NULL},
+    {"prev", cstack_get_prev, NULL, "the previous cstack of the chain", NULL},
+    {"task", cstack_get_task, NULL, "its tasklet, or None", NULL},
+    {"size", cstack_get_size, NULL, "saved machine words", NULL},
+    {"nesting_level", cstack_get_nesting_level, NULL, NULL, NULL},
+    {"serial", cstack_get_serial, NULL, "identifies the C stack", NULL},
+    {"startaddr", cstack_get_startaddr, NULL, "always 0", NULL},
+    {NULL}
+};
+
+static PyMethodDef cstack_methods[] = {
+    {"__reduce__", cstack_reduce, METH_NOARGS, NULL},
+    {NULL}
+};
+
+static PyType_Slot cstack_slots[] = {
+    {Py_tp_dealloc, cstack_dealloc},
+    {Py_tp_str, cstack_str},
+    {Py_tp_getset, cstack_getset},
+    {Py_tp_methods, cstack_methods},
+    {Py_tp_doc, "The C stack a tasklet holds (tasklet.cstate)."},
+    {0, NULL}
+};
+
+static PyType_Spec cstack_spec = {
+    "_stackless.cstack", sizeof(CStackObject), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+    cstack_slots
+};
+
+static PyObject *
+tasklet_get_cstate(PyObject *self, void *c)
+{
+    (void)c;
+    return cstack_of_tasklet(T(self));
+}
+
 static PyGetSetDef tasklet_getset[] = {
-    {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
     {"trace_function", tasklet_get_tracer, tasklet_set_tracer,
      "the tasklet's sys.settrace() function", NULL},
     {"profile_function", tasklet_get_tracer, tasklet_set_tracer,
@@ -1284,7 +1565,8 @@ static PyGetSetDef tasklet_getset[] = {
     {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
     {"blocked", tasklet_get_blocked, NULL, "waiting on a channel, or in the hub (I/O, timer, DNS)", NULL},
     {"scheduled", tasklet_get_scheduled, NULL, "runnable or blocked", NULL},
-    {"restorable", tasklet_get_restorable, NULL, "no C state (nesting 0)", NULL},
+    {"restorable", tasklet_get_restorable, NULL,
+     "no C state (nesting_level 0): its frames can be pickled", NULL},
     {"atomic", tasklet_get_atomic, NULL, "not interrupted by the watchdog of run()", NULL},
     {"ignore_nesting", tasklet_get_ignore_nesting, NULL,
      "the watchdog may interrupt at nesting levels above 0", NULL},
@@ -1308,13 +1590,14 @@ static PyGetSetDef tasklet_getset[] = {
     {"_channel", tasklet_get_channel, NULL, "the channel it is blocked on", NULL},
     {"context_id", tasklet_get_context_id, NULL,
      "id of the tasklet's contextvars context", NULL},
+    {"cstate", tasklet_get_cstate, NULL, "the cstack object of the tasklet",
+     NULL},
     {NULL}
 };
 
 static PyMemberDef tasklet_members[] = {
     {"__weaklistoffset__", T_PYSSIZET,
      offsetof(TaskletObject, weakreflist), READONLY, NULL},
-    {"__dictoffset__", T_PYSSIZET, offsetof(TaskletObject, dict), READONLY, NULL},
     {"__vectorcalloffset__", T_PYSSIZET,
      offsetof(TaskletObject, vectorcall), READONLY, NULL},
     {NULL}
@@ -1373,12 +1656,12 @@ static PyMethodDef tasklet_methods[] = {
      "runnable.  An exception that passes its top frame ends it silently."},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw,
      METH_VARARGS | METH_KEYWORDS,
-     "throw($self, /, exc=None, val=None, tb=None, pending=False)\n"
+     "throw($self, /, exc, val=None, tb=None, pending=False)\n"
      "--\n"
      "\n"
      "Raise an exception in the tasklet: exc, val and tb as for the raise\n"
-     "statement (exc None: TaskletExit).  The tasklet runs at once unless\n"
-     "pending is true, in which case it is only made runnable."},
+     "statement.  The tasklet runs at once unless pending is true, in which\n"
+     "case it is only made runnable."},
     {"raise_exception", tasklet_raise_exception, METH_VARARGS,
      "raise_exception($self, exc_class, /, *args)\n"
      "--\n"
@@ -1431,7 +1714,6 @@ static PyType_Slot tasklet_slots[] = {
     {Py_tp_traverse, tasklet_traverse},
     {Py_tp_clear, tasklet_clear},
     {Py_tp_call, PyVectorcall_Call},
-    {Py_tp_repr, tasklet_repr},
     {Py_tp_getset, tasklet_getset},
     {Py_tp_members, tasklet_members},
     {Py_tp_methods, tasklet_methods},
@@ -1471,6 +1753,12 @@ tasklet_module_init(PyObject *module)
         return -1;
     slp_st->atomic_type = tp;
     if (PyModule_AddObjectRef(module, "atomic", (PyObject *)tp) < 0)
+        return -1;
+    tp = (PyTypeObject *)PyType_FromModuleAndSpec(module, &cstack_spec, NULL);
+    if (tp == NULL)
+        return -1;
+    slp_st->cstack_type = tp;
+    if (PyModule_AddObjectRef(module, "cstack", (PyObject *)tp) < 0)
         return -1;
     return 0;
 }

@@ -340,9 +340,13 @@ class LoadClient:
             sock.sendall(b"HELLO %s\nJOIN %s\n" % (self.name, self.room))
             _, buf = expect(sock, b"", b"WELCOME ")
             _, buf = expect(sock, buf, b"JOINED ")
+            # read from now on: the others start talking as soon as they
+            # get their go, which reaches the last clients only after many
+            # turns of the run queue (a receiver started after its own go
+            # found its first lines waiting since then)
+            stackless.tasklet(self.receive)(sock, buf)
             d.ready.send(self.index)        # everybody is in their room ...
             d.go.receive()                  # ... before anybody talks
-            stackless.tasklet(self.receive)(sock, buf)
             for seq in range(d.messages):
                 sock.sendall(b"SAY %d %d\n" % (seq, time.perf_counter_ns()))
                 rep.sent += 1

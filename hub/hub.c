@@ -34,8 +34,12 @@ loop_acquire(struct ev_loop *loop)
 static void
 async_cb(struct ev_loop *loop, ev_async *w, int revents)
 {
-    /* Only breaks the poll; whoever sent it queued the work. */
-    (void)loop; (void)w; (void)revents;
+    /* Breaks the poll; whoever sent it queued the work.  Lock waits
+     * granted by other threads end here, in their own thread. */
+    hub_state *h = ev_userdata(loop);
+    (void)w; (void)revents;
+    if (h->lock_done != NULL)
+        hub_lock_drain(h);
 }
 
 /* libev aborts the whole process when it cannot create the descriptor
@@ -390,13 +394,25 @@ hub_idle(sched_thread *ts)
     hub_state *h = ts->hub;
     if (h == NULL)
         return 0;
+    if (h->lock_done != NULL) {
+        /* lock waits granted by another thread (its sched_wake() ended
+         * the scheduler's wait for other threads) */
+        hub_lock_drain(h);
+        return 1;
+    }
     if (h->expired == NULL && h->nactive <= 0)
         return 0;               /* nothing could ever fire */
+    h->polling = 1;
+    h->soon_pos = NULL;
     if (h->expired == NULL)
         ev_run(h->loop, EVRUN_ONCE);
+    h->soon_pos = NULL;
     h->last_poll = ev_now(h->loop);
-    if (after_poll(ts, h) < 0)
+    if (after_poll(ts, h) < 0) {
+        h->polling = 0;
         return -1;
+    }
+    h->polling = 0;
     return 1;
 }
 
@@ -404,6 +420,8 @@ void
 hub_maybe_poll(sched_thread *ts)
 {
     hub_state *h = ts->hub;
+    if (h != NULL && h->lock_done != NULL)
+        hub_lock_drain(h);
     if (h == NULL || h->nactive <= 0)
         return;
     /* A tasklet that keeps yielding must not starve I/O: poll without
@@ -414,9 +432,68 @@ hub_maybe_poll(sched_thread *ts)
     if (ev_time() - h->last_poll < 1e-3)
         return;
     h->keep_gil = 1;
+    h->soon_pos = NULL;
     ev_run(h->loop, EVRUN_NOWAIT);
+    h->soon_pos = NULL;
     h->keep_gil = 0;
     h->last_poll = ev_now(h->loop);
+}
+
+int
+hub_poll_fair(sched_thread *ts)
+{
+    hub_state *h = ts->hub;
+    if (h == NULL)
+        return 0;
+    hub_maybe_poll(ts);
+    if (h->expired != NULL)
+        return deliver_expired(ts, h);
+    return 0;
+}
+
+void
+hub_run_soon(hub_state *h, TaskletObject *t)
+{
+    sched_thread *ts = h->ts;
+    TaskletObject *pos = h->soon_pos != NULL ? h->soon_pos : ts->current;
+    TaskletObject *ref;
+    if (!(t->flags & TF_IN_RING) || !(pos->flags & TF_IN_RING) ||
+        t == ts->current || t == pos)
+        return;
+    if (pos->next != t) {
+        ref = ring_remove(ts, t);
+        ring_insert_after(ts, pos, t);
+        Py_DECREF(ref);     /* ring_insert_after took its own */
+    }
+    h->soon_pos = t;
+    h->soon_count++;
+}
+
+int
+hub_fair_point(void)
+{
+    sched_thread *ts = sched_peek();
+    hub_state *h;
+    unsigned long before;
+    PyObject *r;
+    if (ts == NULL || (h = ts->hub) == NULL || h->nactive <= 0)
+        return 0;
+    if (ev_time() - h->last_poll < 1e-3)
+        return 0;
+    before = h->soon_count;
+    if (hub_poll_fair(ts) < 0)
+        return -1;
+    /* never from inside the scheduler (a finalizer doing I/O while it
+     * picks the next tasklet), atomic, a switch_trap or the callback */
+    if (h->soon_count == before || ts->current->next == ts->current ||
+        (ts->current->flags & TF_ATOMIC) || ts->switch_trap ||
+        ts->in_callback || ts->parking || h->polling)
+        return 0;
+    r = sched_schedule(ts, Py_None, 0);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
 }
 
 static void
@@ -430,9 +507,10 @@ hub_thread_end(sched_thread *ts)
         hub_timer *tm = h->expired;
         h->expired = tm->next_expired;
         tm->queued = 0;
-        if (!_Py_IsFinalizing())
+        if (!slp_is_finalizing())
             Py_DECREF(tm);
     }
+    hub_lock_thread_end(h);
     hub_wait_release(h);
     hub_dns_release(h);
     ev_async_stop(h->loop, &h->async);
@@ -496,7 +574,38 @@ hub_info(PyObject *m, PyObject *unused)
                          "iterations", (int)ev_iteration(h->loop));
 }
 
+/* os.register_at_fork(after_in_child=...): the forking thread's loop
+ * gets fresh kernel state (epoll set, wake-up fd) before its next poll.
+ * (c-ares channels re-create themselves when the pid changed.) */
+static PyObject *
+hub_after_fork(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_peek();
+    (void)m; (void)unused;
+    if (ts != NULL && ts->hub != NULL)
+        ev_loop_fork(((hub_state *)ts->hub)->loop);
+    Py_RETURN_NONE;
+}
+
+/* True while this thread's scheduler is choosing what to run next (the
+ * idle poll, where a signal handler runs from): Python code there must
+ * not switch (patches/signal.py starts a tasklet instead). */
+static PyObject *
+hub_in_scheduler(PyObject *m, PyObject *unused)
+{
+    sched_thread *ts = sched_peek();
+    hub_state *h;
+    (void)m; (void)unused;
+    if (ts == NULL)
+        Py_RETURN_FALSE;
+    h = ts->hub;
+    return PyBool_FromLong(ts->parking || ts->in_callback ||
+                           (h != NULL && h->polling));
+}
+
 static PyMethodDef hub_methods[] = {
+    {"_hub_after_fork", hub_after_fork, METH_NOARGS, NULL},
+    {"_hub_in_scheduler", hub_in_scheduler, METH_NOARGS, NULL},
     {"sleep", hub_sleep, METH_O,
      "sleep($module, seconds, /)\n"
      "--\n"
@@ -525,7 +634,7 @@ hub_module_init(PyObject *module)
         return -1;
     if (hub_wait_module_init(module) < 0 || hub_sock_module_init(module) < 0)
         return -1;
-    if (hub_dns_module_init(module) < 0)
+    if (hub_dns_module_init(module) < 0 || hub_lock_module_init(module) < 0)
         return -1;
     slp_st->idle_hook = hub_idle;
     slp_st->thread_end_hook = hub_thread_end;

@@ -15,6 +15,7 @@ typedef struct hub_timer hub_timer;
 typedef struct {
     hub_wait *reader;
     hub_wait *writer;
+    int recv_waits;               /* sock.c: the last recv found no data */
 } hub_fdslot;
 
 typedef struct hub_state {
@@ -31,6 +32,12 @@ typedef struct hub_state {
     ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
+    struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
+    struct lock_waiter *lock_waits; /* lock.c: every lock wait of the thread */
+    int polling;                  /* in the idle poll or right after it */
+    TaskletObject *soon_pos;      /* during a poll: where the last timer
+                                     wake-up went (hub_run_soon) */
+    unsigned long soon_count;     /* timer wake-ups moved to the front */
 } hub_state;
 
 /* One wait of a parked tasklet: lives on the heap (a tasklet's C stack is
@@ -61,6 +68,19 @@ struct hub_timer {
 hub_state *hub_get(sched_thread *ts);     /* NULL with an exception */
 void hub_wakeup(sched_thread *ts);        /* thread-safe, GIL not needed */
 void hub_maybe_poll(sched_thread *ts);    /* fairness: poll without blocking */
+/* Fairness before a tasklet parks while others are runnable: poll without
+ * blocking (at most once a millisecond) and deliver expired Timeouts.
+ * Returns -1 with an exception when a Timeout targets the caller. */
+int hub_poll_fair(sched_thread *ts);
+/* From a watcher callback, right after sched_unpark(t): a due timer's
+ * tasklet runs next (after the ones earlier timers of this poll woke),
+ * not behind a whole round of the run queue. */
+void hub_run_soon(hub_state *h, TaskletObject *t);
+/* A fairness point before I/O that may complete without waiting (socket
+ * calls): at most once a millisecond, poll without blocking; when that
+ * woke a due timer's tasklet, yield to it once (not inside atomic, a
+ * switch_trap or the schedule callback).  Returns -1 with an exception. */
+int hub_fair_point(void);
 /* Keep the thread's idle hook polling although no hub wait is active (a
  * cross-thread wait that hub_wakeup() will end); GIL held, own thread. */
 int hub_ref(sched_thread *ts);
@@ -78,6 +98,11 @@ int hub_wait_fd(sched_thread *ts, int fd, int events, double timeout);
 int hub_cancel_fd(sched_thread *ts, int fd);
 int hub_wait_module_init(PyObject *module);
 void hub_wait_release(hub_state *h);
+
+/* lock.c */
+int hub_lock_module_init(PyObject *module);
+void hub_lock_drain(hub_state *h);        /* after a poll, own thread */
+void hub_lock_thread_end(hub_state *h);   /* before the hub is freed */
 
 /* sock.c */
 int hub_sock_module_init(PyObject *module);

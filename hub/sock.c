@@ -18,17 +18,9 @@
 #include <sys/socket.h>
 #include <time.h>
 
-/* Modules/socketmodule.h of CPython 3.11 (checked against __basicsize__
- * at init). */
-typedef struct {
-    PyObject_HEAD
-    int sock_fd;
-    int sock_family;
-    int sock_type;
-    int sock_proto;
-    PyObject *(*errorhandler)(void);
-    int64_t sock_timeout;         /* _PyTime_t nanoseconds */
-} hub_sockobj;
+/* The socket object's layout is mirrored in compat.h (it changes between
+ * CPython versions; checked against __basicsize__ at init). */
+typedef slp_sockobj hub_sockobj;
 
 static PyTypeObject *SockType;    /* _socket.socket */
 static PyObject *StdConnectEx;    /* _socket.socket.connect_ex */
@@ -62,17 +54,44 @@ sock_timeout_error(void)
 
 typedef ssize_t (*io_fn)(int fd, void *ctx);
 
+/* A reader that found no data at its last recv() (a request/response
+ * peer: after sending its answer it reads before the next request can have
+ * arrived) waits for readiness first instead of trying a recv() that would
+ * fail: the wait is level-triggered, so data already there wakes it at the
+ * next poll.  A read that fills the buffer (a stream ahead of its reader)
+ * goes back to trying first.  Returns the fd's slot or NULL. */
+static hub_fdslot *
+recv_slot(int fd)
+{
+    sched_thread *ts = sched_peek();
+    hub_state *h = ts != NULL ? ts->hub : NULL;
+    if (h == NULL || fd < 0 || fd >= h->nfds)
+        return NULL;
+    return &h->fds[fd];
+}
+
 /* The stdlib's sock_call_ex() on the hub.  Returns the syscall's result,
- * or -1 with an exception. */
+ * or -1 with an exception.  wait_first: a blocking socket waits for
+ * readiness before the first attempt (see recv_slot). */
 static ssize_t
-sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
-        int flags)
+sock_io_ex(hub_sockobj *s, int writing, io_fn fn, void *ctx,
+           double *deadline, int flags, int wait_first)
 {
     sched_thread *ts = NULL;
+    if (hub_fair_point() < 0)       /* due timers first (hub.c) */
+        return -1;
+    if (s->sock_timeout == 0 || (flags & MSG_DONTWAIT))
+        wait_first = 0;
     for (;;) {
-        ssize_t n = fn(s->sock_fd, ctx);
+        ssize_t n;
         int err, r;
         double remaining = -1;
+        if (wait_first) {
+            wait_first = 0;
+            err = EAGAIN;
+            goto wait;
+        }
+        n = fn(s->sock_fd, ctx);
         if (n >= 0)
             return n;
         err = errno;
@@ -88,6 +107,7 @@ sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
             PyErr_SetFromErrno(PyExc_OSError);
             return -1;
         }
+    wait:
         if (s->sock_timeout > 0) {
             if (*deadline == 0)
                 *deadline = mono_now() + (double)s->sock_timeout * 1e-9;
@@ -110,18 +130,45 @@ sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
     }
 }
 
+static ssize_t
+sock_io(hub_sockobj *s, int writing, io_fn fn, void *ctx, double *deadline,
+        int flags)
+{
+    return sock_io_ex(s, writing, fn, ctx, deadline, flags, 0);
+}
+
 typedef struct {
     char *buf;
     size_t len;
     int flags;
+    int tries;          /* recv() attempts (do_recv) */
 } io_ctx;
 
 static ssize_t
 do_recv(int fd, void *p)
 {
     io_ctx *c = p;
+    c->tries++;
     return recv(fd, c->buf, c->len, c->flags);
 }
+
+/* A recv() on the hub that learns whether its socket's reader should wait
+ * first next time (recv_slot). */
+static ssize_t
+sock_recv_io(hub_sockobj *s, io_ctx *c, double *deadline)
+{
+    hub_fdslot *slot = recv_slot(s->sock_fd);
+    ssize_t n;
+    c->tries = 0;
+    n = sock_io_ex(s, 0, do_recv, c, deadline, c->flags,
+                   slot != NULL && slot->recv_waits && c->len > 0);
+    if (n >= 0 && (slot = recv_slot(s->sock_fd)) != NULL)
+        slot->recv_waits = c->tries > 1 || (slot->recv_waits &&
+                                            (size_t)n < c->len);
+    return n;
+}
+
+
 
 static ssize_t
 do_send(int fd, void *p)
@@ -138,9 +185,20 @@ int_arg(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t i, int dflt,
         *out = dflt;
         return 0;
     }
-    *out = _PyLong_AsInt(args[i]);
+    *out = slp_long_as_int(args[i]);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
+
+/* recv() of more than a small size reads into this buffer and copies out
+ * what arrived: allocating the requested size (recv(65536) for a 64-byte
+ * message) and shrinking it cost more than the syscall (glibc consolidates
+ * its heap on every free of 64 KiB).  The GIL is held from the syscall to
+ * the copy (the syscall never blocks), and a module that does not support
+ * per-interpreter GILs has one GIL in the process, so one buffer serves
+ * every thread. */
+#define RECV_SCRATCH (64 * 1024)
+#define RECV_SMALL 512
+static char recv_scratch[RECV_SCRATCH];
 
 /* recv(bufsize[, flags]) */
 static PyObject *
@@ -165,12 +223,20 @@ sock_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (int_arg(args, nargs, 1, 0, &c.flags) < 0)
         return NULL;
+    if (size > RECV_SMALL && size <= RECV_SCRATCH) {
+        c.buf = recv_scratch;
+        c.len = (size_t)size;
+        n = sock_recv_io(s, &c, &deadline);
+        if (n < 0)
+            return NULL;
+        return PyBytes_FromStringAndSize(recv_scratch, n);
+    }
     buf = PyBytes_FromStringAndSize(NULL, size);
     if (buf == NULL)
         return NULL;
     c.buf = PyBytes_AS_STRING(buf);
     c.len = (size_t)size;
-    n = sock_io(s, 0, do_recv, &c, &deadline, c.flags);
+    n = sock_recv_io(s, &c, &deadline);
     if (n < 0) {
         Py_DECREF(buf);
         return NULL;
@@ -201,9 +267,9 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
         a[i] = args[i];
     for (i = 0; i < nk; i++) {
         PyObject *k = PyTuple_GET_ITEM(kwnames, i);
-        int pos = _PyUnicode_EqualToASCIIString(k, "nbytes") ? 1 :
-                  _PyUnicode_EqualToASCIIString(k, "flags") ? 2 :
-                  _PyUnicode_EqualToASCIIString(k, "buffer") ? 0 : -1;
+        int pos = slp_unicode_eq_ascii(k, "nbytes") ? 1 :
+                  slp_unicode_eq_ascii(k, "flags") ? 2 :
+                  slp_unicode_eq_ascii(k, "buffer") ? 0 : -1;
         if (pos < 0 || a[pos] != NULL) {
             PyErr_SetString(PyExc_TypeError, "recv_into(): bad keyword argument");
             return NULL;
@@ -217,7 +283,7 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     c.flags = 0;
     if (a[2] != NULL) {
-        c.flags = _PyLong_AsInt(a[2]);
+        c.flags = slp_long_as_int(a[2]);
         if (c.flags == -1 && PyErr_Occurred())
             return NULL;
     }
@@ -237,7 +303,7 @@ sock_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
     }
     c.buf = pb.buf;
     c.len = (size_t)nbytes;
-    n = sock_io(s, 0, do_recv, &c, &deadline, c.flags);
+    n = sock_recv_io(s, &c, &deadline);
     PyBuffer_Release(&pb);
     if (n < 0)
         return NULL;
@@ -532,7 +598,7 @@ connect_once(hub_sockobj *s, PyObject *addr)
         Py_XDECREF(resolved);
         if (r == NULL)
             return -1;
-        err = _PyLong_AsInt(r);
+        err = slp_long_as_int(r);
         Py_DECREF(r);
         if (err == -1 && PyErr_Occurred())
             return -1;
@@ -642,7 +708,55 @@ sock_connect(PyObject *self, PyObject *addr)
     Py_RETURN_NONE;
 }
 
+/* _echo(): echo everything received until EOF, all in C on the hub (one
+ * recv and one send per message, parking on EAGAIN exactly as recv() and
+ * sendall() do).  The benchmarks' floor: a tasklet per connection with
+ * no Python code in its loop (benchmarks/bench_echo.py, impl
+ * stackless_compat-c).  Returns None at EOF. */
+#define ECHO_BUF (16 * 1024)
+static PyObject *
+sock_echo(PyObject *self, PyObject *unused)
+{
+    hub_sockobj *s = (hub_sockobj *)self;
+    char *buf = PyMem_Malloc(ECHO_BUF);
+    ssize_t n;
+    (void)unused;
+    if (buf == NULL)
+        return PyErr_NoMemory();
+    for (;;) {
+        io_ctx c;
+        double deadline = 0;
+        ssize_t off = 0;
+        c.buf = buf;
+        c.len = ECHO_BUF;
+        c.flags = 0;
+        n = sock_recv_io(s, &c, &deadline);
+        if (n <= 0)
+            break;
+        while (off < n) {
+            ssize_t k;
+            c.buf = buf + off;
+            c.len = (size_t)(n - off);
+            deadline = 0;
+            k = sock_io(s, 1, do_send, &c, &deadline, 0);
+            if (k < 0)
+                break;
+            off += k;
+        }
+        if (off < n) {
+            n = -1;
+            break;
+        }
+    }
+    PyMem_Free(buf);
+    if (n < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef sock_methods[] = {
+    {"_echo", sock_echo, METH_NOARGS,
+     "_echo(): echo until EOF in C (the benchmarks' floor)"},
     {"_accept", sock_accept, METH_NOARGS,
      "_accept($self, /)\n"
      "--\n"

@@ -103,7 +103,8 @@ timer_cb(struct ev_loop *loop, ev_timer *tw, int revents)
     hub_wait *w = (hub_wait *)((char *)tw - offsetof(hub_wait, timer));
     (void)loop; (void)revents;
     wait_stop(w);
-    sched_unpark(w->t, Py_NewRef(Py_False));
+    if (sched_unpark(w->t, Py_NewRef(Py_False)) == 0)
+        hub_run_soon(w->h, w->t);
 }
 
 static void
@@ -121,6 +122,10 @@ hub_wait_fd(sched_thread *ts, int fd, int events, double timeout)
     PyObject *r;
     int ready;
     if (h == NULL)
+        return -1;
+    /* Others are runnable: let due timers and ready fds join them first
+     * (without this, the hub polled only once the queue ran dry). */
+    if (ts->current->next != ts->current && hub_poll_fair(ts) < 0)
         return -1;
     if (fd >= 0) {
         hub_wait **slot;
@@ -303,7 +308,7 @@ py_wait_many(PyObject *m, PyObject *args)
     for (i = 0; i < nr + nw; i++) {
         PyObject *o = i < nr ? PyList_GET_ITEM(reads, i)
                              : PyList_GET_ITEM(writes, i - nr);
-        int fd = _PyLong_AsInt(o);
+        int fd = slp_long_as_int(o);
         if (fd == -1 && PyErr_Occurred())
             goto done;
         if (fd < 0) {
@@ -415,7 +420,7 @@ py_cancel_fd(PyObject *m, PyObject *arg)
     (void)m;
     if (ts == NULL)
         return NULL;
-    fd = _PyLong_AsInt(arg);
+    fd = slp_long_as_int(arg);
     if (fd == -1 && PyErr_Occurred())
         return NULL;
     return PyLong_FromLong(hub_cancel_fd(ts, fd));

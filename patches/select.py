@@ -1,14 +1,17 @@
-"""Cooperative select.select and select.poll on hub waits.
+"""Cooperative select.select, select.poll and select.epoll on hub waits.
 
-Both first ask the real call with a zero timeout (so EBADF, POLLNVAL and
+select and poll first ask the real call with a zero timeout (so EBADF, POLLNVAL and
 ready fds come out exactly as the stdlib reports them), then park on the
-hub until one fd is ready or the timeout passes, and ask again."""
+hub until one fd is ready or the timeout passes, and ask again.
+``epoll`` wraps a real epoll object (the type cannot be subclassed); its
+``poll()`` asks with a zero timeout, then parks until the epoll fd itself
+is readable (it is once any registered fd has an event) and asks again."""
 import select as _stdselect
 import time as _time
 
 from stackless_compat import _stackless
 
-__implements__ = ["select", "poll"]
+__implements__ = ["select", "poll", "epoll"]
 __target__ = "select"
 
 _select = _stdselect.select
@@ -126,3 +129,71 @@ def _stdselect_timeout(timeout):
     if timeout < 0:
         return None
     return timeout
+
+
+_real_epoll = getattr(_stdselect, "epoll", None)
+
+if _real_epoll is not None:
+    class epoll:
+        """select.epoll whose poll() parks the tasklet (it wraps a real
+        epoll object: that type cannot be subclassed)."""
+
+        def __init__(self, sizehint=-1, flags=0, _ep=None):
+            self._ep = _real_epoll(sizehint, flags) if _ep is None else _ep
+
+        @classmethod
+        def fromfd(cls, fd):
+            return cls(_ep=_real_epoll.fromfd(fd))
+
+        @property
+        def closed(self):
+            return self._ep.closed
+
+        def close(self):
+            self._ep.close()
+
+        def fileno(self):
+            return self._ep.fileno()
+
+        def register(self, fd, eventmask=None):
+            if eventmask is None:
+                return self._ep.register(fd)
+            return self._ep.register(fd, eventmask)
+
+        def modify(self, fd, eventmask):
+            return self._ep.modify(fd, eventmask)
+
+        def unregister(self, fd):
+            return self._ep.unregister(fd)
+
+        def __enter__(self):
+            self._ep.__enter__()
+            return self
+
+        def __exit__(self, *exc):
+            return self._ep.__exit__(*exc)
+
+        def poll(self, timeout=None, maxevents=-1):
+            if timeout is not None:
+                if not isinstance(timeout, (int, float)):
+                    timeout = float(timeout)    # TypeError as the stdlib
+                if timeout < 0:
+                    timeout = None
+            ep = self._ep
+            result = ep.poll(0, maxevents)
+            if result or timeout == 0:
+                return result
+            deadline = None if timeout is None else _monotonic() + timeout
+            while True:
+                remaining = None
+                if deadline is not None:
+                    remaining = deadline - _monotonic()
+                    if remaining <= 0:
+                        return []
+                try:
+                    _stackless.wait_read(ep.fileno(), remaining)
+                except TimeoutError:
+                    return []
+                result = ep.poll(0, maxevents)
+                if result:
+                    return result

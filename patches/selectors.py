@@ -1,10 +1,11 @@
-"""selectors.DefaultSelector on the cooperative select.poll."""
+"""selectors.DefaultSelector on the cooperative select.poll; EpollSelector
+on the cooperative select.epoll."""
 import select as _stdselect
 import selectors as _stdselectors
 
 from . import select as _coselect
 
-__implements__ = ["DefaultSelector", "PollSelector"]
+__implements__ = ["DefaultSelector", "PollSelector", "EpollSelector"]
 __target__ = "selectors"
 
 
@@ -17,3 +18,9 @@ class HubSelector(_stdselectors._PollLikeSelector):
 
 DefaultSelector = HubSelector
 PollSelector = HubSelector
+
+
+if hasattr(_stdselectors, "EpollSelector"):
+    class EpollSelector(_stdselectors.EpollSelector):
+        """selectors.EpollSelector whose select() parks the tasklet."""
+        _selector_cls = _coselect.epoll

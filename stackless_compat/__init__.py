@@ -1,4 +1,4 @@
-"""stackless_compat: the Stackless Python API on stock CPython 3.11.
+"""stackless_compat: the Stackless Python API on stock CPython 3.11-3.13.
 
 ``import stackless_compat as stackless`` gives tasklets, channels and the
 cooperative scheduler of Stackless Python, implemented in C on a
@@ -9,6 +9,16 @@ import atexit as _atexit
 import gc as _gc
 import sys as _sys
 
+# Each supported interpreter has its entry in the C extension's version
+# layer; anything else is refused here, before the extension is looked for.
+_SUPPORTED = ((3, 11), (3, 12), (3, 13))
+if (_sys.implementation.name != "cpython"
+        or _sys.version_info[:2] not in _SUPPORTED):
+    raise ImportError(
+        "stackless_compat supports CPython %s only; this is %s %s"
+        % (", ".join("%d.%d" % v for v in _SUPPORTED),
+           _sys.implementation.name, _sys.version.split()[0]))
+
 from . import _stackless
 from ._stackless import (
     TaskletExit, atomic, bomb, channel, enable_softswitch,
@@ -17,6 +27,9 @@ from ._stackless import (
     getuncollectables, run, schedule, schedule_remove,
     set_channel_callback, set_error_handler, set_schedule_callback,
     switch_trap, tasklet,
+    # test helpers of Stackless's (README.rst, "Test helpers")
+    _test_nostacklesscall, test_cframe, test_cframe_nr, test_cstate,
+    test_outside,
 )
 
 try:

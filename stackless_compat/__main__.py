@@ -111,7 +111,8 @@ def _run_path(path, args):
             sys.path[0] = directory
         else:
             sys.path.insert(0, directory)
-    runpy.run_path(path, run_name="__main__")
+    # Like `python3 program.py` (3.9+): the code's file name is absolute.
+    runpy.run_path(os.path.abspath(path), run_name="__main__")
 
 
 def _is_zip(path):
@@ -137,6 +138,44 @@ def _run_module(name, args):
     runpy.run_module(name, run_name="__main__", alter_sys=True)
 
 
+def _runner_files():
+    import runpy
+
+    files = {os.path.abspath(__file__), "<frozen runpy>"}
+    if getattr(runpy, "__file__", None):
+        files.add(os.path.abspath(runpy.__file__))
+    return files
+
+
+def _strip_runner_frames(tb, files):
+    """The traceback without its leading frames of this runner and of
+    runpy, when the program's own frames follow."""
+    t = tb
+    while t is not None and (t.tb_frame.f_code.co_filename in files or
+                             os.path.abspath(t.tb_frame.f_code.co_filename)
+                             in files):
+        t = t.tb_next
+    return t if t is not None else tb
+
+
+def _install_excepthook():
+    """Uncaught exceptions print the traceback `python3 program.py` would:
+    without the frames of this runner and of runpy."""
+    files = _runner_files()
+    previous = sys.excepthook
+
+    def excepthook(typ, value, tb):
+        tb = _strip_runner_frames(tb, files)
+        if value is not None and value.__traceback__ is not tb:
+            try:
+                value.__traceback__ = tb
+            except (AttributeError, TypeError):
+                pass
+        previous(typ, value, tb)
+
+    sys.excepthook = excepthook
+
+
 def main(argv=None):
     """Entry point; ``argv`` excludes the program name (default sys.argv[1:]).
 
@@ -157,6 +196,7 @@ def main(argv=None):
         install_alias()
         if patch:
             apply_patches()
+        _install_excepthook()
         if kind == "module":
             _run_module(target, args)
         else:

@@ -54,7 +54,6 @@ tasklet blocked on a channel is suspended mid-run and cannot be pickled.
 
 import copyreg
 import gc
-import itertools
 import pickle
 import signal
 import sys
@@ -64,10 +63,14 @@ import types
 import weakref
 
 from . import _stackless
+from . import _pickle
+
+_RESUMER = getattr(_stackless, "_resumer", ())
 
 tasklet = _stackless.tasklet
 channel = _stackless.channel
 bomb = _stackless.bomb
+cstack = _stackless.cstack
 
 __all__ = [
     "PICKLEFLAGS_PRESERVE_TRACING_STATE", "PICKLEFLAGS_PRESERVE_AG_FINALIZER",
@@ -177,39 +180,9 @@ cframe.__module__ = "_stackless"
 def _bound_call(t):
     """(func, args, kwargs, setup) of a tasklet that has not started.
 
-    func may be None; args/kwargs are None unless set up.  Uses
-    _stackless._tasklet_bound(t) when the C module has it; otherwise reads
-    the references tasklet_traverse() reports, in its order: type, tempval,
-    func, args, kwargs, context, dict (NULL members are skipped)."""
-    getter = getattr(_stackless, "_tasklet_bound", None)
-    if getter is not None:
-        func, args, kwargs = getter(t)
-        return func, args, kwargs, args is not None
-    d = _find_instance_dict(t)
-    refs = gc.get_referents(t)
-    tv = t.tempval
-    for i in range(len(refs) - 1):
-        if refs[i] is type(t) and refs[i + 1] is tv:
-            rest = refs[i + 2:]
-            break
-    else:
-        raise pickle.PicklingError(
-            "cannot read the bound function of %r (unexpected layout)" % (t,))
-    rest = [r for r in rest
-            if r is not d and type(r).__name__ != "Context"
-            and not isinstance(r, (types.FrameType, types.CodeType))]
-    setup = t.alive
-    func = args = kwargs = None
-    if rest and callable(rest[0]):
-        func = rest.pop(0)
-    if setup:
-        if func is None or not rest or not isinstance(rest[0], tuple):
-            raise pickle.PicklingError(
-                "cannot read the arguments of %r (unexpected layout)" % (t,))
-        args = rest.pop(0)
-        if rest and isinstance(rest[0], dict):
-            kwargs = rest.pop(0)
-    return func, args, kwargs, setup
+    func may be None; args/kwargs are None unless set up."""
+    func, args, kwargs = _stackless._tasklet_bound(t)
+    return func, args, kwargs, args is not None
 
 
 def _is_started(t):
@@ -240,47 +213,47 @@ def _tasklet_flags(t):
     return f
 
 
-_PROBE = "__stackless_compat_probe__"
-
-
-def _find_instance_dict(o):
-    """The instance dict of a tasklet or channel (the C types have a dict
-    slot but no ``__dict__`` attribute): the dict among its referents that
-    receives a probe attribute.  Creates an empty dict if it had none."""
-    try:
-        object.__setattr__(o, _PROBE, None)
-    except (AttributeError, TypeError):
-        return None
-    try:
-        for r in gc.get_referents(o):
-            if type(r) is dict and _PROBE in r:
-                return r
-        return None
-    finally:
-        object.__delattr__(o, _PROBE)
-
-
 def _instance_dict(o):
-    d = _find_instance_dict(o)
+    """A copy of the instance dict of a tasklet or channel subclass instance
+    (the C types have none, as in Stackless), or None."""
+    try:
+        d = object.__getattribute__(o, "__dict__")
+    except AttributeError:
+        return None
     return dict(d) if d else None
 
 
 def _tasklet_reduce(self):
     if self.is_current:
         raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
-    if _is_started(self):
-        what = ("the main tasklet" if self.is_main
-                else "blocked on a channel" if self._channel is not None
-                else "waiting (blocked)" if self.blocked
-                else "suspended mid-run")
+    if self.is_main:
         raise pickle.PicklingError(
-            "cannot pickle %r: %s. stackless_compat pickles only tasklets "
-            "that are bound but not started, and dead tasklets (the frames "
-            "of a running tasklet cannot be pickled on stock CPython)"
-            % (self, what))
+            "cannot pickle %r: it is the main tasklet (its bottom frames "
+            "are the interpreter's)" % (self,))
+    if _is_started(self):
+        # suspended in Python code: its frames (stackless_compat/_pickle.py)
+        frames, extra = _pickle.reduce_suspended(self)
+        if pickle_flags() & PICKLEFLAGS_PRESERVE_TRACING_STATE:
+            tr = getattr(self, "trace_function", None)
+            pr = getattr(self, "profile_function", None)
+            if tr is not None or pr is not None:
+                frames.append(cframe("restore_tracing", tr, pr))
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     func, args, kwargs, setup = _bound_call(self)
     frames = []
     extra = {}
+    if isinstance(func, _RESUMER) and not func.started:
+        # unpickled and not run yet: the state it was restored from
+        frames, extra = _pickle.unrun_state(self)
+        d = _instance_dict(self)
+        if d:
+            extra["__dict__"] = d
+        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
+                                 frames, None, None, None, None, extra))
     if setup:
         frames.append(cframe("tasklet_setup", func, args, kwargs))
     elif func is not None:
@@ -317,7 +290,12 @@ def _tasklet_setstate(self, state):
         raise TypeError("tasklet state: the 9th item must be a dict")
     if self.alive:
         raise RuntimeError("tasklet is alive")
-    setup = tracing = None
+    setup = tracing = blocked = None
+    pyframes = [fr for fr in frames
+                if isinstance(fr, tuple) and fr[:1] == ("pyframe",)]
+    if pyframes or extra.get("suspended"):
+        blocked = _pickle.restore_suspended(self, pyframes, extra, tempval)
+        frames = [fr for fr in frames if isinstance(fr, cframe)]
     for fr in frames:
         if isinstance(fr, cframe):
             if fr.f_execute == "tasklet_setup":
@@ -348,6 +326,8 @@ def _tasklet_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if blocked is not None:
+        _pickle.tasklet_blocked(self, blocked[0])
     return self
 
 
@@ -361,12 +341,12 @@ def _channel_flags(ch):
 
 
 def _channel_reduce(self):
-    if self.queue is not None:
-        raise pickle.PicklingError(
-            "cannot pickle %r: tasklets are blocked on it, and a blocked "
-            "tasklet is suspended mid-run (stackless_compat cannot pickle "
-            "running frames)" % (self,))
-    state = (self.balance, _channel_flags(self), [])
+    waiting = []
+    t = self.queue
+    while t is not None and len(waiting) < abs(self.balance):
+        waiting.append(t)
+        t = t.next
+    state = (self.balance, _channel_flags(self), waiting)
     d = _instance_dict(self)
     if d:
         state += ({"__dict__": d},)
@@ -384,10 +364,9 @@ def _channel_setstate(self, state):
     extra = state[3] if len(state) == 4 and state[3] is not None else {}
     if not isinstance(flags, int):
         raise TypeError("channel state: flags must be an int")
-    if tasklets:
-        raise pickle.UnpicklingError(
-            "cannot relink tasklets blocked on a channel: they were "
-            "suspended mid-run")
+    if not isinstance(tasklets, list) or not all(
+            isinstance(t, tasklet) for t in tasklets):
+        raise pickle.UnpicklingError("channel state: malformed tasklets")
     pref = (flags >> 1) & 3
     self.preference = pref - 4 if pref & 2 else pref
     self.schedule_all = bool(flags & 8)
@@ -395,111 +374,11 @@ def _channel_setstate(self, state):
     if d:
         for k, v in d.items():
             object.__setattr__(self, k, v)
+    if tasklets:
+        _pickle.channel_tasklets(self, tasklets)
     if flags & 1:
         self.close()
     return self
-
-
-# --------------------------------------------------------------------------
-# cstack objects (tasklet.cstate)
-
-_serials = weakref.WeakKeyDictionary()
-_serial_counter = itertools.count(1)
-
-
-def _serial(t):
-    try:
-        return _serials[t]
-    except KeyError:
-        s = _serials[t] = next(_serial_counter)
-        return s
-
-
-def _has_cstate(t):
-    return (t.is_main or t.is_current
-            or (t.alive and _stackless._stack_info(t)[0] > 0)
-            or t.frame is not None)
-
-
-class cstack:
-    """The C stack a tasklet holds (``tasklet.cstate``).
-
-    ``size`` is the number of bytes of C stack saved for the tasklet;
-    ``next``/``prev`` walk the circular chain of the cstacks of the
-    tasklets of the same thread that hold C state (a tasklet without C
-    state is alone in its chain); ``startaddr`` is always 0 (stack
-    addresses are not exposed)."""
-
-    __slots__ = ("_task", "__weakref__")
-
-    def __new__(cls, *args, **kwargs):
-        raise TypeError("cannot create 'cstack' instances")
-
-    @classmethod
-    def _of(cls, t):
-        self = object.__new__(cls)
-        self._task = t
-        return self
-
-    @property
-    def task(self):
-        return self._task
-
-    @property
-    def size(self):
-        return _stackless._stack_info(self._task)[0]
-
-    @property
-    def nesting_level(self):
-        return self._task.nesting_level
-
-    @property
-    def startaddr(self):
-        return 0
-
-    @property
-    def serial(self):
-        return _serial(self._task)
-
-    def _chain(self):
-        t = self._task
-        tid = t.thread_id
-        chain = [o for o in _tasklets_of_threads().get(tid, ())
-                 if _has_cstate(o)]
-        if t not in chain:
-            return [t]
-        return chain
-
-    @property
-    def next(self):
-        chain = self._chain()
-        return cstack._of(chain[(chain.index(self._task) + 1) % len(chain)])
-
-    @property
-    def prev(self):
-        chain = self._chain()
-        return cstack._of(chain[chain.index(self._task) - 1])
-
-    def __eq__(self, other):
-        if isinstance(other, cstack):
-            return self._task is other._task
-        return NotImplemented
-
-    def __hash__(self):
-        return hash(id(self._task))
-
-    def __repr__(self):
-        return "<cstack of %r, size=%d>" % (self._task, self.size)
-
-    def __reduce__(self):
-        raise TypeError("cannot pickle 'cstack' object")
-
-
-cstack.__module__ = "_stackless"
-
-
-def _tasklet_cstate(self):
-    return cstack._of(self)
 
 
 # --------------------------------------------------------------------------
@@ -538,8 +417,6 @@ def _patch_types():
     tasklet.__reduce__ = _tasklet_reduce
     tasklet.__reduce_ex__ = _tasklet_reduce_ex
     tasklet.__setstate__ = _tasklet_setstate
-    tasklet.cstate = property(_tasklet_cstate,
-                              doc="the cstack object of the tasklet")
     channel.__reduce__ = _channel_reduce
     channel.__reduce_ex__ = _channel_reduce_ex
     channel.__setstate__ = _channel_setstate
@@ -548,7 +425,6 @@ def _patch_types():
     # unstarted tasklets and bombs load too).
     sys.modules.setdefault("_stackless", _stackless)
     _stackless.cframe = cframe
-    _stackless.cstack = cstack
 
 
 _patch_types()

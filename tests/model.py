@@ -180,6 +180,26 @@ class Model:
                 del self.watchdogs[i]
                 return
 
+    def _revive_watchdog(self, t):
+        # a run() caller made runnable (or woken by hand): the run() callers
+        # nested inside it go back to the run queue, before the current
+        # tasklet (Stackless's run_watchdog), then it leaves the list.
+        # Stackless does this when the run() caller resumes (it pops itself
+        # and every deeper run() caller still on its watchdog stack, and
+        # inserts those not scheduled meanwhile); here too, for one woken by
+        # hand (insert, t.run(), switch, throw/kill: still in the list when
+        # its run() resumes).  When the queue runs dry the revived run()
+        # caller is the innermost one, so doing it at once is the same.
+        while self.watchdogs and self.watchdogs[-1] is not t:
+            u = self.watchdogs[-1]
+            if not any(x is u for x in self.ring) and not u.blocked:
+                cur = self.current
+                pos = self.ring[self._index(cur) - 1]
+                self._make_runnable_after(pos, u)
+            else:
+                self._watchdog_remove(u)
+        self._watchdog_remove(t)
+
     def _unblock(self, t):
         ch = t.channel
         ch.queue.remove(t)
@@ -191,7 +211,7 @@ class Model:
             self._unblock(t)
         self._insert_after(pos, t)
         if t.watchdog:
-            self._watchdog_remove(t)
+            self._revive_watchdog(t)
 
     # -- creating tasklets and channels -----------------------------------------
     def tasklet(self, name, body):
@@ -273,7 +293,7 @@ class Model:
             yield from self._switch(nxt)
         finally:
             if cur.watchdog:
-                self._watchdog_remove(cur)
+                self._revive_watchdog(cur)
         return None
 
     # -- channels (§4.3) --------------------------------------------------------
@@ -385,7 +405,15 @@ class Model:
         if not t.in_ring:
             # §7.5 pending: the end of the queue; §7.4 immediate: right after
             # the caller, which then switches to it (and stays runnable).
-            self._make_runnable_after(self.prev_of(cur) if pending else cur, t)
+            pos = self.prev_of(cur) if pending else cur
+            if t.watchdog:
+                # A run() caller thrown into stays in the watchdog list:
+                # Stackless pops it (and the run() callers nested in it,
+                # which go to the end of the queue) only when its run()
+                # resumes with the bomb (run()'s finally below).
+                self._insert_after(pos, t)
+            else:
+                self._make_runnable_after(pos, t)
         if pending:
             return None
         return (yield from self._switch(t))

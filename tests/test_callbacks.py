@@ -147,3 +147,65 @@ def test_switching_inside_the_schedule_callback_is_refused():
         stackless.set_schedule_callback(old)
     assert errors and all(re.search("schedule callback", m) for m in errors)
     assert not t.alive
+
+
+def test_channel_callback_sees_the_value_in_the_senders_tempval():
+    # as in Stackless: the sender's tempval is the value being sent, a
+    # receiver's is None, while the callback runs
+    seen = []
+
+    def cb(ch, t, sending, willblock):
+        seen.append((sending, willblock, t.tempval))
+
+    ch = stackless.channel()
+    stackless.getcurrent().tempval = "old"
+    receiver = stackless.tasklet(ch.receive)()
+    receiver.tempval = "unused"
+    old = stackless.set_channel_callback(cb)
+    try:
+        stackless.run()                       # receive blocks
+        ch.send(42)                           # a receiver is waiting
+        sender = stackless.tasklet(ch.send)("x")
+        stackless.run()                       # send blocks
+        assert ch.receive() == "x"
+    finally:
+        stackless.set_channel_callback(old)
+    assert seen == [(0, 1, None), (1, 0, 42), (1, 1, "x"), (0, 0, None)]
+    stackless.run()
+    assert not receiver.alive and not sender.alive
+
+
+def test_schedule_callback_at_a_tasklets_end_sees_its_tracing():
+    # as in Stackless: the callback for the switch out of a tasklet that has
+    # just returned runs while it is current: sys.gettrace() and
+    # prev.trace_function are its trace function, next.trace_function is
+    # next's own
+    def tr(frame, event, arg):
+        return None
+
+    def tr2(frame, event, arg):
+        return None
+
+    seen = []
+
+    def cb(prev, next):
+        if prev is t:
+            seen.append((stackless.getcurrent() is t, sys.gettrace(),
+                         prev.trace_function, next.trace_function))
+
+    def f():
+        sys.settrace(tr2)
+
+    old_trace = sys.gettrace()
+    sys.settrace(tr)
+    try:
+        t = stackless.tasklet(f)()
+        old = stackless.set_schedule_callback(cb)
+        try:
+            stackless.run()
+        finally:
+            stackless.set_schedule_callback(old)
+    finally:
+        sys.settrace(old_trace)
+    assert seen == [(True, tr2, tr2, tr)]
+    assert not t.alive and t.trace_function is None

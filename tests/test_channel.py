@@ -587,6 +587,8 @@ def test_weakref_to_channel():
     assert r() is None
 
 
-def test_channel_takes_no_arguments():
-    with pytest.raises(TypeError):
-        stackless.channel(1)
+def test_channel_accepts_and_ignores_arguments():
+    # as Stackless's channel_new does
+    ch = stackless.channel(1, "x", key=None)
+    assert type(ch) is stackless.channel
+    assert ch.balance == 0 and ch.preference == -1 and not ch.closing

@@ -360,7 +360,7 @@ def test_exit_while_tasklets_blocked_in_nested_run():
 
         def blocker(name):
             try:
-                ch.receive()
+                stackless._test_nostacklesscall(ch.receive)   # C state
             finally:
                 print("finally", name, flush=True)
 
@@ -391,7 +391,7 @@ def test_exit_with_100_tasklets_raising_in_finally():
 
         def f(i):
             try:
-                ch.receive()
+                stackless._test_nostacklesscall(ch.receive)   # C state
             finally:
                 print("finally", i, flush=True)
                 raise ValueError("finally %d" % i)

@@ -2,8 +2,10 @@
 _pickle_moduledict, the module subclass, and dump_tasklets (§1, §2.4,
 §3.6, §5.4)."""
 
+import gc
 import io
 import pickle
+import struct
 import signal
 import sys
 
@@ -71,21 +73,29 @@ def test_cstate():
     cs = t1.cstate
     assert isinstance(cs, stackless.cstack)
     assert cs.task is t1 and cs.startaddr == 0
-    assert cs.size == _stackless._stack_info(t1)[0] > 0
+    # size counts machine words, as Stackless's cstack does; str() has
+    # that many words
+    word = struct.calcsize("P")
+    assert cs.size * word == _stackless._stack_info(t1)[0] > 0
+    assert len(str(cs)) == cs.size * word
     assert cs.nesting_level == t1.nesting_level == 0
+    # one object per tasklet
+    assert cs is t1.cstate and stackless.main.cstate is stackless.main.cstate
     assert cs.serial == t1.cstate.serial and cs.serial != t2.cstate.serial
-    # the circular chain of the thread's tasklets holding C state
+    # the circular chain of the thread's tasklets holding C state: the walk
+    # by identity ends
     chain = [cs]
     c = cs.next
-    while c != cs:
+    while c is not cs:
         chain.append(c)
+        assert c.task.cstate is c
         c = c.next
         assert len(chain) < 100
     tasks = {x.task for x in chain}
     assert {t1, t2, stackless.main} <= tasks
-    assert cs.prev.next == cs and cs.next.prev == cs
+    assert cs.prev.next is cs and cs.next.prev is cs
     # a tasklet without C state is alone
-    assert idle.cstate.next == idle.cstate and idle.cstate.size == 0
+    assert idle.cstate.next is idle.cstate and idle.cstate.size == 0
     with pytest.raises(TypeError):
         stackless.cstack()
     with pytest.raises(TypeError):
@@ -94,6 +104,64 @@ def test_cstate():
         cs.size = 3
     ch.send(None)
     ch.send(None)
+    # the cstack outlives its tasklet: task is then None
+    del t1, chain, tasks, c
+    gc.collect()
+    assert cs.task is None and cs.next is cs and cs.size == 0
+
+
+def test_thread_info_serials_and_watchdog_list():
+    import threading
+    res = []
+
+    def thread_main():
+        info = stackless.get_thread_info(-1, 1 << 31)
+        res.append(info[3])                 # no run() yet: None
+        stub = stackless.get_thread_info(-1, 1 << 30)[5]
+        res.append(stub)
+        stackless.run()
+        res.append(stackless.get_thread_info(-1, 1 << 31)[3])
+
+    th = threading.Thread(target=thread_main)
+    th.start()
+    th.join()
+    assert res[0] is None and res[2] == [None]
+    assert isinstance(res[1], stackless.cstack) and res[1].task is None
+    # serial_last_jump is the serial of the stack the current tasklet runs
+    # on: the initial stub's for the main tasklet, so it is the same again
+    # once main runs again
+    serial, last, stub = stackless.get_thread_info(-1, 1 << 30)[3:]
+    assert last == stub.serial == stackless.main.cstate.serial
+    seen = []
+
+    def f():
+        seen.append(stackless.get_thread_info(-1, 1 << 30)[4])
+        stackless.schedule()
+    t = stackless.tasklet(f)()
+    stackless.run()
+    assert seen[0] == t.cstate.serial != last
+    assert stackless.get_thread_info(-1, 1 << 30)[4] == last
+    assert stackless.get_thread_info(-1, 1 << 30)[3] >= seen[0]
+    # the watchdog list while run() callers are nested: [irq, callers...]
+    lists = []
+
+    def g():
+        lists.append(list(stackless.get_thread_info(-1, 1 << 31)[3]))
+    live = stackless.get_thread_info(-1, 1 << 31)[3]
+    stackless.tasklet(g)()
+    stackless.run()
+    assert lists == [[None, stackless.main]]
+    # the list itself, as Stackless gives it: it changes in place
+    assert stackless.get_thread_info(-1, 1 << 31)[3] is live
+    assert live == [None]
+
+    # a run(timeout) caller is item 0 (the interrupt watchdog) meanwhile
+    def h():
+        lists.append(list(live))
+    lists.clear()
+    stackless.tasklet(h)()
+    stackless.run(1000000)
+    assert lists == [[stackless.main, stackless.main]] and live == [None]
 
 
 def test_cframe_placeholder():

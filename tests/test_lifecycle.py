@@ -101,35 +101,43 @@ def _check_clean_exit(proc):
 
 
 @pytest.mark.timeout(90)
-def test_exit_with_suspended_tasklets_runs_finally(run_py):
+def test_exit_kills_tasklets_with_c_state_and_drops_the_others(run_py):
+    # As in Stackless: at interpreter exit only tasklets holding C state
+    # (not restorable) get TaskletExit; those suspended in plain Python code
+    # are dropped silently, their finally blocks do not run.
     proc = run_py("""
         import stackless_compat as stackless
+        hold = stackless._test_nostacklesscall     # a call from C: C state
         ch = stackless.channel()
 
-        def blocked(name):
+        def blocked(name, how):
             try:
-                ch.receive()
+                how(ch.receive)
             finally:
                 print("finally", name, flush=True)
 
-        def paused():
+        def paused(name, how):
             try:
-                stackless.schedule_remove()
+                how(stackless.schedule_remove)
             finally:
-                print("finally paused", flush=True)
+                print("finally", name, flush=True)
 
-        def runnable():
+        def runnable(name, how):
             try:
                 while True:
-                    stackless.schedule()
+                    how(stackless.schedule)
             finally:
-                print("finally runnable", flush=True)
+                print("finally", name, flush=True)
 
-        stackless.tasklet(blocked)("b1")
-        stackless.tasklet(blocked)("b2")
-        stackless.tasklet(paused)()
+        plain = lambda f: f()
+        stackless.tasklet(blocked)("b1", hold)
+        stackless.tasklet(blocked)("b2", hold)
+        stackless.tasklet(blocked)("plain blocked", plain)
+        stackless.tasklet(paused)("paused", hold)
+        stackless.tasklet(paused)("plain paused", plain)
         stackless.run()
-        stackless.tasklet(runnable)()
+        stackless.tasklet(runnable)("runnable", hold)
+        stackless.tasklet(runnable)("plain runnable", plain)
         stackless.schedule()
         print("main done", flush=True)
     """)
@@ -149,7 +157,7 @@ def test_exit_with_thousand_blocked_tasklets(run_py):
 
         def f(i):
             try:
-                ch.receive()
+                stackless._test_nostacklesscall(ch.receive)   # C state
             finally:
                 sys.stdout.write("F%d\\n" % i)
 
@@ -173,7 +181,8 @@ def test_exit_with_tasklet_inside_nested_run(run_py):
 
         def inner():
             try:
-                ch.send("hello from inner")    # main waits: it runs at once
+                # main waits: it runs at once (C state: a call from C)
+                stackless._test_nostacklesscall(ch.send, "hello from inner")
                 ch2.receive()
             finally:
                 print("finally inner", flush=True)
@@ -203,7 +212,7 @@ def test_exit_kills_tasklets_after_atexit_handlers(run_py):
 
         def f():
             try:
-                stackless.schedule_remove()
+                stackless._test_nostacklesscall(stackless.schedule_remove)
             finally:
                 print("finally", flush=True)
 
@@ -229,7 +238,7 @@ def test_exit_with_tasklet_that_swallows_tasklet_exit(run_py):
 
         def f():
             try:
-                ch.receive()
+                stackless._test_nostacklesscall(ch.receive)   # C state
             except TaskletExit:
                 print("caught TaskletExit", flush=True)
 
@@ -249,7 +258,7 @@ def test_exit_via_sys_exit_with_suspended_tasklets(run_py):
 
         def f():
             try:
-                stackless.schedule_remove()
+                stackless._test_nostacklesscall(stackless.schedule_remove)
             finally:
                 print("finally", flush=True)
 

@@ -474,6 +474,16 @@ FIXED = [
     # insert/remove/run/switch of others.
     prog([("remove", 1), ("run",), ("insert", 1), ("run",)], [("schedule",)], []),
     prog([("run_t", 2), ("switch_t", 1)], [("insert", 0)], [("schedule",)]),
+    # a run() caller woken by hand puts the run() callers nested in it back
+    # at the end of the queue when its run() resumes: after insert +
+    # schedule (found by the search), and after a kill or throw, immediate
+    # or pending (it stays in the watchdog list until then, as in Stackless).
+    prog([], [("run",)], [("insert", 0), ("schedule",)]),
+    prog([("run",), ("run",)], [("run",)], [("insert", 0), ("schedule",)], [("schedule",)]),
+    prog([("run",)], [("run",)], [("kill", 0, False)]),
+    prog([("run",)], [("run",)], [("kill", 0, True), ("schedule",)]),
+    prog([("run",)], [("run",)], [("throw", 0, True), ("run",)]),
+    prog([("run",)], [("run",)], [("schedule",)], [("kill", 0, False)]),
 ]
 
 

@@ -44,7 +44,9 @@ assert p.get_original("socket", "socket").__module__ == "socket"
 assert p.get_original("time", "sleep") is not time.sleep
 assert p.is_module_patched("socket") and p.is_module_patched("ssl")
 assert p.is_object_patched("select", "select")
-assert not hasattr(select, "epoll") and not hasattr(selectors, "EpollSelector")
+assert select.epoll.__module__ == "stackless_compat.patches.select"
+assert selectors.EpollSelector._selector_cls is select.epoll
+assert not hasattr(select, "kqueue") and not hasattr(selectors, "KqueueSelector")
 assert selectors.DefaultSelector.__name__ == "HubSelector"
 assert ssl.SSLContext.__module__ == "stackless_compat.patches.ssl"
 print("ok")

@@ -34,6 +34,10 @@ print("finished", flush=True)
 '''
 
 COMMANDS = "n\np x\nn\nn\np x\np y\np len(log)\nwhere\nc\n"
+if sys.version_info >= (3, 13):
+    # 3.13's pdb stops on the set_trace()/breakpoint() line itself first
+    # (a change of the stdlib, not ours); one more `n` gets to the same line.
+    COMMANDS = "n\n" + COMMANDS
 
 
 def run_pdb(tmp_path, stop, env=None):

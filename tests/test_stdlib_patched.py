@@ -1,4 +1,5 @@
-"""CPython's own socket/select/ssl/http suites under patch_all().
+"""CPython's own socket/select/ssl/http, threading/queue and
+subprocess/signal suites under patch_all().
 
 Each module of the interpreter's ``test`` package runs in its own child
 process through tests/stdlib/run_patched.py (patch_all() first, then the
@@ -50,8 +51,12 @@ SUBSETS = {
         "SimpleBackgroundTests", "ThreadedTests", "TestPostHandshakeAuth",
         "TestEnumerations",
     ],
+    "test_threading": None,
+    "test_queue": None,
+    "test_subprocess": None,
+    "test_signal": None,
 }
-TIMEOUT = {"test_socket": 600, "test_ssl": 600}   # per module, seconds
+TIMEOUT = {"test_socket": 600, "test_ssl": 600, "test_subprocess": 600}   # per module, seconds
 
 _summary = []
 
@@ -70,7 +75,12 @@ def _print_summary(request):
 
 
 def test_skip_list_has_a_reason_for_every_entry():
-    entries = run_patched.read_skips()      # raises on an entry without reason
+    # the common list and every version's (skips-3.X.txt), whichever runs
+    entries = []
+    for name in sorted(os.listdir(STDLIB_DIR)):
+        if name == "skips.txt" or re.fullmatch(r"skips-3\.\d+\.txt", name):
+            # raises on an entry without reason
+            entries += run_patched.read_skips(os.path.join(STDLIB_DIR, name))
     for pattern, reason in entries:
         module = pattern.split(".")[1] if pattern.startswith("test.") else None
         assert module in SUBSETS, pattern

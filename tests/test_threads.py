@@ -325,19 +325,37 @@ def test_thread_end_kills_suspended_tasklets_and_orphans_them():
 
 
 def test_bind_thread_adopts_a_tasklet_of_a_dead_thread():
+    # as in Stackless, a tasklet set up for a thread dies with the thread;
+    # it can be adopted and set up again
     def worker():
         return stackless.tasklet(lambda x: out.append(x), ("adopted",))
 
     out = []
     t, _ = in_thread(worker)
-    assert t.thread_id == -1 and t.alive
-    with pytest.raises(RuntimeError, match="Target thread isn't initialized"):
-        t.insert()
+    assert t.thread_id == -1 and not t.alive
+    with pytest.raises(RuntimeError, match="tasklet has no thread"):
+        t.bind(lambda x: out.append(x), ("again",))
     t.bind_thread()
-    assert t.thread_id == threading.get_ident()
+    assert t.thread_id == threading.get_ident() and not t.alive
+    t.bind(lambda x: out.append(x), ("adopted",))
     t.insert()
     stackless.run()
     assert out == ["adopted"]
+
+
+def test_bind_thread_ids_as_stackless_parses_them():
+    t = stackless.tasklet(lambda: None)
+    with pytest.raises(OverflowError):
+        t.bind_thread(-2)
+    with pytest.raises(ValueError, match="bad thread"):
+        t.bind_thread((1 << 63) - 1)
+    with pytest.raises(TypeError):
+        t.bind_thread("1")
+    t.bind_thread(-1)
+    t.bind_thread(threading.get_ident())
+    assert t.thread_id == threading.get_ident()
+    with pytest.raises(OverflowError):
+        stackless.get_thread_info(-2)
 
 
 def test_bind_thread_errors():

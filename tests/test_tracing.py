@@ -58,9 +58,16 @@ def test_trace_function_set_before_start():
         work_a()
 
     t = stackless.tasklet(body)
+    # as in Stackless: a tasklet that is not alive has no tracing state
+    with pytest.raises(RuntimeError, match="tasklet is not alive"):
+        t.trace_function = tracer
+    with pytest.raises(RuntimeError, match="tasklet is not alive"):
+        t.profile_function = tracer
+    t.trace_function = None
+    assert t.trace_function is None
+    t.bind(body, ())
     t.trace_function = tracer
     assert t.trace_function is tracer
-    t.bind(body, ())
     t.insert()
     other = stackless.tasklet(work_b)()
     stackless.run()

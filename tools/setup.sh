@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Sets up a fresh Debian machine for stackless_compat: the system packages
 # the build and the tests need (a C compiler, libev, c-ares, dnsmasq for the
-# DNS tests), then the package itself in editable mode with its test extras.
+# DNS tests, PostgreSQL and Redis servers for the driver and plug-in tests,
+# which start private instances themselves), then the package itself in
+# editable mode with the extras its tests use (test, serve, drivers).
 #
 #     bash tools/setup.sh            # then: python3 -m pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PACKAGES=(build-essential libev-dev libc-ares-dev dnsmasq-base)
+PACKAGES=(build-essential libev-dev libc-ares-dev dnsmasq-base postgresql redis-server)
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -22,4 +24,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-python3 -m pip install -q -e '.[test]'
+python3 -m pip install -q -e '.[test,serve,drivers]'

@@ -10,7 +10,9 @@ python.org builds ship in Lib/test; Debian: ``python3.11-dev`` /
 ``libpython3.11-testsuite``) runs the module in this process, so the code
 under test and the test's helper threads use the cooperative socket, time,
 select, selectors and ssl.  Every test case listed in skips.txt (next to
-this file) is left out (regrtest ``-i``); each entry there has its reason.
+this file) is left out (regrtest ``-i``), and so is every case listed in
+skips-3.X.txt for the running interpreter 3.X (the stdlib's suites and
+behaviour differ between versions); each entry has its reason.
 Other options go to regrtest unchanged (``-v``, ``-m PATTERN``, ...).
 
 Exit status is regrtest's: 0 when everything ran passed.
@@ -21,6 +23,7 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 SKIPS = os.path.join(HERE, "skips.txt")
+VERSION_SKIPS = os.path.join(HERE, "skips-%d.%d.txt" % sys.version_info[:2])
 
 
 # regrtest resources a module needs to run at all; all of them loopback
@@ -29,10 +32,15 @@ SKIPS = os.path.join(HERE, "skips.txt")
 RESOURCES = {"test_socketserver": "network"}
 
 
-def read_skips(path=SKIPS):
-    """[(pattern, reason)] from skips.txt: ``pattern  # reason`` lines;
-    the pattern is a regrtest test id or glob (test.test_x.Class.method,
-    test.test_x.Class.*)."""
+def read_skips(path=None):
+    """[(pattern, reason)] from skips.txt and this version's skips-3.X.txt
+    (or from `path`): ``pattern  # reason`` lines; the pattern is a
+    regrtest test id or glob (test.test_x.Class.method, test.test_x.Class.*)."""
+    if path is None:
+        entries = read_skips(SKIPS)
+        if os.path.exists(VERSION_SKIPS):
+            entries += read_skips(VERSION_SKIPS)
+        return entries
     entries = []
     with open(path) as f:
         for n, line in enumerate(f, 1):
