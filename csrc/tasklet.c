@@ -1523,14 +1523,19 @@ static PyGetSetDef cstack_getset[] = {
     {"prev", cstack_get_prev, NULL, "the previous cstack of the chain", NULL},
     {"task", cstack_get_task, NULL, "its tasklet, or None", NULL},
     {"size", cstack_get_size, NULL, "saved machine words", NULL},
-    {"nesting_level", cstack_get_nesting_level, NULL, NULL, NULL},
+    {"nesting_level", cstack_get_nesting_level, NULL,
+     "the nesting level of its tasklet", NULL},
     {"serial", cstack_get_serial, NULL, "identifies the C stack", NULL},
     {"startaddr", cstack_get_startaddr, NULL, "always 0", NULL},
     {NULL}
 };
 
 static PyMethodDef cstack_methods[] = {
-    {"__reduce__", cstack_reduce, METH_NOARGS, NULL},
+    {"__reduce__", cstack_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n"
+     "--\n"
+     "\n"
+     "A cstack cannot be pickled (TypeError)."},
     {NULL}
 };
 

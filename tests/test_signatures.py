@@ -16,6 +16,9 @@ from stackless_compat import _stackless
 
 C_TYPES = (_stackless.tasklet, _stackless.channel, _stackless.bomb,
            _stackless.atomic)
+# Types that Python code does not instantiate (tasklet.cstate's cstack,
+# allocate_lock()'s lock): only their methods are walked.
+METHOD_TYPES = (_stackless.cstack, _stackless.lock)
 BUILTIN_KINDS = (types.BuiltinFunctionType, types.MethodDescriptorType)
 
 # Slot wrappers (__init__, __call__, ...) get their signatures from CPython.
@@ -29,13 +32,18 @@ def private(name):
 def c_callables():
     """(qualified name, object) of every public C function and method:
     the module's functions, the types and their methods (special methods
-    included), the cooperative socket methods of the hub."""
+    included), the methods of cstack and of the cooperative lock, the
+    cooperative socket methods of the hub."""
     found = []
     for name, obj in sorted(vars(_stackless).items()):
         if isinstance(obj, types.BuiltinFunctionType) and not private(name):
             found.append((name, obj))
     for tp in C_TYPES:
         found.append((tp.__name__, tp))
+        for name, obj in sorted(vars(tp).items()):
+            if isinstance(obj, types.MethodDescriptorType) and not private(name):
+                found.append(("%s.%s" % (tp.__name__, name), obj))
+    for tp in METHOD_TYPES:
         for name, obj in sorted(vars(tp).items()):
             if isinstance(obj, types.MethodDescriptorType) and not private(name):
                 found.append(("%s.%s" % (tp.__name__, name), obj))
@@ -53,7 +61,8 @@ def test_the_walk_finds_the_api():
     names = {n for n, _ in CALLABLES}
     for expected in ("run", "schedule", "getcurrent", "tasklet.bind",
                      "tasklet.throw", "channel.send", "channel.send_throw",
-                     "atomic.__enter__", "bomb", "tasklet"):
+                     "atomic.__enter__", "bomb", "tasklet", "test_cframe",
+                     "allocate_lock", "lock.acquire", "cstack.__reduce__"):
         assert expected in names
     assert len(CALLABLES) > 50
 
@@ -115,6 +124,11 @@ STACKLESS_NAMES = {
     "channel.send_throw": ["self", "exc", "val", "tb"],
     "channel.send_sequence": ["self", "seq"],
     "bomb": ["type", "value", "traceback"],
+    "test_cframe": ["switches", "words"],
+    "test_cframe_nr": ["switches"],
+    "test_cstate": ["callable"],
+    "test_outside": [],
+    "lock.acquire": ["self", "blocking", "timeout"],
 }
 
 
@@ -144,6 +158,10 @@ def test_keyword_parameters_are_accepted_by_keyword():
         stackless_compat.schedule(value=7)
     with pytest.raises(TypeError):
         t.kill(immediate=True)
+    assert stackless_compat.test_cframe(switches=0, words=0) is None
+    lock = stackless_compat._stackless.allocate_lock()
+    assert lock.acquire(blocking=True, timeout=-1) is True
+    lock.release()
 
 
 def test_positional_only_parameters_reject_keywords():
@@ -158,6 +176,6 @@ def test_positional_only_parameters_reject_keywords():
 def test_help_shows_the_signature():
     import pydoc
     text = pydoc.render_doc(stackless_compat.tasklet.throw, renderer=pydoc.plaintext)
-    assert "throw(self, /, exc=None, val=None, tb=None, pending=False)" in text
+    assert "throw(self, /, exc, val=None, tb=None, pending=False)" in text
     text = pydoc.render_doc(stackless_compat.run, renderer=pydoc.plaintext)
     assert "run(timeout=0, threadblock=False, soft=False" in text
