@@ -28,6 +28,12 @@ from ._stackless import (
     set_schedule_callback as set_schedule_callback,
     switch_trap as switch_trap,
     tasklet as tasklet,
+    # Stackless's test helpers
+    _test_nostacklesscall as _test_nostacklesscall,
+    test_cframe as test_cframe,
+    test_cframe_nr as test_cframe_nr,
+    test_cstate as test_cstate,
+    test_outside as test_outside,
 )
 from .hub import (
     Timeout as Timeout,
