@@ -63,7 +63,9 @@ help:
 	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
 	@echo "make docs    - the Sphinx site in build/docs/html, warnings are errors, and the"
 	@echo "               guides' code examples run as doctests (pip install -e '.[docs]')"
-	@echo "make typecheck - mypy.stubtest on the stubs and mypy --strict examples/ (pip install mypy)"
+	@echo "make typecheck - mypy.stubtest on the stubs and mypy --strict examples/"
+	@echo "               (pip install -e '.[typecheck,drivers,serve]': the zmq, gunicorn and"
+	@echo "               Celery modules are checked against the installed packages)"
 	@echo "make clean   - remove build products"
 
 build:
