@@ -653,13 +653,15 @@ static PyMethodDef module_methods[] = {
      "--\n"
      "\n"
      "Run the tasklets of this thread until the run queue is empty (or only\n"
-     "the caller is left).  With timeout > 0 (in ticks, 1 tick = 20 ns, at\n"
-     "least 1 ms) a tasklet that runs that long without switching is\n"
-     "interrupted, taken out of the run queue and returned; totaltimeout\n"
-     "measures the whole run() call instead; soft interrupts only at the next\n"
-     "schedule(); ignore_nesting interrupts at nesting levels above 0 too;\n"
-     "threadblock waits for other threads to make a tasklet runnable when\n"
-     "the queue is empty.  Returns None, or the interrupted tasklet."},
+     "the caller is left).  With timeout > 0 (in ticks, about one bytecode\n"
+     "instruction each: counted up to 100000, 20 ns of CPU time each above)\n"
+     "a tasklet that runs that long without switching is interrupted, taken\n"
+     "out of the run queue and returned; totaltimeout measures the whole\n"
+     "run() call instead; soft interrupts nothing: the next switch returns\n"
+     "to the caller and run() returns None; ignore_nesting interrupts at\n"
+     "nesting levels above 0 too; threadblock waits for other threads to\n"
+     "make a tasklet runnable when the queue is empty.  Returns None, or the\n"
+     "interrupted tasklet."},
     {"getcurrent", mod_getcurrent, METH_NOARGS,
      "getcurrent($module, /)\n"
      "--\n"

@@ -175,7 +175,13 @@ def test_positional_only_parameters_reject_keywords():
 
 def test_help_shows_the_signature():
     import pydoc
-    text = pydoc.render_doc(stackless_compat.tasklet.throw, renderer=pydoc.plaintext)
+    import re
+
+    def render(obj):
+        # pydoc of 3.13 wraps a long signature over several lines
+        text = " ".join(pydoc.render_doc(obj, renderer=pydoc.plaintext).split())
+        return re.sub(r"\( ", "(", text)
+    text = render(stackless_compat.tasklet.throw)
     assert "throw(self, /, exc, val=None, tb=None, pending=False)" in text
-    text = pydoc.render_doc(stackless_compat.run, renderer=pydoc.plaintext)
+    text = render(stackless_compat.run)
     assert "run(timeout=0, threadblock=False, soft=False" in text
