@@ -690,8 +690,12 @@ static PyMethodDef module_methods[] = {
      "\n"
      "Return (main, current, runcount) of a thread (None: this one).  A\n"
      "thread that never used tasklets answers (None, None, 0).  RuntimeError\n"
-     "if there is no such thread.  flags bit 30 appends (switches, switches,\n"
-     "None), bit 31 a list of the thread's watchdog tasklets."},
+     "if there is no such thread.  flags bit 30 appends (serial,\n"
+     "serial_last_jump, initial_stub): the last C-stack serial handed out,\n"
+     "the serial of the current tasklet's C stack, the thread's base cstack;\n"
+     "bit 31 the watchdog list as Stackless keeps it (None before the\n"
+     "thread's first run(), then [interrupt watchdog or None, run()\n"
+     "callers...])."},
     {"getthreads", mod_getthreads, METH_NOARGS,
      "getthreads($module, /)\n"
      "--\n"
