@@ -20,6 +20,11 @@ from stackless_compat import (
     pickle_flags as pickle_flags,
     pickle_flags_default as pickle_flags_default,
     runcount as runcount,
+    test_cframe as test_cframe,
+    test_cframe_nr as test_cframe_nr,
+    test_cstate as test_cstate,
+    test_outside as test_outside,
+    _test_nostacklesscall as _test_nostacklesscall,
     threads as threads,
     uncollectables as uncollectables,
 )
