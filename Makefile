@@ -15,7 +15,7 @@ ASAN_ENV = \
 	PYTHONMALLOC=malloc
 
 .PHONY: debug-test all build inplace test ctest asan valgrind soak bench clean help \
-	versions test-all soak-fuzz
+	versions test-all soak-fuzz docs typecheck
 
 # Supported interpreters.  `make venv-3.12` makes build/venv-3.12 from that
 # CPython (PYTHON3_12=/path/to/python3.12, else the newest pyenv 3.12.x,
@@ -61,6 +61,11 @@ help:
 	@echo "make soak    - long stress/kill/model runs (SLP_STRESS=1, 100,000 model programs,"
 	@echo "               100,000 mutated pickles under ASan+UBSan: make soak-fuzz)"
 	@echo "make bench   - benchmarks (pip install -e '.[bench]' to compare with peers)"
+	@echo "make docs    - the Sphinx site in build/docs/html, warnings are errors, and the"
+	@echo "               guides' code examples run as doctests (pip install -e '.[docs]')"
+	@echo "make typecheck - mypy.stubtest on the stubs and mypy --strict examples/"
+	@echo "               (pip install -e '.[typecheck,drivers,serve]': the zmq, gunicorn and"
+	@echo "               Celery modules are checked against the installed packages)"
 	@echo "make clean   - remove build products"
 
 build:
@@ -192,6 +197,33 @@ soak-fuzz:
 
 bench:
 	$(PYTHON) benchmarks/run_all.py
+
+# The documentation (docs/): HTML with every warning an error, then the
+# code examples of the guides run as doctests.
+SPHINXBUILD ?= $(PYTHON) -m sphinx
+DOCS_OUT ?= build/docs
+
+docs:
+	$(SPHINXBUILD) -W --keep-going -b html docs $(DOCS_OUT)/html
+	$(SPHINXBUILD) -W --keep-going -b doctest docs $(DOCS_OUT)/doctest
+
+# The type stubs against the runtime (mypy.stubtest), and the examples under
+# mypy --strict.  The package is installed in editable mode through an
+# import hook that mypy cannot follow, and stackless_compat.patches lives in
+# patches/, so mypy reads the stubs from a tree of links in build/typecheck
+# (typings/stackless.pyi makes `import stackless` of legacy programs typed).
+TYPECHECK_DIR = build/typecheck
+
+typecheck:
+	rm -rf $(TYPECHECK_DIR) && mkdir -p $(TYPECHECK_DIR)/stackless_compat
+	ln -s $(CURDIR)/stackless_compat/*.pyi $(CURDIR)/stackless_compat/py.typed \
+	    $(TYPECHECK_DIR)/stackless_compat/
+	ln -s $(CURDIR)/patches $(TYPECHECK_DIR)/stackless_compat/patches
+	ln -s $(CURDIR)/typings/stackless.pyi $(TYPECHECK_DIR)/stackless.pyi
+	MYPYPATH=$(TYPECHECK_DIR) $(PYTHON) -m mypy.stubtest stackless_compat \
+	    --allowlist stackless_compat/stubtest-allowlist.txt
+	MYPYPATH=$(TYPECHECK_DIR) $(PYTHON) -m mypy --strict --no-incremental \
+	    $(TYPECHECK_DIR)/stackless_compat/ $(TYPECHECK_DIR)/stackless.pyi examples/
 
 clean:
 	rm -rf build dist *.egg-info .eggs .pytest_cache .hypothesis

@@ -452,18 +452,54 @@ static PyMemberDef channel_members[] = {
 
 static PyMethodDef channel_methods[] = {
     {"send", (PyCFunction)(void (*)(void))channel_send, METH_FASTCALL,
-     "send(value): rendezvous with a receiver"},
+     "send($self, value, /)\n"
+     "--\n"
+     "\n"
+     "Send value to a receiver.  If none is waiting, the current tasklet\n"
+     "blocks until one comes; otherwise the channel's preference decides\n"
+     "which of the two runs first."},
     {"receive", (PyCFunction)(void (*)(void))channel_receive, METH_FASTCALL,
-     "receive() -> value"},
+     "receive($self, /)\n"
+     "--\n"
+     "\n"
+     "Receive a value from a sender, blocking until one comes; an exception\n"
+     "sent with send_exception() or send_throw() is raised here."},
     {"send_exception", (PyCFunction)(void (*)(void))channel_send_exception,
-     METH_FASTCALL, "send_exception(exc_class, *args)"},
+     METH_FASTCALL,
+     "send_exception($self, exc, /, *args)\n"
+     "--\n"
+     "\n"
+     "Like send(), but the receiver raises exc(*args)."},
     {"send_throw", (PyCFunction)(void (*)(void))channel_send_throw,
-     METH_VARARGS | METH_KEYWORDS, "send_throw(exc, val=None, tb=None)"},
+     METH_VARARGS | METH_KEYWORDS,
+     "send_throw($self, /, exc, val=None, tb=None)\n"
+     "--\n"
+     "\n"
+     "Like send(), but the receiver raises the exception that exc, val and tb\n"
+     "describe, as for the raise statement."},
     {"send_sequence", channel_send_sequence, METH_O,
-     "send_sequence(iterable) -> number of items sent"},
-    {"close", channel_close, METH_NOARGS, NULL},
-    {"open", channel_open, METH_NOARGS, NULL},
-    {"__reduce__", channel_reduce, METH_NOARGS, NULL},
+     "send_sequence($self, seq, /)\n"
+     "--\n"
+     "\n"
+     "Send every item of the iterable seq, one send() each; returns the\n"
+     "number of items sent."},
+    {"close", channel_close, METH_NOARGS,
+     "close($self, /)\n"
+     "--\n"
+     "\n"
+     "Stop the channel from growing: once no tasklet is blocked on it, it is\n"
+     "closed (closing is true at once) and further sends and receives raise\n"
+     "ValueError."},
+    {"open", channel_open, METH_NOARGS,
+     "open($self, /)\n"
+     "--\n"
+     "\n"
+     "Re-open a closed or closing channel."},
+    {"__reduce__", channel_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n"
+     "--\n"
+     "\n"
+     "Pickle support (replaced by the Python one of stackless_compat)."},
     {NULL}
 };
 
@@ -529,8 +565,11 @@ static PyType_Slot channel_slots[] = {
     {Py_tp_getset, channel_getset},
     {Py_tp_members, channel_members},
     {Py_tp_methods, channel_methods},
-    {Py_tp_doc, "channel()\n\nA rendezvous point: send() blocks until a "
-                "receive() takes the value, and the other way round."},
+    {Py_tp_doc, "channel()\n"
+                "--\n"
+                "\n"
+                "A rendezvous point: send() blocks until a receive() takes the value,\n"
+                "and the other way round."},
     {0, NULL}
 };
 

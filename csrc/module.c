@@ -632,54 +632,192 @@ mod_test_nostacklesscall(PyObject *m, PyObject *args, PyObject *kwds)
 static PyMethodDef module_methods[] = {
     {"schedule", (PyCFunction)(void (*)(void))mod_schedule,
      METH_FASTCALL | METH_KEYWORDS,
-     "schedule(retval=current): let the next runnable tasklet run"},
+     "schedule($module, /, retval=...)\n"
+     "--\n"
+     "\n"
+     "Let the next runnable tasklet run; the current one goes to the end of\n"
+     "the run queue.  Returns retval (by default the current tasklet) when\n"
+     "this tasklet runs again."},
     {"schedule_remove", (PyCFunction)(void (*)(void))mod_schedule_remove,
      METH_VARARGS | METH_KEYWORDS,
-     "schedule_remove(retval=current): pause the current tasklet"},
+     "schedule_remove($module, /, retval=...)\n"
+     "--\n"
+     "\n"
+     "Like schedule(), but the current tasklet leaves the run queue: it is\n"
+     "paused until something inserts it again.  Returns retval (by default the\n"
+     "current tasklet) when it runs again."},
     {"run", (PyCFunction)(void (*)(void))mod_run,
      METH_VARARGS | METH_KEYWORDS,
-     "run(timeout=0, threadblock=False, soft=False, ignore_nesting=False, "
-     "totaltimeout=False): run the scheduler until the queue is empty"},
-    {"getcurrent", mod_getcurrent, METH_NOARGS, NULL},
-    {"getmain", mod_getmain, METH_NOARGS, NULL},
-    {"getruncount", mod_getruncount, METH_NOARGS, NULL},
-    {"getcurrentid", mod_getcurrentid, METH_NOARGS, NULL},
-    {"get_thread_info", mod_get_thread_info, METH_VARARGS, NULL},
-    {"getthreads", mod_getthreads, METH_NOARGS, NULL},
-    {"switch_trap", mod_switch_trap, METH_VARARGS, NULL},
-    {"enable_softswitch", mod_enable_softswitch, METH_O, NULL},
-    {"set_error_handler", mod_set_error_handler, METH_O, NULL},
-    {"set_channel_callback", mod_set_channel_callback, METH_O, NULL},
-    {"get_channel_callback", mod_get_channel_callback, METH_NOARGS, NULL},
-    {"set_schedule_callback", mod_set_schedule_callback, METH_O, NULL},
-    {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS, NULL},
-    {"getdebug", mod_getdebug, METH_NOARGS, NULL},
-    {"getuncollectables", mod_getuncollectables, METH_NOARGS, NULL},
-    {"_atexit_kill", mod_atexit_kill, METH_NOARGS, NULL},
-    {"_stack_info", mod_stack_info, METH_O, NULL},
-    {"_watchdog_deferred", mod_watchdog_deferred, METH_NOARGS, NULL},
-    {"_gc_callback", mod_gc_callback, METH_VARARGS, NULL},
-    {"_fault_inject", mod_fault_inject, METH_O, NULL},
-    {"_tasklet_bound", mod_tasklet_bound, METH_O, NULL},
+     "run($module, /, timeout=0, threadblock=False, soft=False, "
+     "ignore_nesting=False, totaltimeout=False)\n"
+     "--\n"
+     "\n"
+     "Run the tasklets of this thread until the run queue is empty (or only\n"
+     "the caller is left).  With timeout > 0 (in ticks, about one bytecode\n"
+     "instruction each: counted up to 100000, 20 ns of CPU time each above)\n"
+     "a tasklet that runs that long without switching is interrupted, taken\n"
+     "out of the run queue and returned; totaltimeout measures the whole\n"
+     "run() call instead; soft interrupts nothing: the next switch returns\n"
+     "to the caller and run() returns None; ignore_nesting interrupts at\n"
+     "nesting levels above 0 too; threadblock waits for other threads to\n"
+     "make a tasklet runnable when the queue is empty.  Returns None, or the\n"
+     "interrupted tasklet."},
+    {"getcurrent", mod_getcurrent, METH_NOARGS,
+     "getcurrent($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the tasklet that is running now."},
+    {"getmain", mod_getmain, METH_NOARGS,
+     "getmain($module, /)\n"
+     "--\n"
+     "\n"
+     "Return this thread's main tasklet."},
+    {"getruncount", mod_getruncount, METH_NOARGS,
+     "getruncount($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the number of runnable tasklets of this thread, the current one\n"
+     "included."},
+    {"getcurrentid", mod_getcurrentid, METH_NOARGS,
+     "getcurrentid($module, /)\n"
+     "--\n"
+     "\n"
+     "Return an id of the current tasklet: the thread id for a thread's\n"
+     "main tasklet, a number derived from the object otherwise."},
+    {"get_thread_info", mod_get_thread_info, METH_VARARGS,
+     "get_thread_info($module, thread_id=None, flags=0, /)\n"
+     "--\n"
+     "\n"
+     "Return (main, current, runcount) of a thread (None: this one).  A\n"
+     "thread that never used tasklets answers (None, None, 0).  RuntimeError\n"
+     "if there is no such thread.  flags bit 30 appends (serial,\n"
+     "serial_last_jump, initial_stub): the last C-stack serial handed out,\n"
+     "the serial of the current tasklet's C stack, the thread's base cstack;\n"
+     "bit 31 the watchdog list as Stackless keeps it (None before the\n"
+     "thread's first run(), then [interrupt watchdog or None, run()\n"
+     "callers...])."},
+    {"getthreads", mod_getthreads, METH_NOARGS,
+     "getthreads($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the ids of the interpreter's threads, the main thread first."},
+    {"switch_trap", mod_switch_trap, METH_VARARGS,
+     "switch_trap($module, change=0, /)\n"
+     "--\n"
+     "\n"
+     "Add change to the switch trap level of this thread and return the old\n"
+     "level.  While the level is non-zero, every tasklet switch raises\n"
+     "RuntimeError instead of switching."},
+    {"enable_softswitch", mod_enable_softswitch, METH_O,
+     "enable_softswitch($module, flag, /)\n"
+     "--\n"
+     "\n"
+     "Remember flag (None: leave it) and return False: every switch is a\n"
+     "hard switch (stack slicing) on stock CPython."},
+    {"set_error_handler", mod_set_error_handler, METH_O,
+     "set_error_handler($module, handler, /)\n"
+     "--\n"
+     "\n"
+     "Install handler(type, value, traceback), called for an exception that\n"
+     "ends a tasklet (None: remove it).  Returns the previous handler or None."},
+    {"set_channel_callback", mod_set_channel_callback, METH_O,
+     "set_channel_callback($module, callable, /)\n"
+     "--\n"
+     "\n"
+     "Install callable(channel, tasklet, sending, willblock), called before\n"
+     "every channel action (None: remove it).  Returns the previous callback\n"
+     "or None."},
+    {"get_channel_callback", mod_get_channel_callback, METH_NOARGS,
+     "get_channel_callback($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the channel callback, or None."},
+    {"set_schedule_callback", mod_set_schedule_callback, METH_O,
+     "set_schedule_callback($module, callable, /)\n"
+     "--\n"
+     "\n"
+     "Install callable(prev, next), called on every switch between tasklets\n"
+     "(None: remove it).  Returns the previous callback or None."},
+    {"get_schedule_callback", mod_get_schedule_callback, METH_NOARGS,
+     "get_schedule_callback($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the schedule callback, or None."},
+    {"getdebug", mod_getdebug, METH_NOARGS,
+     "getdebug($module, /)\n"
+     "--\n"
+     "\n"
+     "Return True when the extension was built with SLP_DEBUG."},
+    {"getuncollectables", mod_getuncollectables, METH_NOARGS,
+     "getuncollectables($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the tasklets the garbage collector cannot free: always [], since\n"
+     "the frames of suspended tasklets are visible to the collector."},
+    {"_atexit_kill", mod_atexit_kill, METH_NOARGS,
+     "_atexit_kill($module, /)\n"
+     "--\n"
+     "\n"
+     "Kill every suspended tasklet of this thread (run at interpreter exit)."},
+    {"_stack_info", mod_stack_info, METH_O,
+     "_stack_info($module, tasklet, /)\n"
+     "--\n"
+     "\n"
+     "Return (size, capacity) of a tasklet's saved C stack slice."},
+    {"_watchdog_deferred", mod_watchdog_deferred, METH_NOARGS,
+     "_watchdog_deferred($module, /)\n"
+     "--\n"
+     "\n"
+     "Return how many watchdog interrupts of this thread had to wait."},
+    {"_gc_callback", mod_gc_callback, METH_VARARGS,
+     "_gc_callback($module, phase, info, /)\n"
+     "--\n"
+     "\n"
+     "gc.callbacks entry: kill the unreachable tasklets found by the\n"
+     "collection that just ended."},
+    {"_fault_inject", mod_fault_inject, METH_O,
+     "_fault_inject($module, n, /)\n"
+     "--\n"
+     "\n"
+     "Make the n-th next allocation of the extension fail (0: never)."},
+    {"_tasklet_bound", mod_tasklet_bound, METH_O,
+     "_tasklet_bound($module, tasklet, /)\n"
+     "--\n"
+     "\n"
+     "Return (func, args, kwargs) of a tasklet, each None when absent."},
     {"test_cframe", (PyCFunction)(void (*)(void))mod_test_cframe,
      METH_VARARGS | METH_KEYWORDS,
-     "test_cframe(switches, words=0): a test helper that schedule()s "
-     "`switches` times from C, holding `words` words of C stack"},
+     "test_cframe($module, /, switches, words=0)\n"
+     "--\n"
+     "\n"
+     "A test helper: schedule() switches times from C code, holding words\n"
+     "words of C stack."},
     {"test_cframe_nr", (PyCFunction)(void (*)(void))mod_test_cframe_nr,
      METH_VARARGS | METH_KEYWORDS,
-     "test_cframe_nr(switches): a test helper, like test_cframe()"},
+     "test_cframe_nr($module, /, switches)\n"
+     "--\n"
+     "\n"
+     "A test helper, like test_cframe(): every switch is a hard one here."},
     {"test_cstate", mod_test_cstate, METH_O,
-     "test_cstate(callable): a test helper that returns callable() called "
-     "from C"},
+     "test_cstate($module, callable, /)\n"
+     "--\n"
+     "\n"
+     "A test helper: return callable() called from C code."},
     {"test_outside", mod_test_outside, METH_NOARGS,
-     "test_outside(): a test helper that runs the other runnable tasklets "
-     "until none is left"},
+     "test_outside($module, /)\n"
+     "--\n"
+     "\n"
+     "A test helper: run the other runnable tasklets until none is left."},
     {"_test_nostacklesscall",
      (PyCFunction)(void (*)(void))mod_test_nostacklesscall,
      METH_VARARGS | METH_KEYWORDS,
-     "_test_nostacklesscall(func, *args, post_callback=None, "
-     "set_try_stackless=None, **kwargs): a test helper, func(*args, "
-     "**kwargs) called from C"},
+     "_test_nostacklesscall($module, func, /, *args, **kwargs)\n"
+     "--\n"
+     "\n"
+     "A test helper: func(*args, **kwargs) called from C code (args itself\n"
+     "when func is None); with the keyword post_callback, then\n"
+     "post_callback(result, 0, 0, **kwargs).  The keyword set_try_stackless\n"
+     "is accepted and ignored: no call is a stackless call here."},
     {NULL}
 };
 

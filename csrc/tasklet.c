@@ -167,7 +167,11 @@ static PyGetSetDef bomb_getset[] = {
 };
 
 static PyMethodDef bomb_methods[] = {
-    {"__reduce__", (PyCFunction)bomb_reduce, METH_NOARGS, NULL},
+    {"__reduce__", (PyCFunction)bomb_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n"
+     "--\n"
+     "\n"
+     "Pickle support: (bomb, (type, value, traceback))."},
     {NULL}
 };
 
@@ -178,9 +182,10 @@ static PyType_Slot bomb_slots[] = {
     {Py_tp_clear, bomb_clear},
     {Py_tp_getset, bomb_getset},
     {Py_tp_methods, bomb_methods},
-    {Py_tp_doc, "bomb(type=None, value=None, traceback=None)\n\n"
-                "An exception in transit: raised by the tasklet that "
-                "receives it."},
+    {Py_tp_doc, "bomb(type=None, value=None, traceback=None)\n"
+                "--\n"
+                "\n"
+                "An exception in transit: raised by the tasklet that receives it."},
     {0, NULL}
 };
 
@@ -232,9 +237,16 @@ atomic_dealloc(AtomicObject *self)
 }
 
 static PyMethodDef atomic_methods[] = {
-    {"__enter__", (PyCFunction)atomic_enter, METH_NOARGS, NULL},
+    {"__enter__", (PyCFunction)atomic_enter, METH_NOARGS,
+     "__enter__($self, /)\n"
+     "--\n"
+     "\n"
+     "Make the current tasklet atomic."},
     {"__exit__", (PyCFunction)(void (*)(void))atomic_exit, METH_FASTCALL,
-     NULL},
+     "__exit__($self, /, *exc_info)\n"
+     "--\n"
+     "\n"
+     "Restore the atomic flag saved by __enter__()."},
     {NULL}
 };
 
@@ -242,8 +254,11 @@ static PyType_Slot atomic_slots[] = {
     {Py_tp_new, PyType_GenericNew},
     {Py_tp_dealloc, atomic_dealloc},
     {Py_tp_methods, atomic_methods},
-    {Py_tp_doc, "atomic()\n\nContext manager: the current tasklet is atomic "
-                "inside the block."},
+    {Py_tp_doc, "atomic()\n"
+                "--\n"
+                "\n"
+                "Context manager: the current tasklet is atomic inside the block (the\n"
+                "watchdog of run() does not interrupt it); the old flag is restored."},
     {0, NULL}
 };
 
@@ -1508,14 +1523,19 @@ static PyGetSetDef cstack_getset[] = {
     {"prev", cstack_get_prev, NULL, "the previous cstack of the chain", NULL},
     {"task", cstack_get_task, NULL, "its tasklet, or None", NULL},
     {"size", cstack_get_size, NULL, "saved machine words", NULL},
-    {"nesting_level", cstack_get_nesting_level, NULL, NULL, NULL},
+    {"nesting_level", cstack_get_nesting_level, NULL,
+     "the nesting level of its tasklet", NULL},
     {"serial", cstack_get_serial, NULL, "identifies the C stack", NULL},
     {"startaddr", cstack_get_startaddr, NULL, "always 0", NULL},
     {NULL}
 };
 
 static PyMethodDef cstack_methods[] = {
-    {"__reduce__", cstack_reduce, METH_NOARGS, NULL},
+    {"__reduce__", cstack_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n"
+     "--\n"
+     "\n"
+     "A cstack cannot be pickled (TypeError)."},
     {NULL}
 };
 
@@ -1548,24 +1568,33 @@ static PyGetSetDef tasklet_getset[] = {
      "the tasklet's sys.setprofile() function", (void *)1},
     {"alive", tasklet_get_alive, NULL, "has a frame: set up or suspended", NULL},
     {"paused", tasklet_get_paused, NULL, "alive, not scheduled, not blocked", NULL},
-    {"blocked", tasklet_get_blocked, NULL, "waiting on a channel", NULL},
+    {"blocked", tasklet_get_blocked, NULL, "waiting on a channel, or in the hub (I/O, timer, DNS)", NULL},
     {"scheduled", tasklet_get_scheduled, NULL, "runnable or blocked", NULL},
-    {"restorable", tasklet_get_restorable, NULL, "no C state Stackless could not restore (nesting_level == 0)", NULL},
-    {"atomic", tasklet_get_atomic, NULL, "not pre-empted", NULL},
-    {"ignore_nesting", tasklet_get_ignore_nesting, NULL, NULL, NULL},
+    {"restorable", tasklet_get_restorable, NULL,
+     "no C state (nesting_level 0): its frames can be pickled", NULL},
+    {"atomic", tasklet_get_atomic, NULL, "not interrupted by the watchdog of run()", NULL},
+    {"ignore_nesting", tasklet_get_ignore_nesting, NULL,
+     "the watchdog may interrupt at nesting levels above 0", NULL},
     {"block_trap", tasklet_get_block_trap, tasklet_set_block_trap,
      "blocking channel operations raise RuntimeError", NULL},
-    {"is_main", tasklet_get_is_main, NULL, NULL, NULL},
-    {"is_current", tasklet_get_is_current, NULL, NULL, NULL},
-    {"thread_id", tasklet_get_thread_id, NULL, NULL, NULL},
+    {"is_main", tasklet_get_is_main, NULL,
+     "the thread's main tasklet", NULL},
+    {"is_current", tasklet_get_is_current, NULL,
+     "the tasklet that is running now", NULL},
+    {"thread_id", tasklet_get_thread_id, NULL,
+     "id of the thread it belongs to; -1 once that thread has ended", NULL},
     {"next", tasklet_get_next, NULL, "next in the run queue or channel", NULL},
     {"prev", tasklet_get_prev, NULL, "previous in the run queue or channel", NULL},
-    {"tempval", tasklet_get_tempval, tasklet_set_tempval, NULL, NULL},
+    {"tempval", tasklet_get_tempval, tasklet_set_tempval,
+     "the value passed on the next switch to the tasklet", NULL},
     {"frame", tasklet_get_frame, NULL, "the top Python frame", NULL},
-    {"recursion_depth", tasklet_get_recursion_depth, NULL, NULL, NULL},
-    {"nesting_level", tasklet_get_nesting_level, NULL, NULL, NULL},
+    {"recursion_depth", tasklet_get_recursion_depth, NULL,
+     "the Python recursion depth of the tasklet", NULL},
+    {"nesting_level", tasklet_get_nesting_level, NULL,
+     "C-level re-entries of the eval loop in its frame chain", NULL},
     {"_channel", tasklet_get_channel, NULL, "the channel it is blocked on", NULL},
-    {"context_id", tasklet_get_context_id, NULL, NULL, NULL},
+    {"context_id", tasklet_get_context_id, NULL,
+     "id of the tasklet's contextvars context", NULL},
     {"cstate", tasklet_get_cstate, NULL, "the cstack object of the tasklet",
      NULL},
     {NULL}
@@ -1582,27 +1611,103 @@ static PyMemberDef tasklet_members[] = {
 static PyMethodDef tasklet_methods[] = {
     {"bind", (PyCFunction)(void (*)(void))tasklet_bind,
      METH_VARARGS | METH_KEYWORDS,
-     "bind(func=None, args=None, kwargs=None) -> self"},
+     "bind($self, /, func=None, args=None, kwargs=None)\n"
+     "--\n"
+     "\n"
+     "Bind the tasklet to func (and, with args or kwargs, set it up to call\n"
+     "func(*args, **kwargs)).  Any tasklet that is not current or scheduled\n"
+     "can be bound again; a suspended one loses its frames without running\n"
+     "finally blocks.  With no arguments the tasklet is unbound.  Returns the\n"
+     "tasklet."},
     {"setup", (PyCFunction)(void (*)(void))tasklet_setup,
-     METH_VARARGS | METH_KEYWORDS, "setup(*args, **kwargs) -> self"},
-    {"insert", tasklet_insert, METH_NOARGS, NULL},
-    {"remove", tasklet_remove, METH_NOARGS, NULL},
-    {"run", tasklet_run, METH_NOARGS, NULL},
-    {"switch", tasklet_switch, METH_NOARGS, NULL},
+     METH_VARARGS | METH_KEYWORDS,
+     "setup($self, /, *args, **kwargs)\n"
+     "--\n"
+     "\n"
+     "Supply the arguments of the bound function and append the tasklet to\n"
+     "the end of the run queue; tasklet(func)(*args) does the same.  Returns\n"
+     "the tasklet."},
+    {"insert", tasklet_insert, METH_NOARGS,
+     "insert($self, /)\n"
+     "--\n"
+     "\n"
+     "Append the tasklet to the end of the run queue (a no-op if it is\n"
+     "already runnable) and return it.  A blocked tasklet cannot be inserted;\n"
+     "only its channel wakes it."},
+    {"remove", tasklet_remove, METH_NOARGS,
+     "remove($self, /)\n"
+     "--\n"
+     "\n"
+     "Take the tasklet out of the run queue (it is paused) and return it."},
+    {"run", tasklet_run, METH_NOARGS,
+     "run($self, /)\n"
+     "--\n"
+     "\n"
+     "Insert the tasklet if needed and switch to it at once; the current\n"
+     "tasklet stays runnable."},
+    {"switch", tasklet_switch, METH_NOARGS,
+     "switch($self, /)\n"
+     "--\n"
+     "\n"
+     "Like run(), but the current tasklet is removed from the run queue\n"
+     "(paused).  Only within one thread."},
     {"kill", (PyCFunction)(void (*)(void))tasklet_kill,
-     METH_VARARGS | METH_KEYWORDS, "kill(pending=False)"},
+     METH_VARARGS | METH_KEYWORDS,
+     "kill($self, /, pending=False)\n"
+     "--\n"
+     "\n"
+     "Raise TaskletExit in the tasklet (a no-op on a dead one).  The tasklet\n"
+     "runs at once unless pending is true, in which case it is only made\n"
+     "runnable.  An exception that passes its top frame ends it silently."},
     {"throw", (PyCFunction)(void (*)(void))tasklet_throw,
      METH_VARARGS | METH_KEYWORDS,
-     "throw(exc, val=None, tb=None, pending=False)"},
+     "throw($self, /, exc, val=None, tb=None, pending=False)\n"
+     "--\n"
+     "\n"
+     "Raise an exception in the tasklet: exc, val and tb as for the raise\n"
+     "statement.  The tasklet runs at once unless pending is true, in which\n"
+     "case it is only made runnable."},
     {"raise_exception", tasklet_raise_exception, METH_VARARGS,
-     "raise_exception(exc_class, *args)"},
-    {"set_atomic", tasklet_set_atomic, METH_O, NULL},
-    {"set_ignore_nesting", tasklet_set_ignore_nesting, METH_O, NULL},
-    {"bind_thread", tasklet_bind_thread, METH_VARARGS, NULL},
-    {"set_context", tasklet_set_context, METH_O, NULL},
+     "raise_exception($self, exc_class, /, *args)\n"
+     "--\n"
+     "\n"
+     "Raise exc_class(*args) in the tasklet, which runs at once."},
+    {"set_atomic", tasklet_set_atomic, METH_O,
+     "set_atomic($self, flag, /)\n"
+     "--\n"
+     "\n"
+     "Set the atomic flag and return its old value.  An atomic tasklet is\n"
+     "not interrupted by the watchdog of run()."},
+    {"set_ignore_nesting", tasklet_set_ignore_nesting, METH_O,
+     "set_ignore_nesting($self, flag, /)\n"
+     "--\n"
+     "\n"
+     "Set the ignore_nesting flag and return its old value.  With it the\n"
+     "watchdog may interrupt the tasklet at nesting levels above 0."},
+    {"bind_thread", tasklet_bind_thread, METH_VARARGS,
+     "bind_thread($self, thread_id=None, /)\n"
+     "--\n"
+     "\n"
+     "Move a tasklet without C state (not started, or left by an ended\n"
+     "thread) to this thread, or to the thread with id thread_id."},
+    {"set_context", tasklet_set_context, METH_O,
+     "set_context($self, context, /)\n"
+     "--\n"
+     "\n"
+     "Make context (a contextvars.Context) the tasklet's context.  Returns\n"
+     "the tasklet."},
     {"context_run", (PyCFunction)(void (*)(void))tasklet_context_run,
-     METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"__reduce__", tasklet_reduce, METH_NOARGS, NULL},
+     METH_FASTCALL | METH_KEYWORDS,
+     "context_run($self, callable, /, *args, **kwargs)\n"
+     "--\n"
+     "\n"
+     "Call callable(*args, **kwargs) in the tasklet's contextvars context and\n"
+     "return the result."},
+    {"__reduce__", tasklet_reduce, METH_NOARGS,
+     "__reduce__($self, /)\n"
+     "--\n"
+     "\n"
+     "Pickle support (replaced by the Python one of stackless_compat)."},
     {NULL}
 };
 
@@ -1617,8 +1722,11 @@ static PyType_Slot tasklet_slots[] = {
     {Py_tp_getset, tasklet_getset},
     {Py_tp_members, tasklet_members},
     {Py_tp_methods, tasklet_methods},
-    {Py_tp_doc, "tasklet(func=None, args=None, kwargs=None)\n\n"
-                "A micro-thread: tasklet(f)(*args) schedules f(*args)."},
+    {Py_tp_doc, "tasklet(func=None, args=None, kwargs=None)\n"
+                "--\n"
+                "\n"
+                "A micro-thread: tasklet(f)(*args) schedules f(*args).  The arguments\n"
+                "are those of bind()."},
     {0, NULL}
 };
 

@@ -21,7 +21,7 @@ import stackless_compat as stackless
 BUDGET = 20000          # instructions per slice
 
 
-def collatz_length(n):
+def collatz_length(n: int) -> int:
     steps = 0
     while n != 1:
         n = n // 2 if n % 2 == 0 else 3 * n + 1
@@ -29,7 +29,7 @@ def collatz_length(n):
     return steps
 
 
-def longest_chain(limit):
+def longest_chain(limit: int) -> tuple[int, int]:
     best, best_n = 0, 1
     for n in range(1, limit):
         length = collatz_length(n)
@@ -38,10 +38,10 @@ def longest_chain(limit):
     return best_n, best
 
 
-result = []
+result: list[tuple[int, int]] = []
 
 
-def job(limit):
+def job(limit: int) -> None:
     # (not result.append(longest_chain(limit)): the bound method would be on
     # the value stack during the call and travel with the pickle as a copy
     # of `result`; a global looked up after the call is this process's)
@@ -49,7 +49,7 @@ def job(limit):
     result.append(found)
 
 
-def drive(t, slices=None):
+def drive(t: stackless.tasklet, slices: int | None = None) -> bool:
     """Run t for `slices` slices (None: to the end); True if it finished."""
     done = 0
     while t.alive:
@@ -62,7 +62,7 @@ def drive(t, slices=None):
     return True
 
 
-def main(argv):
+def main(argv: list[str]) -> int:
     limit = int(os.environ.get("CHECKPOINT_LIMIT", "30000"))
     cmd = argv[1] if len(argv) > 1 else "run"
     if cmd == "run":

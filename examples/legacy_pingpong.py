@@ -7,14 +7,20 @@
 #
 # and `import stackless` resolves to stackless_compat.
 
+from __future__ import annotations
+
 import sys
 
 import stackless
 
+Ball = tuple[str, int]
+
 
 # --- ping-pong: two tasklets bouncing a ball over a pair of channels -------
 
-def ping(to_pong, from_pong, rounds, log):
+def ping(to_pong: stackless.channel[Ball | None],
+         from_pong: stackless.channel[Ball], rounds: int,
+         log: list[int]) -> None:
     for i in range(rounds):
         to_pong.send(("ping", i))
         kind, n = from_pong.receive()
@@ -23,7 +29,8 @@ def ping(to_pong, from_pong, rounds, log):
     to_pong.send(None)              # tell the partner to stop
 
 
-def pong(from_ping, to_ping):
+def pong(from_ping: stackless.channel[Ball | None],
+         to_ping: stackless.channel[Ball]) -> None:
     hits = 0
     while True:
         msg = from_ping.receive()
@@ -37,20 +44,20 @@ def pong(from_ping, to_ping):
 
 # --- a producer/consumer pipeline: numbers -> squares -> sum ---------------
 
-def producer(out, count):
+def producer(out: stackless.channel[int], count: int) -> None:
     for n in range(1, count + 1):
         out.send(n)
     # The classic way to end a `for x in channel` loop on the other side.
     out.send_exception(StopIteration)
 
 
-def squarer(inp, out):
+def squarer(inp: stackless.channel[int], out: stackless.channel[int]) -> None:
     for n in inp:                   # channels are iterable
         out.send(n * n)
     out.send_exception(StopIteration)
 
 
-def consumer(inp, result):
+def consumer(inp: stackless.channel[int], result: list[int]) -> None:
     total = 0
     for sq in inp:
         total += sq
@@ -60,13 +67,15 @@ def consumer(inp, result):
 
 # --- a server tasklet that is shut down with kill() ------------------------
 
-def server(requests, stats):
+def server(requests: stackless.channel[str], stats: dict[str, int]) -> None:
     try:
         while True:
             req = requests.receive()
             stats["served"] += 1
             print("server: handled %r" % (req,))
-    except TaskletExit:             # a builtin under Stackless: no import
+    # TaskletExit is a builtin under Stackless: no import (type checkers
+    # do not know that builtin, hence the comment).
+    except TaskletExit:  # type: ignore[name-defined]
         stats["killed"] = True
         print("server: got TaskletExit, shutting down")
         raise
@@ -74,25 +83,25 @@ def server(requests, stats):
         stats["cleaned_up"] = True
 
 
-def client(requests, names):
+def client(requests: stackless.channel[str], names: list[str]) -> None:
     for name in names:
         requests.send(name)
         stackless.schedule()        # be polite: let others run
 
 
-def main():
+def main() -> int:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
 
     # ping-pong
     a, b = stackless.channel(), stackless.channel()
-    log = []
+    log: list[int] = []
     stackless.tasklet(ping)(a, b, rounds, log)
     stackless.tasklet(pong)(a, b)
     stackless.run()
 
     # pipeline
     numbers, squares = stackless.channel(), stackless.channel()
-    result = []
+    result: list[int] = []
     stackless.tasklet(consumer)(squares, result)
     stackless.tasklet(squarer)(numbers, squares)
     stackless.tasklet(producer)(numbers, rounds)

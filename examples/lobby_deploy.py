@@ -21,19 +21,21 @@ import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from typing import Any, cast
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
-from redis_server import RedisServer  # noqa: E402
+from redis_server import RedisServer  # type: ignore[import-not-found]  # noqa: E402
 
 
-def get(port, path, timeout=30):
+def get(port: int, path: str, timeout: float = 30) -> Any:
     with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
         return json.loads(r.read())
 
 
-def wait_for(pred, what, timeout=30):
+def wait_for(pred: Callable[[], object], what: str, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while not pred():
         if time.monotonic() > deadline:
@@ -41,7 +43,7 @@ def wait_for(pred, what, timeout=30):
         time.sleep(0.05)
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--listeners", type=int, default=40)
@@ -49,7 +51,7 @@ def main(argv=None):
     ap.add_argument("--lines", type=int, default=10)
     args = ap.parse_args(argv)
     logs = tempfile.mkdtemp(prefix="lobby-deploy-")
-    procs = []
+    procs: list[subprocess.Popen[bytes]] = []
     with RedisServer() as redis:
         env = dict(os.environ, LOBBY_REDIS_URL=redis.url,
                    CELERY_CUSTOM_WORKER_POOL="stackless_compat.celery:TaskPool")
@@ -70,22 +72,23 @@ def main(argv=None):
                      "-l", "info"],
                     cwd=HERE, env=env, stdout=f, stderr=subprocess.STDOUT))
 
-            def port():
+            def port() -> int | None:
                 m = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", open(glog).read())
                 return int(m.group(1)) if m else None
             wait_for(lambda: port() and open(glog).read().count("Booting worker") >= args.workers,
                      "gunicorn")
-            p = port()
+            p = cast(int, port())
             wait_for(lambda: "ready." in open(clog).read(), "the Celery worker", 60)
 
             rooms = ["room%d" % i for i in range(args.rooms)]
-            got = {}
-            pids = set()
-            errors = []
+            got: dict[int, list[tuple[int, str, str]]] = {}
+            pids: set[int] = set()
+            errors: list[str] = []
 
-            def listen(i):
+            def listen(i: int) -> None:
                 r = rooms[i % len(rooms)]
-                mine, after = [], 0
+                mine: list[tuple[int, str, str]] = []
+                after = 0
                 try:
                     while len(mine) < args.lines + 1:
                         ans = get(p, "/listen?room=%s&after=%d" % (r, after))

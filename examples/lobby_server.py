@@ -35,14 +35,17 @@ The protocol is one command per line::
     WHO                     -> ROOMS <room>=<members> ...
     QUIT                    -> BYE, and the server closes the connection
 """
+from __future__ import annotations
+
 import argparse
 import sys
 import time
+from typing import Any
 
 try:
     import stackless            # under `python -m stackless_compat`
 except ImportError:
-    import stackless_compat as stackless
+    import stackless_compat as stackless  # type: ignore[no-redef]
 
 from stackless_compat.hub import Timeout, sleep
 from stackless_compat.patches import patch_all
@@ -51,6 +54,9 @@ patch_all()                     # idempotent: harmless under --patch too
 
 import socket                   # noqa: E402  (patched from here on)
 
+# What the lobby and the rooms receive: (what, client, argument).
+Request = tuple[str, Any, Any]
+
 
 # --------------------------------------------------------------------------
 # the server
@@ -58,19 +64,20 @@ import socket                   # noqa: E402  (patched from here on)
 class Client:
     """One connection on the server side."""
 
-    def __init__(self, server, sock, addr):
+    def __init__(self, server: LobbyServer, sock: socket.socket,
+                 addr: Any) -> None:
         self.server = server
         self.sock = sock
         self.addr = addr
-        self.name = None
-        self.room = None
-        self.outbox = []                    # lines waiting for the writer
-        self.wake = stackless.channel()     # the writer sleeps here
+        self.name: bytes | None = None
+        self.room: Room | None = None
+        self.outbox: list[bytes] = []       # lines waiting for the writer
+        self.wake: stackless.channel[None] = stackless.channel()  # the writer sleeps here
         self.wake.preference = 0            # waking it does not switch now
         self.reply = stackless.channel()    # the lobby answers here
         self.closing = False
 
-    def push(self, line):
+    def push(self, line: bytes) -> None:
         """Queue a line for this client; never blocks the caller."""
         if self.closing:
             return
@@ -78,14 +85,14 @@ class Client:
         if self.wake.balance < 0:
             self.wake.send(None)
 
-    def close_soon(self):
+    def close_soon(self) -> None:
         self.closing = True
         if self.wake.balance < 0:
             self.wake.send(None)
 
     # -- the two tasklets of a connection ----------------------------------
 
-    def writer(self):
+    def writer(self) -> None:
         sock = self.sock
         try:
             while True:
@@ -103,7 +110,7 @@ class Client:
             self.closing = True
             sock.close()        # wakes the reader with EBADF if it waits
 
-    def reader(self):
+    def reader(self) -> None:
         sock = self.sock
         buf = b""
         try:
@@ -128,7 +135,7 @@ class Client:
 
     # -- commands --------------------------------------------------------
 
-    def command(self, line):
+    def command(self, line: bytes) -> bool:
         verb, _, rest = line.partition(b" ")
         verb = verb.upper()
         if verb == b"SAY":
@@ -160,7 +167,7 @@ class Client:
             self.push(b"ERR unknown-command\n")
         return True
 
-    def leave(self):
+    def leave(self) -> None:
         room, self.room = self.room, None
         if room is not None:
             room.channel.send(("leave", self, None))
@@ -169,15 +176,15 @@ class Client:
 class Room:
     """A room is a tasklet fanning lines out to its members."""
 
-    fault = None        # "drop" / "dup": break one line on purpose (--fault)
+    fault: str | None = None    # "drop" / "dup": break one line on purpose (--fault)
 
-    def __init__(self, name):
+    def __init__(self, name: bytes) -> None:
         self.name = name
-        self.members = []
-        self.channel = stackless.channel()
+        self.members: list[Client] = []
+        self.channel: stackless.channel[Request] = stackless.channel()
         stackless.tasklet(self.run)()
 
-    def run(self):
+    def run(self) -> None:
         while True:
             what, client, arg = self.channel.receive()
             if what == "say":
@@ -199,27 +206,28 @@ class Room:
 
 
 class LobbyServer:
-    def __init__(self, host="127.0.0.1", port=0, backlog=1024):
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 backlog: int = 1024) -> None:
         self.listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.listener.bind((host, port))
         self.listener.listen(backlog)
         self.address = self.listener.getsockname()
-        self.lobby = stackless.channel()
-        self.names = {}         # name -> Client
-        self.rooms = {}         # name -> Room
+        self.lobby: stackless.channel[Request] = stackless.channel()
+        self.names: dict[bytes, Client] = {}    # name -> Client
+        self.rooms: dict[bytes, Room] = {}      # name -> Room
         self.accepted = 0
 
-    def start(self):
+    def start(self) -> None:
         stackless.tasklet(self.acceptor)()
         stackless.tasklet(self.run_lobby)()
 
-    def stop(self):
+    def stop(self) -> None:
         """Stop accepting, stop the lobby and the rooms (from a tasklet)."""
         self.listener.close()   # the acceptor wakes with EBADF
         self.lobby.send(("stop", None, None))
 
-    def acceptor(self):
+    def acceptor(self) -> None:
         while True:
             try:
                 sock, addr = self.listener.accept()
@@ -231,7 +239,7 @@ class LobbyServer:
             stackless.tasklet(c.writer)()
             stackless.tasklet(c.reader)()
 
-    def run_lobby(self):
+    def run_lobby(self) -> None:
         while True:
             what, client, arg = self.lobby.receive()
             if what == "hello":
@@ -258,8 +266,9 @@ class LobbyServer:
                     b"%s=%d" % (r.name, len(r.members))
                     for r in self.rooms.values()))
             elif what == "bye":
-                if self.names.get(client.name) is client:
-                    del self.names[client.name]
+                name = client.name
+                if self.names.get(name) is client:
+                    del self.names[name]
             elif what == "stop":
                 for room in self.rooms.values():
                     room.channel.send(("stop", None, None))
@@ -270,17 +279,17 @@ class LobbyServer:
 # the built-in load: many client tasklets in this same process
 
 class LoadReport:
-    def __init__(self):
-        self.latencies = []     # seconds, one per delivered chat line
-        self.errors = []
+    def __init__(self) -> None:
+        self.latencies: list[float] = []    # seconds, one per delivered chat line
+        self.errors: list[str] = []
         self.sent = 0
         self.delivered = 0
         self.private = 0
-        self.chat_start = None
-        self.chat_end = None
+        self.chat_start: float | None = None
+        self.chat_end: float | None = None
 
 
-def read_lines(sock, buf):
+def read_lines(sock: socket.socket, buf: bytes) -> tuple[list[bytes], bytes]:
     """One recv: (complete lines, the incomplete rest); EOFError at the
     end of the stream."""
     data = sock.recv(65536)
@@ -291,7 +300,8 @@ def read_lines(sock, buf):
     return lines, rest
 
 
-def expect(sock, buf, prefix):
+def expect(sock: socket.socket, buf: bytes,
+           prefix: bytes) -> tuple[bytes, bytes]:
     """Read until one complete line; it must start with prefix.  Returns
     (line, what follows it)."""
     while b"\n" not in buf:
@@ -306,7 +316,8 @@ def expect(sock, buf, prefix):
 
 
 class LoadClient:
-    def __init__(self, driver, index, room, peers):
+    def __init__(self, driver: LoadDriver, index: int, room: bytes,
+                 peers: list[bytes]) -> None:
         self.d = driver
         self.index = index
         self.name = b"player%d" % index
@@ -315,13 +326,13 @@ class LoadClient:
         self.seen = {p: 0 for p in peers}   # next expected seq per sender
         self.expected = len(peers) * driver.messages
         self.got = 0
-        self.finished = stackless.channel()
+        self.finished: stackless.channel[None] = stackless.channel()
         self.finished.preference = 0
         self.bye = False
         self.private_seen = False
-        self.private_wait = stackless.channel()
+        self.private_wait: stackless.channel[None] = stackless.channel()
 
-    def run(self):
+    def run(self) -> None:
         d, rep = self.d, self.d.report
         sock = socket.create_connection(d.address)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -354,7 +365,7 @@ class LoadClient:
         finally:
             sock.close()
 
-    def receive(self, sock, buf):
+    def receive(self, sock: socket.socket, buf: bytes) -> None:
         rep = self.d.report
         lines = buf.split(b"\n")
         buf = lines.pop()
@@ -372,14 +383,14 @@ class LoadClient:
             if self.finished.balance < 0:
                 self.finished.send(None)
 
-    def line(self, line, rep):
+    def line(self, line: bytes, rep: LoadReport) -> None:
         kind, _, rest = line.partition(b" ")
         if kind == b"FROM":
             now = time.perf_counter_ns()
-            sender, room, seq, stamp = rest.split(b" ")
+            sender, room, seq_text, stamp = rest.split(b" ")
             rep.latencies.append((now - int(stamp)) * 1e-9)
             rep.delivered += 1
-            seq = int(seq)
+            seq = int(seq_text)
             if room != self.room or sender not in self.seen:
                 rep.errors.append("%s got %r from another room" % (self.name.decode(), line))
             elif self.seen[sender] != seq:
@@ -405,7 +416,8 @@ class LoadClient:
 
 
 class LoadDriver:
-    def __init__(self, server, clients, messages, room_size, interval, deadline):
+    def __init__(self, server: LobbyServer, clients: int, messages: int,
+                 room_size: int, interval: float, deadline: float) -> None:
         self.server = server
         self.address = server.address
         self.clients = clients
@@ -413,16 +425,16 @@ class LoadDriver:
         self.room_size = room_size
         self.interval = interval
         self.deadline = deadline
-        self.ready = stackless.channel()
-        self.told = stackless.channel()
-        self.go = stackless.channel()
+        self.ready: stackless.channel[int] = stackless.channel()
+        self.told: stackless.channel[int] = stackless.channel()
+        self.go: stackless.channel[None] = stackless.channel()
         self.report = LoadReport()
-        self.players = []
-        self.tasklets = []
+        self.players: list[LoadClient] = []
+        self.tasklets: list[stackless.tasklet] = []
 
-    def run(self):
+    def run(self) -> None:
         rep = self.report
-        rooms = {}
+        rooms: dict[bytes, list[bytes]] = {}
         for i in range(self.clients):
             rooms.setdefault(b"room%d" % (i // self.room_size), []).append(
                 b"player%d" % i)
@@ -459,22 +471,22 @@ class LoadDriver:
                               % (rep.private, self.clients))
         self.server.stop()
 
-    def guard(self, player):
+    def guard(self, player: LoadClient) -> None:
         try:
             player.run()
         except Exception as e:                  # report, do not hang others
             self.report.errors.append("%s: %r" % (player.name.decode(), e))
 
 
-def percentile(sorted_values, q):
+def percentile(sorted_values: list[float], q: float) -> float:
     if not sorted_values:
         return float("nan")
     i = min(len(sorted_values) - 1, int(round(q * (len(sorted_values) - 1))))
     return sorted_values[i]
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=200)
     ap.add_argument("--messages", type=int, default=20,
                     help="chat lines each client says (default 20)")

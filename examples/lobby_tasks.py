@@ -10,8 +10,9 @@ one task: one tasklet per room reads that room's line count from Redis and
 sends it down a channel; the task gathers the answers.
 """
 import os
+from typing import Any
 
-from celery import Celery
+from celery import Celery  # type: ignore[import-untyped]
 
 import stackless_compat as stackless
 
@@ -24,17 +25,17 @@ app.conf.update(broker_connection_retry_on_startup=True,
                 broker_transport_options={"max_connections": 1000})
 
 
-@app.task
-def announce(room, text):
+@app.task  # type: ignore[untyped-decorator]
+def announce(room: str, text: str) -> int:
     return lobby_wsgi.publish(room, "bot", text)
 
 
-@app.task
-def room_census(room_names):
+@app.task  # type: ignore[untyped-decorator]
+def room_census(room_names: list[str]) -> dict[str, int]:
     client = lobby_wsgi._redis(subscribe=False)
-    answers = stackless.channel()
+    answers: "stackless.channel[tuple[str, int]]" = stackless.channel()
 
-    def count(name):
+    def count(name: str) -> None:
         value = client.get("lobby-seq:" + name)     # parks on the socket
         answers.send((name, int(value or 0)))
 

@@ -18,6 +18,8 @@ and wakes that worker's listeners.  Without it a room lives in one process
 import json
 import os
 import time
+from collections.abc import Callable, Iterable
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 import stackless_compat as stackless
@@ -27,14 +29,14 @@ REDIS_URL = os.environ.get("LOBBY_REDIS_URL")
 
 
 class Room:
-    def __init__(self, name):
+    def __init__(self, name: str) -> None:
         self.name = name
-        self.lines = []                 # (number, name, text)
-        self.numbers = set()
-        self.changed = stackless.channel()
+        self.lines: list[tuple[int, str, str]] = []   # (number, name, text)
+        self.numbers: set[int] = set()
+        self.changed: "stackless.channel[None]" = stackless.channel()
         self.changed.preference = 0
 
-    def add(self, number, who, text):
+    def add(self, number: int | None, who: str, text: str) -> None:
         if number is None:
             number = len(self.lines) + 1
         if number in self.numbers:
@@ -45,15 +47,15 @@ class Room:
         while self.changed.balance < 0:  # wake every waiting listener
             self.changed.send(None)
 
-    def after(self, k):
+    def after(self, k: int) -> list[tuple[int, str, str]]:
         return [line for line in self.lines if line[0] > k]
 
 
-rooms = {}
-_bus = {}
+rooms: dict[str, Room] = {}
+_bus: dict[str, Any] = {}
 
 
-def room(name):
+def room(name: str) -> Room:
     r = rooms.get(name)
     if r is None:
         r = rooms[name] = Room(name)
@@ -66,10 +68,11 @@ def room(name):
     return r
 
 
-def _redis(subscribe=True):
+def _redis(subscribe: bool = True) -> Any:
     if "client" not in _bus:
         import redis
-        _bus["client"] = redis.Redis.from_url(REDIS_URL, max_connections=1000)
+        _bus["client"] = redis.Redis.from_url(cast(str, REDIS_URL),
+                                              max_connections=1000)
     if subscribe and "subscriber" not in _bus:
         _bus["subscribed"] = stackless.channel()
         _bus["subscriber"] = stackless.tasklet(_subscriber)()
@@ -78,7 +81,7 @@ def _redis(subscribe=True):
     return _bus["client"]
 
 
-def _subscriber():
+def _subscriber() -> None:
     """One per worker process: every room's lines, from every worker."""
     pubsub = _bus["client"].pubsub(ignore_subscribe_messages=True)
     pubsub.psubscribe("lobby:*")
@@ -91,11 +94,11 @@ def _subscriber():
             room(msg["channel"].decode()[len("lobby:"):]).add(number, who, text)
 
 
-def publish(room_name, who, text):
+def publish(room_name: str, who: str, text: str) -> int:
     """Post a line (also used by the Celery tasks in lobby_tasks.py)."""
     if REDIS_URL:
         client = _redis(subscribe=False)
-        number = client.incr("lobby-seq:" + room_name)
+        number: int = client.incr("lobby-seq:" + room_name)
         line = json.dumps([number, who, text])
         client.rpush("lobby-log:" + room_name, line)
         client.publish("lobby:" + room_name, line)
@@ -105,14 +108,16 @@ def publish(room_name, who, text):
     return r.lines[-1][0]
 
 
-def _reply(start_response, obj, status="200 OK"):
+def _reply(start_response: Callable[..., Any], obj: Any,
+           status: str = "200 OK") -> list[bytes]:
     body = json.dumps(obj).encode()
     start_response(status, [("Content-Type", "application/json"),
                             ("Content-Length", str(len(body)))])
     return [body]
 
 
-def app(environ, start_response):
+def app(environ: dict[str, Any],
+        start_response: Callable[..., Any]) -> Iterable[bytes]:
     q = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
     path = environ["PATH_INFO"]
     if REDIS_URL:

@@ -17,15 +17,17 @@ import socket
 import struct
 import subprocess
 import sys
+from typing import Any
 
 import stackless_compat as stackless
 
 REQUESTS = [3, 4, 10, -2, 7, 1]
 
 
-def session_server(requests, replies):
+def session_server(requests: "stackless.channel[int | None]",
+                   replies: list[tuple[Any, ...]]) -> None:
     total = 0
-    history = []
+    history: list[int] = []
     while True:
         op = requests.receive()
         if op is None:
@@ -36,11 +38,11 @@ def session_server(requests, replies):
     replies.append(("closed", total, history))
 
 
-def send_msg(sock, data):
+def send_msg(sock: socket.socket, data: bytes) -> None:
     sock.sendall(struct.pack("!I", len(data)) + data)
 
 
-def recv_msg(sock):
+def recv_msg(sock: socket.socket) -> bytes:
     head = b""
     while len(head) < 4:
         chunk = sock.recv(4 - len(head))
@@ -57,7 +59,7 @@ def recv_msg(sock):
     return data
 
 
-def child(port):
+def child(port: int) -> None:
     with socket.create_connection(("127.0.0.1", port)) as s:
         requests, replies, rest = pickle.loads(recv_msg(s))
     assert requests.balance == -1, "the server is blocked on its channel"
@@ -68,9 +70,9 @@ def child(port):
         print("child:", r)
 
 
-def parent():
-    requests = stackless.channel()
-    replies = []
+def parent() -> int:
+    requests: "stackless.channel[int | None]" = stackless.channel()
+    replies: list[tuple[Any, ...]] = []
     server = stackless.tasklet(session_server)(requests, replies)
     server.run()                       # up to its first receive()
     half = len(REQUESTS) // 2

@@ -1715,12 +1715,33 @@ py_dns_info(PyObject *m, PyObject *unused)
 }
 
 static PyMethodDef dns_methods[] = {
-    {"_dns_getaddrinfo", py_dns_getaddrinfo, METH_VARARGS, NULL},
-    {"_dns_gethostbyaddr", py_dns_gethostbyaddr, METH_VARARGS, NULL},
-    {"_dns_addrconfig", py_dns_addrconfig, METH_NOARGS, NULL},
+    {"_dns_getaddrinfo", py_dns_getaddrinfo, METH_VARARGS,
+     "_dns_getaddrinfo($module, host, family, flags, hostent=False, /)\n"
+     "--\n"
+     "\n"
+     "Resolve host (bytes) on the hub: the answer of getaddrinfo() for DNS\n"
+     "names."},
+    {"_dns_gethostbyaddr", py_dns_gethostbyaddr, METH_VARARGS,
+     "_dns_gethostbyaddr($module, address, /)\n"
+     "--\n"
+     "\n"
+     "Reverse lookup of a packed IPv4 or IPv6 address on the hub."},
+    {"_dns_addrconfig", py_dns_addrconfig, METH_NOARGS,
+     "_dns_addrconfig($module, /)\n"
+     "--\n"
+     "\n"
+     "Return the families with a configured address (AI_ADDRCONFIG)."},
     {"_dns_configure", (PyCFunction)(void (*)(void))py_dns_configure,
-     METH_VARARGS | METH_KEYWORDS, NULL},
-    {"_dns_info", py_dns_info, METH_NOARGS, NULL},
+     METH_VARARGS | METH_KEYWORDS,
+     "_dns_configure($module, /, servers=None, timeout=None, tries=None)\n"
+     "--\n"
+     "\n"
+     "Set the nameservers, timeout and tries (None: the system's value)."},
+    {"_dns_info", py_dns_info, METH_NOARGS,
+     "_dns_info($module, /)\n"
+     "--\n"
+     "\n"
+     "Return a dict describing the resolver state (tests)."},
     {NULL, NULL, 0, NULL}
 };
 

@@ -282,12 +282,17 @@ hubtimer_dealloc(hub_timer *tm)
 }
 
 static PyMethodDef hubtimer_methods[] = {
-    {"cancel", (PyCFunction)hubtimer_cancel, METH_NOARGS, NULL},
+    {"cancel", (PyCFunction)hubtimer_cancel, METH_NOARGS,
+     "cancel($self, /)\n"
+     "--\n"
+     "\n"
+     "Stop the timer; a no-op once it fired."},
     {NULL, NULL, 0, NULL}
 };
 
 static PyGetSetDef hubtimer_getset[] = {
-    {"pending", (getter)hubtimer_pending, NULL, NULL, NULL},
+    {"pending", (getter)hubtimer_pending, NULL,
+     "the timer is armed and has not fired", NULL},
     {NULL, NULL, NULL, NULL, NULL}
 };
 
@@ -602,8 +607,16 @@ static PyMethodDef hub_methods[] = {
     {"_hub_after_fork", hub_after_fork, METH_NOARGS, NULL},
     {"_hub_in_scheduler", hub_in_scheduler, METH_NOARGS, NULL},
     {"sleep", hub_sleep, METH_O,
-     "sleep(seconds): park the current tasklet; 0 is schedule()."},
-    {"_hub_info", hub_info, METH_NOARGS, NULL},
+     "sleep($module, seconds, /)\n"
+     "--\n"
+     "\n"
+     "Park the current tasklet for that many seconds (other tasklets run);\n"
+     "sleep(0) is schedule()."},
+    {"_hub_info", hub_info, METH_NOARGS,
+     "_hub_info($module, /)\n"
+     "--\n"
+     "\n"
+     "Return a dict describing this thread's hub (tests)."},
     {NULL, NULL, 0, NULL}
 };
 

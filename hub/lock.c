@@ -451,19 +451,55 @@ lock_dealloc(LockObject *self)
 static PyMethodDef lock_methods[] = {
     {"acquire", (PyCFunction)(void (*)(void))lock_acquire,
      METH_VARARGS | METH_KEYWORDS,
-     "acquire(blocking=True, timeout=-1) -> bool: park the tasklet until "
-     "the lock is free."},
+     "acquire($self, /, blocking=True, timeout=-1)\n"
+     "--\n"
+     "\n"
+     "Take the lock, parking the calling tasklet (not its thread) until it is\n"
+     "free, at most timeout seconds (-1: no limit).  Returns True if the lock\n"
+     "was taken, False if not (non-blocking, or the timeout passed)."},
     {"acquire_lock", (PyCFunction)(void (*)(void))lock_acquire,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS,
+     "acquire_lock($self, /, blocking=True, timeout=-1)\n"
+     "--\n"
+     "\n"
+     "An alias of acquire()."},
     {"__enter__", (PyCFunction)(void (*)(void))lock_acquire,
-     METH_VARARGS | METH_KEYWORDS, NULL},
+     METH_VARARGS | METH_KEYWORDS,
+     "__enter__($self, /, blocking=True, timeout=-1)\n"
+     "--\n"
+     "\n"
+     "Take the lock (acquire())."},
     {"release", (PyCFunction)lock_release, METH_NOARGS,
-     "release(): unlock; the first waiter gets the lock."},
-    {"release_lock", (PyCFunction)lock_release, METH_NOARGS, NULL},
-    {"__exit__", (PyCFunction)lock_exit, METH_VARARGS, NULL},
-    {"locked", (PyCFunction)lock_locked, METH_NOARGS, NULL},
-    {"locked_lock", (PyCFunction)lock_locked, METH_NOARGS, NULL},
-    {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS, NULL},
+     "release($self, /)\n"
+     "--\n"
+     "\n"
+     "Unlock; the first waiter (FIFO), in whatever thread it runs, gets the\n"
+     "lock.  RuntimeError if the lock is not locked."},
+    {"release_lock", (PyCFunction)lock_release, METH_NOARGS,
+     "release_lock($self, /)\n"
+     "--\n"
+     "\n"
+     "An alias of release()."},
+    {"__exit__", (PyCFunction)lock_exit, METH_VARARGS,
+     "__exit__($self, /, *exc_info)\n"
+     "--\n"
+     "\n"
+     "Release the lock (release())."},
+    {"locked", (PyCFunction)lock_locked, METH_NOARGS,
+     "locked($self, /)\n"
+     "--\n"
+     "\n"
+     "Return True if the lock is taken."},
+    {"locked_lock", (PyCFunction)lock_locked, METH_NOARGS,
+     "locked_lock($self, /)\n"
+     "--\n"
+     "\n"
+     "An alias of locked()."},
+    {"_at_fork_reinit", (PyCFunction)lock_at_fork_reinit, METH_NOARGS,
+     "_at_fork_reinit($self, /)\n"
+     "--\n"
+     "\n"
+     "After fork() in the child: unlocked, without waiters."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -496,7 +532,10 @@ static PyType_Spec lock_spec = {
 
 static PyMethodDef lock_module_methods[] = {
     {"allocate_lock", py_allocate_lock, METH_NOARGS,
-     "allocate_lock() -> lock: a new cooperative lock."},
+     "allocate_lock($module, /)\n"
+     "--\n"
+     "\n"
+     "Return a new cooperative lock (threading.Lock under patch_thread())."},
     {NULL, NULL, 0, NULL}
 };
 

@@ -758,21 +758,49 @@ static PyMethodDef sock_methods[] = {
     {"_echo", sock_echo, METH_NOARGS,
      "_echo(): echo until EOF in C (the benchmarks' floor)"},
     {"_accept", sock_accept, METH_NOARGS,
-     "_accept() -> (integer file descriptor, address info) (cooperative)"},
+     "_accept($self, /)\n"
+     "--\n"
+     "\n"
+     "Accept a connection, parking the tasklet: (fd, address)."},
     {"_connect", sock__connect, METH_O,
-     "_connect(address) -> 0 or errno (cooperative; TimeoutError)"},
-    {"connect", sock_connect, METH_O, "connect(address) (cooperative)"},
+     "_connect($self, address, /)\n"
+     "--\n"
+     "\n"
+     "Connect, parking the tasklet: 0 or an errno; TimeoutError at the\n"
+     "deadline."},
+    {"connect", sock_connect, METH_O,
+     "connect($self, address, /)\n"
+     "--\n"
+     "\n"
+     "Connect, parking the tasklet until the connection is made."},
     {"connect_ex", sock_connect_ex, METH_O,
-     "connect_ex(address) -> errno (cooperative)"},
+     "connect_ex($self, address, /)\n"
+     "--\n"
+     "\n"
+     "Connect, parking the tasklet: 0 or an errno."},
     {"recv", (PyCFunction)(void (*)(void))sock_recv, METH_FASTCALL,
-     "recv(bufsize[, flags]) -> data (cooperative)"},
+     "recv($self, bufsize, flags=0, /)\n"
+     "--\n"
+     "\n"
+     "Receive up to bufsize bytes, parking the tasklet until data comes."},
     {"recv_into", (PyCFunction)(void (*)(void))sock_recv_into,
      METH_FASTCALL | METH_KEYWORDS,
-     "recv_into(buffer[, nbytes[, flags]]) -> nbytes_read (cooperative)"},
+     "recv_into($self, buffer, nbytes=0, flags=0)\n"
+     "--\n"
+     "\n"
+     "Receive into buffer, parking the tasklet until data comes; returns\n"
+     "the number of bytes received."},
     {"send", (PyCFunction)(void (*)(void))sock_send, METH_FASTCALL,
-     "send(data[, flags]) -> count (cooperative)"},
+     "send($self, data, flags=0, /)\n"
+     "--\n"
+     "\n"
+     "Send data, parking the tasklet until some can be sent; returns the\n"
+     "number of bytes sent."},
     {"sendall", (PyCFunction)(void (*)(void))sock_sendall, METH_FASTCALL,
-     "sendall(data[, flags]) (cooperative)"},
+     "sendall($self, data, flags=0, /)\n"
+     "--\n"
+     "\n"
+     "Send all of data, parking the tasklet whenever the socket is full."},
     {NULL, NULL, 0, NULL}
 };
 
@@ -920,12 +948,34 @@ py_sock_set_resolver(PyObject *m, PyObject *func)
 }
 
 static PyMethodDef sock_module_methods[] = {
-    {"_sock_set_resolver", py_sock_set_resolver, METH_O, NULL},
-    {"_sock_nb", (PyCFunction)(void (*)(void))py_sock_nb, METH_FASTCALL, NULL},
+    {"_sock_set_resolver", py_sock_set_resolver, METH_O,
+     "_sock_set_resolver($module, func, /)\n"
+     "--\n"
+     "\n"
+     "Install func(sock, address) -> address, used for host names (None:\n"
+     "none)."},
+    {"_sock_nb", (PyCFunction)(void (*)(void))py_sock_nb, METH_FASTCALL,
+     "_sock_nb($module, sock, func, /, *args)\n"
+     "--\n"
+     "\n"
+     "func(sock, *args) with the socket's timeout at 0.0 (one non-blocking\n"
+     "attempt)."},
     {"_sock_settimeout", (PyCFunction)(void (*)(void))py_sock_settimeout,
-     METH_FASTCALL, NULL},
-    {"_sock_setnonblock", py_sock_setnonblock, METH_O, NULL},
-    {"_sock_methods", py_sock_methods, METH_NOARGS, NULL},
+     METH_FASTCALL,
+     "_sock_settimeout($module, sock, value, /)\n"
+     "--\n"
+     "\n"
+     "The stdlib's settimeout(), the fd staying non-blocking."},
+    {"_sock_setnonblock", py_sock_setnonblock, METH_O,
+     "_sock_setnonblock($module, fd, /)\n"
+     "--\n"
+     "\n"
+     "Put fd in non-blocking mode."},
+    {"_sock_methods", py_sock_methods, METH_NOARGS,
+     "_sock_methods($module, /)\n"
+     "--\n"
+     "\n"
+     "Return {name: method descriptor} of the cooperative socket methods."},
     {NULL, NULL, 0, NULL}
 };
 

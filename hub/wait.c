@@ -429,12 +429,29 @@ py_cancel_fd(PyObject *m, PyObject *arg)
 static PyMethodDef wait_methods[] = {
     {"wait_read", (PyCFunction)(void (*)(void))py_wait_read,
      METH_VARARGS | METH_KEYWORDS,
-     "wait_read(fd, timeout=None): park until fd is readable."},
+     "wait_read($module, /, fd, timeout=None)\n"
+     "--\n"
+     "\n"
+     "Park the current tasklet until fd (an int or an object with fileno())\n"
+     "is readable; TimeoutError(\"timed out\") after timeout seconds."},
     {"wait_write", (PyCFunction)(void (*)(void))py_wait_write,
      METH_VARARGS | METH_KEYWORDS,
-     "wait_write(fd, timeout=None): park until fd is writable."},
-    {"_wait_many", py_wait_many, METH_VARARGS, NULL},
-    {"_cancel_fd", py_cancel_fd, METH_O, NULL},
+     "wait_write($module, /, fd, timeout=None)\n"
+     "--\n"
+     "\n"
+     "Park the current tasklet until fd (an int or an object with fileno())\n"
+     "is writable; TimeoutError(\"timed out\") after timeout seconds."},
+    {"_wait_many", py_wait_many, METH_VARARGS,
+     "_wait_many($module, reads, writes, timeout=None, /)\n"
+     "--\n"
+     "\n"
+     "Park until one of the fds is ready; returns [(fd, events)], events 1\n"
+     "readable, 2 writable; [] on timeout."},
+    {"_cancel_fd", py_cancel_fd, METH_O,
+     "_cancel_fd($module, fd, /)\n"
+     "--\n"
+     "\n"
+     "Wake the tasklets waiting on fd with OSError(EBADF); returns how many."},
     {NULL, NULL, 0, NULL}
 };
 
