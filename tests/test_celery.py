@@ -173,9 +173,10 @@ def test_2000_io_tasks_at_concurrency_500(redis_url):
     overlap = max_overlap(spans)
     # --concurrency bounds the tasklets.  How full the pool gets here
     # depends on how fast the worker takes messages in (one BRPOP and
-    # Celery's per-task work each, on one core): 400-500 on a quiet
-    # machine, 150-250 on a loaded one (the next test fills it for sure).
-    assert 100 <= overlap <= 500, overlap
+    # Celery's per-task work each, on one core): 70-500 seen, lowest with
+    # CI's valgrind run on the other core.  Tasks do overlap (a serial pool
+    # gives 1); the next test shows the pool fills to exactly its bound.
+    assert 20 <= overlap <= 500, overlap
     task_time = max(e for _, e in spans) - min(s for s, _ in spans)
     # 2000 / 500 * 0.1 s = 0.4 s if intake were free; 4-11 s measured on a
     # loaded 2-core machine (-P gevent: 8-10 s); the bound is generous.
