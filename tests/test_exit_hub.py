@@ -132,7 +132,10 @@ def test_thread_exit_with_tasklets_parked_in_the_hub_gives_everything_back():
         cb = cosocket.socket(fileno=b.detach())
         ch = sl.channel()
 
+        started = []
+
         def guard(kind, f, *args):
+            started.append(kind)
             try:
                 f(*args)
                 out.append((kind, "returned"))
@@ -142,7 +145,10 @@ def test_thread_exit_with_tasklets_parked_in_the_hub_gives_everything_back():
         sl.tasklet(guard)("recv", cb.recv, 10)
         sl.tasklet(guard)("sleep", sleep, 60)
         sl.tasklet(guard)("channel", ch.receive)
-        sleep(0.01)
+        # every guard parked in its wait (a timed sleep of this tasklet
+        # could be due before the last guard ran: due timers go first)
+        while len(started) < 3:
+            sl.schedule()
         out.append(("hub", _stackless._hub_info()["active"]))
         # return with three tasklets parked: the thread's end kills them
         out.append(("socks", (ca, cb)))
