@@ -133,7 +133,8 @@ debug-test:
 # SLP_VALGRIND=1 lets the heaviest tests shrink their iteration counts (the
 # code paths stay the same); timeouts are stretched for the slowdown.
 VALGRIND ?= valgrind
-VALGRIND_LOGS ?= build/valgrind-logs
+# absolute: children that run in another directory log here too
+VALGRIND_LOGS ?= $(CURDIR)/build/valgrind-logs
 VALGRIND_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py $(ENGINE_TESTS) \
 	--deselect=tests/test_dns.py::test_same_as_stdlib_pointed_at_the_same_server
 VALGRIND_SKIP = */dnsmasq,*/unshare,*/ip,*/sh,*/bash,*/dash,*/make,*/gcc,*/cc,*/cc1,*/as,*/ld,*/collect2,*/torture-*,*/openssl,*/env,*/qemu-*

@@ -44,7 +44,10 @@ def parkers(tag, done):
     ch = sl.channel()
     keep = [a, b, lst, full_a, full_b, ch]
 
+    started = []
+
     def guard(kind, f, *args):
+        started.append(kind)
         try:
             f(*args)
             print(tag, kind, "RETURNED", flush=True)
@@ -65,7 +68,11 @@ def parkers(tag, done):
     ]
     for w in waits:
         sl.tasklet(guard)(w[0], *w[1:])
-    sleep(0.05)     # everyone parks (sendall fills the socket buffers)
+    # everyone parks (sendall fills the socket buffers); a timed sleep
+    # alone could be due before the last one ran (due timers go first)
+    while len(started) < len(waits):
+        sl.schedule()
+    sleep(0.05)
     return keep
 '''
 

@@ -610,8 +610,9 @@ print(lock.locked(), lock.acquire(timeout=0.1))
 
 def test_join_of_a_thread_started_before_patching():
     proc = helpers.run_py("""
-import threading, time
-early = threading.Thread(target=time.sleep, args=(1.5,))
+import os, threading, time
+SCALE = float(os.environ.get("SLP_TIMEOUT_SCALE", "1"))
+early = threading.Thread(target=time.sleep, args=(1.5 * SCALE,))
 early.start()
 from stackless_compat.patches import patch_all
 patch_all()
