@@ -3,6 +3,8 @@ the tasklet, not the thread.  Each scenario runs in a child interpreter
 under patch_all() (tasklets), beside the unpatched stdlib (threads) and
 gevent (greenlets); results must agree, and a ticker worker must keep
 running while the scenario waits (a blocked thread stops it)."""
+import sys
+
 import pytest
 
 import helpers
@@ -263,6 +265,9 @@ def run(code, **kw):
     return proc.stdout
 
 
+@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
+                   reason="3.13's _thread.lock is instantiable (threading.Lock "
+                   "is that type); the cooperative lock type is not yet")
 def test_patch_state():
     out = run("""
 import _thread
