@@ -35,6 +35,7 @@ frame layout itself is known only to the C module (csrc/pyframe.c).
 import copy
 import copyreg
 import dis
+import gc
 import hashlib
 import importlib
 import importlib.util
@@ -1005,9 +1006,22 @@ def _items(d):
     return d.items()
 
 
+def _view_dict(view):
+    # The dict a view shows.  view.mapping is a read-only proxy of it, and a
+    # proxy does not pickle (nor would one unpickle as the same dict); the
+    # view's only reference, as the garbage collector reports it, is the
+    # dict itself, so a view pickles with its dict (by memo: the same dict
+    # when both are in one pickle).
+    refs = gc.get_referents(view)
+    if len(refs) != 1 or not isinstance(refs[0], dict):
+        raise pickle.PicklingError("cannot pickle %r object: its dict "
+                                   "is not found" % type(view).__name__)
+    return refs[0]
+
+
 def _view_reducer(f):
     def reduce(view):
-        return f, (view.mapping,)
+        return f, (_view_dict(view),)
     return reduce
 
 
