@@ -223,41 +223,10 @@ def _instance_dict(o):
     return dict(d) if d else None
 
 
-def _tasklet_reduce(self):
-    if self.is_current:
-        raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
-    if self.is_main:
-        raise pickle.PicklingError(
-            "cannot pickle %r: it is the main tasklet (its bottom frames "
-            "are the interpreter's)" % (self,))
-    if _is_started(self):
-        # suspended in Python code: its frames (stackless_compat/_pickle.py)
-        frames, extra = _pickle.reduce_suspended(self)
-        if pickle_flags() & PICKLEFLAGS_PRESERVE_TRACING_STATE:
-            tr = getattr(self, "trace_function", None)
-            pr = getattr(self, "profile_function", None)
-            if tr is not None or pr is not None:
-                frames.append(cframe("restore_tracing", tr, pr))
-        d = _instance_dict(self)
-        if d:
-            extra["__dict__"] = d
-        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
-                                 frames, None, None, None, None, extra))
-    func, args, kwargs, setup = _bound_call(self)
-    frames = []
-    extra = {}
-    if isinstance(func, _RESUMER) and not func.started:
-        # unpickled and not run yet: the state it was restored from
-        frames, extra = _pickle.unrun_state(self)
-        d = _instance_dict(self)
-        if d:
-            extra["__dict__"] = d
-        return (type(self), (), (_tasklet_flags(self), self.tempval, 0,
-                                 frames, None, None, None, None, extra))
-    if setup:
-        frames.append(cframe("tasklet_setup", func, args, kwargs))
-    elif func is not None:
-        extra["func"] = func
+def _tasklet_state(self, frames, extra):
+    """The reduce value of a tasklet whose frames and extras are given: the
+    tracing state (when the pickle flags ask for it) and the instance dict
+    of a subclass go along in every case."""
     if pickle_flags() & PICKLEFLAGS_PRESERVE_TRACING_STATE:
         tr = getattr(self, "trace_function", None)
         pr = getattr(self, "profile_function", None)
@@ -271,6 +240,29 @@ def _tasklet_reduce(self):
     if extra:
         state += (extra,)
     return (type(self), (), state)
+
+
+def _tasklet_reduce(self):
+    if self.is_current:
+        raise RuntimeError("You cannot __reduce__ the tasklet which is current.")
+    if self.is_main:
+        raise pickle.PicklingError(
+            "cannot pickle %r: it is the main tasklet (its bottom frames "
+            "are the interpreter's)" % (self,))
+    if _is_started(self):
+        # suspended in Python code: its frames (stackless_compat/_pickle.py)
+        return _tasklet_state(self, *_pickle.reduce_suspended(self))
+    func, args, kwargs, setup = _bound_call(self)
+    if isinstance(func, _RESUMER) and not func.started:
+        # unpickled and not run yet: the state it was restored from
+        return _tasklet_state(self, *_pickle.unrun_state(self))
+    frames = []
+    extra = {}
+    if setup:
+        frames.append(cframe("tasklet_setup", func, args, kwargs))
+    elif func is not None:
+        extra["func"] = func
+    return _tasklet_state(self, frames, extra)
 
 
 def _tasklet_reduce_ex(self, protocol=0):

@@ -480,8 +480,6 @@ def test_pickle_with_tracing_state_property(flags_restored):
 
 
 def test_tracing_state_pickled_with_flag(flags_restored):
-    if not hasattr(stackless.tasklet, "trace_function"):
-        pytest.skip("tasklet.trace_function is not in the C module yet")
     t = stackless.tasklet(work)
     t.bind(work, (1,))
     t.trace_function = _tracer
@@ -496,6 +494,31 @@ def test_tracing_state_pickled_with_flag(flags_restored):
 
 def _tracer(frame, event, arg):
     return None
+
+
+@NOT_PORTED
+def test_unrun_unpickled_tasklet_repickles_tracing_and_dict(flags_restored):
+    # an unpickled suspended tasklet pickled again before it runs keeps
+    # what the first pickle held: its tracing state and its attributes
+    def f():
+        stackless.schedule_remove()
+        results.append("resumed")
+    t = MyTasklet(f)()
+    t.name = "worker"
+    stackless.run()
+    t.trace_function = _tracer
+    stackless.pickle_flags(1, 1)
+    u = pickle.loads(pickle.dumps(t))
+    t.kill()
+    assert u.trace_function is _tracer and u.name == "worker"
+    w = pickle.loads(pickle.dumps(u))
+    assert type(w) is MyTasklet
+    assert w.trace_function is _tracer and w.name == "worker"
+    u.kill()
+    w.trace_function = None
+    w.insert()
+    stackless.run()
+    assert results == ["resumed"]
 
 
 # -- the module -------------------------------------------------------------
