@@ -1025,6 +1025,23 @@ def _view_reducer(f):
     return reduce
 
 
+def _await(coro):
+    if type(coro) is not types.CoroutineType:
+        raise pickle.UnpicklingError("a coroutine_wrapper wraps a coroutine, "
+                                     "not %r" % type(coro).__name__)
+    return coro.__await__()
+
+
+def _reduce_coroutine_wrapper(w):
+    # coro.__await__() holds the coroutine and nothing else (it is the
+    # collector's one reference of it); it pickles as that call
+    refs = gc.get_referents(w)
+    if len(refs) != 1 or type(refs[0]) is not types.CoroutineType:
+        raise pickle.PicklingError("cannot pickle %r: its coroutine is not "
+                                   "found" % (w,))
+    return _await, (refs[0],)
+
+
 def _code_ref_checked(code, modname, error):
     ref = _refs.get(code)
     if ref is None or ref[0] != modname:
@@ -1268,6 +1285,21 @@ def _deepcopy_gen(g, memo):
     return y
 
 
+async def _a_coroutine():
+    pass
+
+
+def _coroutine_wrapper_type():
+    c = _a_coroutine()
+    try:
+        return type(c.__await__())
+    finally:
+        c.close()
+
+
+_COROUTINE_WRAPPER = _coroutine_wrapper_type()
+
+
 def _register():
     copyreg.pickle(types.CellType, _reduce_cell)
     if _SUPPORTED:
@@ -1281,6 +1313,7 @@ def _register():
     copyreg.pickle(type({}.keys()), _view_reducer(_keys))
     copyreg.pickle(type({}.values()), _view_reducer(_values))
     copyreg.pickle(type({}.items()), _view_reducer(_items))
+    copyreg.pickle(_COROUTINE_WRAPPER, _reduce_coroutine_wrapper)
 
 
 _register()
