@@ -969,7 +969,8 @@ def channel_tasklets(ch, tasklets):
 
 
 # --------------------------------------------------------------------------
-# What Stackless pickles along: cells, modules by name, dict views
+# What Stackless pickles along: cells, modules by name, dict views,
+# coroutine wrappers
 
 def _new_cell(*contents):
     return types.CellType(*contents)
