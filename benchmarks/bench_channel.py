@@ -13,7 +13,7 @@ same scenario functions, the module object is passed in):
 Timing starts inside the producer/ping tasklet once both tasklets exist, so
 tasklet creation is not included.
 
-Target (issue 2): pair <= 0.15 x the sl_emul pair, measured in the same run.
+Target (benchmarks/README.md, "Targets"): pair <= 0.15 x the sl_emul pair, measured in the same run.
 
   python benchmarks/bench_channel.py                  # every installed impl
   python benchmarks/bench_channel.py --impl stackless_compat --n 2000000

@@ -10,7 +10,7 @@ Figure (one JSON line; impls stackless_compat and sl_emul run the same code):
 The body is `def body(i): pass`.  The cyclic GC stays enabled (as in a real
 program).
 
-Target (issue 2): create_run <= 0.1 x sl_emul's, measured in the same run.
+Target (benchmarks/README.md, "Targets"): create_run <= 0.1 x sl_emul's, measured in the same run.
 
   python benchmarks/bench_create.py                   # every installed impl
   python benchmarks/bench_create.py --impl sl_emul --n 100000

@@ -20,7 +20,7 @@ channel (or, for greenlet, a list) keeps them alive.  The process ends with
 os._exit() so tearing down n suspended coroutines is neither measured nor
 waited for.
 
-Target (issue 2): rss_blocked <= 1.5 KB (1,500 B) for stackless_compat.
+Target (benchmarks/README.md, "Targets"): rss_blocked <= 1.5 KB (1,500 B) for stackless_compat.
 
   python benchmarks/bench_rss.py                      # every installed impl
   python benchmarks/bench_rss.py --impl greenlet --n 100000

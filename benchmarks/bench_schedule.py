@@ -15,7 +15,7 @@ Figures (one JSON line each):
                   only b's slice is ever copied (about half the copying);
                   informational
 
-Targets (issue 2): schedule_2 <= 0.35 x greenlet_switch (same run);
+Targets (benchmarks/README.md, "Targets"): schedule_2 <= 0.35 x greenlet_switch (same run);
 schedule_1000 <= 1.2 x schedule_2.
 
   python benchmarks/bench_schedule.py                 # every installed impl

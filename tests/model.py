@@ -1,7 +1,8 @@
 """A pure-Python reference model of the Stackless scheduler and channels.
 
-It follows STACKLESS_API.md (§3.2 run-queue operations, §4.3 the transfer
-table, §6 run()/watchdogs/blocking/deadlock, §7 kill/throw) for one thread,
+It follows Stackless's rules (docs/api/stackless.rst: the run-queue
+operations of tasklets, the channel transfers and their preference, run(),
+watchdogs, blocking and deadlock, kill and throw) for one thread,
 and is used by tests/test_model.py to check the C implementation against it.
 
 Nothing here switches C stacks.  A model tasklet's body is a *generator

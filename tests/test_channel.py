@@ -1,8 +1,8 @@
 """The channel type: transfers, the preference table, exceptions, iteration,
 closing, the waiting queue.
 
-Reference: STACKLESS_API.md section 4.  The event orders of the preference
-tests are the ones section 4.3 records from Stackless 3.7.
+Reference: docs/api/stackless.rst, "Channels".  The event orders of the
+preference tests are the ones Stackless 3.7 shows.
 """
 
 import gc

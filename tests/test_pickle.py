@@ -1,4 +1,4 @@
-"""Pickling (STACKLESS_API.md "Decisions", §2.3, §3.5, §4.4, §8.3):
+"""Pickling (docs/guides/pickling.rst; docs/api/stackless.rst, "Pickling"):
 tasklets bound but not started, dead tasklets, channels, bombs, through
 every pickle protocol and copy/deepcopy; the pickle flags; the module."""
 

@@ -1,5 +1,5 @@
-"""Disagreements between stackless_compat and STACKLESS_API.md found by the
-model-based tests (tests/test_model.py) and the crash/stress tests.
+"""Disagreements between stackless_compat and Stackless's behaviour found by
+the model-based tests (tests/test_model.py) and the crash/stress tests.
 
 A bug that is not fixed yet is a strict xfail here with a minimal repro
 (none open at the moment);

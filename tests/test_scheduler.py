@@ -1,7 +1,8 @@
 """The scheduler: schedule/schedule_remove/run, the run queue counters,
 deadlock detection, uncaught exceptions, error handler, switch_trap.
 
-Reference: STACKLESS_API.md sections 2.1, 2.2, 2.6 and 6.
+Reference: docs/api/stackless.rst, "The scheduler" and "Callbacks and
+threads".
 """
 
 import re
