@@ -7,8 +7,8 @@ place that measures the time left (on ``time.monotonic``, the clock the
 stdlib's own timed waits use); ``retry`` is the loop itself.  What happens
 when the time is up stays with the caller (``expired``), so each patch
 raises the stdlib's exception with the stdlib's message, or returns the
-stdlib's empty result.  docs/design.md ("The patches") describes the
-layer.
+stdlib's empty result.  docs/design.md ("Python on top") describes
+the patches.
 """
 import time as _time
 

@@ -42,7 +42,7 @@ from . import _extras
 #   "self"        the module itself
 # The attributes that stackless_compat sets on the C types at import are
 # listed in _extras.C_TYPE_ATTRIBUTES.  tests/test_surface.py pins both
-# tables, dir() and __all__; docs/design.md ("The API layer") explains.
+# tables, dir() and __all__; docs/design.md ("Python on top") explains.
 _SURFACE = (
     # (name, where it comes from, in __all__)
     ("atomic", "_stackless", True),

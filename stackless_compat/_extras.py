@@ -419,8 +419,8 @@ def _pickle_moduledict(pickler, obj):
 # in this one place.  They stay in Python because what they call is Python
 # (pickling suspended frames is stackless_compat/_pickle.py), and a Python
 # subclass would not do: legacy code and old pickles name the C types
-# themselves.  docs/design.md ("The API layer") explains; tests/test_surface.py
-# pins the table.
+# themselves.  docs/design.md ("Python on top") explains;
+# tests/test_surface.py pins the table.
 
 C_TYPE_ATTRIBUTES = (
     # (C type, attribute, value)

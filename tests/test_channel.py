@@ -116,7 +116,7 @@ def test_blocked_receivers_are_served_in_fifo_order():
 
 
 # ---------------------------------------------------------------------------
-# The preference table (section 4.3)
+# The preference table
 
 
 def _receiver_first(pref, schedule_all=False):

@@ -394,7 +394,7 @@ def test_bomb_in_tempval_explodes_after_unpickle():
     u = pickle.loads(pickle.dumps(t))
     u.tempval = pickle.loads(pickle.dumps(stackless.bomb(KeyError, KeyError("k"))))
     u.insert()
-    with pytest.raises(KeyError):       # goes to main (§6.4)
+    with pytest.raises(KeyError):       # uncaught: goes to main
         stackless.run()
     assert not u.alive and results == []
     t.kill()

@@ -16,7 +16,7 @@ import test_model
 
 
 def test_blocking_sender_bomb_moves_to_watchdog():
-    # §6.3 rule 1: the last runnable tasklet blocks carrying a bomb
+    # Stackless's rule: the last runnable tasklet blocks carrying a bomb
     # (send_exception, nobody receiving): the watchdog is revived and the
     # bomb moves to it.  Found by the model; fixed in 5bd538a.
     ch = stackless.channel()

@@ -236,7 +236,7 @@ def test_module_attributes_are_live():
 
 
 # ---------------------------------------------------------------------------
-# Blocking and deadlock (section 6.3)
+# Blocking and deadlock
 
 
 def test_receive_in_main_alone_is_a_deadlock():
@@ -326,7 +326,7 @@ def test_schedule_remove_last_tasklet_revives_watchdog():
 
 
 # ---------------------------------------------------------------------------
-# Uncaught exceptions (section 6.4)
+# Uncaught exceptions
 
 
 def test_uncaught_exception_raised_out_of_run():
