@@ -81,10 +81,7 @@ def main(argv=None):
     a = B.base_parser(__doc__, IMPLS, 1000000, 20000).parse_args(argv)
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        sl = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    sl = B.load_or_skip(BENCH, a.impl)
     for fig, fn in (("chan_stream", chan_stream), ("chan_pingpong", chan_pingpong)):
         v, lo, hi = B.median_of(lambda k: fn(sl, k), a.n, a.repeat)
         B.emit(BENCH, fig, a.impl, v, "ns/pair", n_pairs=a.n, repeat=a.repeat,

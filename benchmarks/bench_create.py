@@ -49,10 +49,7 @@ def main(argv=None):
     a = B.base_parser(__doc__, IMPLS, 100000, 5000).parse_args(argv)
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        sl = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    sl = B.load_or_skip(BENCH, a.impl)
     create_run(sl, max(2, a.n // 10))   # warm-up
     runs = sorted(create_run(sl, a.n) for _ in range(max(1, a.repeat)))
     tot, cr, rn = runs[len(runs) // 2]

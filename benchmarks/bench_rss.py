@@ -161,10 +161,7 @@ def main(argv=None):
         return 0
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        mod = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    mod = B.load_or_skip(BENCH, a.impl)
     if a.impl == "greenlet":
         per, before, after, us, keep = rss_parked_greenlets(mod, a.n)
         B.emit(BENCH, "rss_parked", a.impl, per, "bytes/greenlet", n=a.n,

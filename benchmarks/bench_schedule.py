@@ -91,10 +91,7 @@ def main(argv=None):
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
     n = a.n
-    try:
-        mod = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    mod = B.load_or_skip(BENCH, a.impl)
     if a.impl == "greenlet":
         rounds = n // 2     # round trips: n switches in total
         for start, fig in (("same", "greenlet_switch"), ("nested", "greenlet_switch_nested")):

@@ -119,7 +119,7 @@ def test_blocked_receivers_are_served_in_fifo_order():
 # The preference table
 
 
-def _receiver_first(pref, schedule_all=False):
+def _transfer_log(pref, schedule_all, receiver_first):
     ch = stackless.channel()
     ch.preference = pref
     ch.schedule_all = schedule_all
@@ -135,32 +135,19 @@ def _receiver_first(pref, schedule_all=False):
         ch.send(1)
         log.append("send-returned")
 
-    stackless.tasklet(receiver)()
-    stackless.tasklet(sender)()
+    first, second = (receiver, sender) if receiver_first else (sender, receiver)
+    stackless.tasklet(first)()
+    stackless.tasklet(second)()
     stackless.run()
     return log
+
+
+def _receiver_first(pref, schedule_all=False):
+    return _transfer_log(pref, schedule_all, receiver_first=True)
 
 
 def _sender_first(pref, schedule_all=False):
-    ch = stackless.channel()
-    ch.preference = pref
-    ch.schedule_all = schedule_all
-    log = []
-
-    def receiver():
-        log.append("recv")
-        ch.receive()
-        log.append("got")
-
-    def sender():
-        log.append("send")
-        ch.send(1)
-        log.append("send-returned")
-
-    stackless.tasklet(sender)()
-    stackless.tasklet(receiver)()
-    stackless.run()
-    return log
+    return _transfer_log(pref, schedule_all, receiver_first=False)
 
 
 def test_preference_default_is_receiver():

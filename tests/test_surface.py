@@ -1,13 +1,15 @@
 """The public surface of stackless_compat is the table in its __init__.py.
 
 Pinned here: the names dir() lists after a fresh import, ``__all__``
-(Stackless's list, in its order), where each name of the table comes
+(Stackless's list, in its order, as the stub declares it), where each name of the table comes
 from, the module class's properties, and every attribute stackless_compat
 sets on the C types at import (stackless_compat/_extras.py,
 C_TYPE_ATTRIBUTES).  A name added to or dropped from the module must be
 added to or dropped from the table and from these lists.
 """
+import ast
 import json
+import os
 import types
 
 import stackless_compat
@@ -42,14 +44,23 @@ DUNDERS = {
     "__file__", "__loader__", "__name__", "__package__", "__path__",
     "__reduce__", "__spec__", "__version__",
 }
-ALL = [
-    "atomic", "channel", "enable_softswitch", "get_channel_callback",
-    "get_schedule_callback", "get_thread_info", "getcurrent",
-    "getcurrentid", "getdebug", "getmain", "getruncount", "getthreads",
-    "getuncollectables", "run", "schedule", "schedule_remove",
-    "set_channel_callback", "set_error_handler", "set_schedule_callback",
-    "switch_trap", "tasklet", "stackless", "pickle_with_tracing_state",
-]
+
+
+def _stub_all():
+    """``__all__`` as stackless_compat/__init__.pyi declares it (the stubs
+    are reviewed with the code; ``make typecheck`` checks them too)."""
+    path = os.path.join(os.path.dirname(stackless_compat.__file__),
+                        "__init__.pyi")
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    for node in tree.body:
+        if (isinstance(node, ast.Assign)
+                and [t.id for t in node.targets] == ["__all__"]):
+            return ast.literal_eval(node.value)
+    raise AssertionError("no __all__ in " + path)
+
+
+ALL = _stub_all()
 C_TYPE_ATTRIBUTES = [
     ("tasklet", "__reduce__"), ("tasklet", "__reduce_ex__"),
     ("tasklet", "__setstate__"), ("channel", "__reduce__"),
