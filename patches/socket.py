@@ -49,6 +49,10 @@ def _retry(sock, wait, func, *args, flags_at=None):
             and isinstance(args[flags_at], int)
             and args[flags_at] & _MSG_DONTWAIT):
         return _nb(sock, func, *args)
+    try:                        # the common case: ready at once
+        return _nb(sock, func, *args)
+    except BlockingIOError:
+        pass
 
     def attempt():
         try:
@@ -59,7 +63,8 @@ def _retry(sock, wait, func, *args, flags_at=None):
     def park(remaining):
         wait(sock.fileno(), remaining)
 
-    return _retry_loop(attempt, park, timeout, _raise_timeout)
+    return _retry_loop(attempt, park, timeout, _raise_timeout,
+                       attempted=True)
 
 
 class socket(_stdsock):

@@ -37,7 +37,12 @@ class SSLSocket(_StdSSLSocket):
         timeout = _ss.gettimeout(self)
         if timeout == 0.0 or self._sslobj is None:
             return func(self, *args)
-        waits = []     # the wait the last attempt asked for
+        try:                    # the common case: done at once
+            return _nb(self, func, *args)
+        except _SSLWantRead:
+            waits = [_wait_read]    # the wait the last attempt asked for
+        except _SSLWantWrite:
+            waits = [_wait_write]
 
         def attempt():
             try:
@@ -59,7 +64,7 @@ class SSLSocket(_StdSSLSocket):
         def expired():
             raise TimeoutError("The %s operation timed out" % what) from None
 
-        return _retry_loop(attempt, park, timeout, expired)
+        return _retry_loop(attempt, park, timeout, expired, attempted=True)
 
     def do_handshake(self, block=False):
         self._check_connected()
