@@ -119,7 +119,7 @@ def test_blocked_receivers_are_served_in_fifo_order():
 # The preference table
 
 
-def _transfer_log(pref, schedule_all, receiver_first):
+def _transfer_log(pref, schedule_all, receiver_first, bystander=False):
     ch = stackless.channel()
     ch.preference = pref
     ch.schedule_all = schedule_all
@@ -138,6 +138,8 @@ def _transfer_log(pref, schedule_all, receiver_first):
     first, second = (receiver, sender) if receiver_first else (sender, receiver)
     stackless.tasklet(first)()
     stackless.tasklet(second)()
+    if bystander:
+        stackless.tasklet(log.append)("bystander")
     stackless.run()
     return log
 
@@ -174,26 +176,8 @@ def test_pref_minus1_and_0_sender_waiting(pref):
 
 def _with_bystander(pref, schedule_all=False):
     """Receiver blocks, sender sends while a third tasklet is runnable."""
-    ch = stackless.channel()
-    ch.preference = pref
-    ch.schedule_all = schedule_all
-    log = []
-
-    def receiver():
-        log.append("recv")
-        ch.receive()
-        log.append("got")
-
-    def sender():
-        log.append("send")
-        ch.send(1)
-        log.append("send-returned")
-
-    stackless.tasklet(receiver)()
-    stackless.tasklet(sender)()
-    stackless.tasklet(log.append)("bystander")
-    stackless.run()
-    return log
+    return _transfer_log(pref, schedule_all, receiver_first=True,
+                         bystander=True)
 
 
 def test_pref_minus1_sender_goes_to_the_end():
