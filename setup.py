@@ -111,7 +111,8 @@ ext = Extension(
     extra_link_args=extra_link_args,
 )
 
-# patches/ (the hub issue) is installed as stackless_compat.patches.
+# patches/ (the cooperative stdlib patches) is installed as
+# stackless_compat.patches.
 packages = ["stackless_compat"]
 package_dir = {}
 if os.path.isfile(os.path.join(HERE, "patches", "__init__.py")):

@@ -91,6 +91,14 @@ def load_impl(name):
     raise ImplUnavailable("unknown impl %r" % name)
 
 
+def load_or_skip(bench, impl):
+    """load_impl(impl), or skip() the benchmark when it is unavailable."""
+    try:
+        return load_impl(impl)
+    except ImplUnavailable as e:
+        skip(bench, impl, e)
+
+
 def skip(bench, impl, reason):
     sys.stderr.write("[%s] skipping impl %s: %s\n" % (bench, impl, reason))
     sys.stderr.flush()

@@ -13,7 +13,7 @@ same scenario functions, the module object is passed in):
 Timing starts inside the producer/ping tasklet once both tasklets exist, so
 tasklet creation is not included.
 
-Target (issue 2): pair <= 0.15 x the sl_emul pair, measured in the same run.
+Target (benchmarks/README.md, "Targets"): pair <= 0.15 x the sl_emul pair, measured in the same run.
 
   python benchmarks/bench_channel.py                  # every installed impl
   python benchmarks/bench_channel.py --impl stackless_compat --n 2000000
@@ -81,10 +81,7 @@ def main(argv=None):
     a = B.base_parser(__doc__, IMPLS, 1000000, 20000).parse_args(argv)
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        sl = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    sl = B.load_or_skip(BENCH, a.impl)
     for fig, fn in (("chan_stream", chan_stream), ("chan_pingpong", chan_pingpong)):
         v, lo, hi = B.median_of(lambda k: fn(sl, k), a.n, a.repeat)
         B.emit(BENCH, fig, a.impl, v, "ns/pair", n_pairs=a.n, repeat=a.repeat,

@@ -10,7 +10,7 @@ Figure (one JSON line; impls stackless_compat and sl_emul run the same code):
 The body is `def body(i): pass`.  The cyclic GC stays enabled (as in a real
 program).
 
-Target (issue 2): create_run <= 0.1 x sl_emul's, measured in the same run.
+Target (benchmarks/README.md, "Targets"): create_run <= 0.1 x sl_emul's, measured in the same run.
 
   python benchmarks/bench_create.py                   # every installed impl
   python benchmarks/bench_create.py --impl sl_emul --n 100000
@@ -49,10 +49,7 @@ def main(argv=None):
     a = B.base_parser(__doc__, IMPLS, 100000, 5000).parse_args(argv)
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        sl = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    sl = B.load_or_skip(BENCH, a.impl)
     create_run(sl, max(2, a.n // 10))   # warm-up
     runs = sorted(create_run(sl, a.n) for _ in range(max(1, a.repeat)))
     tot, cr, rn = runs[len(runs) // 2]

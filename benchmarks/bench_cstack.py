@@ -126,10 +126,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        mod = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    mod = B.load_or_skip(BENCH, a.impl)
     nest = NEST[a.nest]
     fn = switch_greenlets if a.impl == "greenlet" else switch_tasklets
     for depth in [int(d) for d in a.depths.split(",") if d.strip()]:

@@ -58,14 +58,23 @@ def timed(fn, n):
     return (B.now() - t0) * 1e6 / n
 
 
+def interleaved(fn, peer, n, repeat):
+    """The medians of timed(fn, n) and timed(peer, n) over ``repeat``
+    rounds, taken in turn so that both see the same conditions."""
+    a, b = [], []
+    for _ in range(max(1, repeat)):
+        a.append(timed(fn, n))
+        b.append(timed(peer, n))
+    a.sort()
+    b.sort()
+    return a[len(a) // 2], b[len(b) // 2]
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     a = B.base_parser(__doc__, ("stackless_compat",), 2000, 200).parse_args(
         argv)
-    try:
-        sl = B.load_impl("stackless_compat")
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, "stackless_compat", e)
+    sl = B.load_or_skip(BENCH, "stackless_compat")
     # the benchmark's own module must be importable by name for the frames'
     # code to be found on load
     sys.modules.setdefault("bench_pickle", sys.modules[__name__])
@@ -84,13 +93,7 @@ def main(argv=None):
 
     tasklet_round()
     plain_round()
-    ts, ps = [], []
-    for _ in range(max(1, a.repeat)):        # interleaved: same conditions
-        ts.append(timed(tasklet_round, a.n))
-        ps.append(timed(plain_round, a.n))
-    ts.sort()
-    ps.sort()
-    tv, pv = ts[len(ts) // 2], ps[len(ps) // 2]
+    tv, pv = interleaved(tasklet_round, plain_round, a.n, a.repeat)
     B.emit(BENCH, "pickle_tasklet", "stackless_compat", tv, "us/round",
            n=a.n, depth=DEPTH, bytes=len(pickle.dumps(t, proto)))
     B.emit(BENCH, "pickle_locals", "stackless_compat", pv, "us/round",
@@ -107,13 +110,7 @@ def main(argv=None):
         pickle.loads(pickle.dumps(gdata, proto))
 
     gen_round()
-    gs, gp = [], []
-    for _ in range(max(1, a.repeat)):
-        gs.append(timed(gen_round, a.n))
-        gp.append(timed(gplain_round, a.n))
-    gs.sort()
-    gp.sort()
-    gv, gpv = gs[len(gs) // 2], gp[len(gp) // 2]
+    gv, gpv = interleaved(gen_round, gplain_round, a.n, a.repeat)
     B.emit(BENCH, "pickle_generator", "stackless_compat", gv, "us/round",
            n=a.n, bytes=len(pickle.dumps(g, proto)))
     B.emit(BENCH, "gen_ratio", "stackless_compat", gv / gpv, "x")

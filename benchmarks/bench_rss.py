@@ -20,7 +20,7 @@ channel (or, for greenlet, a list) keeps them alive.  The process ends with
 os._exit() so tearing down n suspended coroutines is neither measured nor
 waited for.
 
-Target (issue 2): rss_blocked <= 1.5 KB (1,500 B) for stackless_compat.
+Target (benchmarks/README.md, "Targets"): rss_blocked <= 1.5 KB (1,500 B) for stackless_compat.
 
   python benchmarks/bench_rss.py                      # every installed impl
   python benchmarks/bench_rss.py --impl greenlet --n 100000
@@ -161,10 +161,7 @@ def main(argv=None):
         return 0
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
-    try:
-        mod = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    mod = B.load_or_skip(BENCH, a.impl)
     if a.impl == "greenlet":
         per, before, after, us, keep = rss_parked_greenlets(mod, a.n)
         B.emit(BENCH, "rss_parked", a.impl, per, "bytes/greenlet", n=a.n,

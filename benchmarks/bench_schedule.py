@@ -15,7 +15,7 @@ Figures (one JSON line each):
                   only b's slice is ever copied (about half the copying);
                   informational
 
-Targets (issue 2): schedule_2 <= 0.35 x greenlet_switch (same run);
+Targets (benchmarks/README.md, "Targets"): schedule_2 <= 0.35 x greenlet_switch (same run);
 schedule_1000 <= 1.2 x schedule_2.
 
   python benchmarks/bench_schedule.py                 # every installed impl
@@ -91,10 +91,7 @@ def main(argv=None):
     if a.impl == "all":
         return B.run_all_impls(__file__, IMPLS, argv)
     n = a.n
-    try:
-        mod = B.load_impl(a.impl)
-    except B.ImplUnavailable as e:
-        B.skip(BENCH, a.impl, e)
+    mod = B.load_or_skip(BENCH, a.impl)
     if a.impl == "greenlet":
         rounds = n // 2     # round trips: n switches in total
         for start, fig in (("same", "greenlet_switch"), ("nested", "greenlet_switch_nested")):

@@ -17,29 +17,9 @@ import platform
 import subprocess
 import sys
 
-ECHO = r"""
-import selectors, socket, sys
-srv = socket.socket()
-srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("127.0.0.1", 0))
-srv.listen(512)
-print(srv.getsockname()[1], flush=True)
-sel = selectors.DefaultSelector()
-sel.register(srv, selectors.EVENT_READ)
-while True:
-    for key, _ in sel.select():
-        s = key.fileobj
-        if s is srv:
-            c, _ = srv.accept()
-            sel.register(c, selectors.EVENT_READ)
-        else:
-            data = s.recv(4096)
-            if data:
-                s.sendall(data)
-            else:
-                sel.unregister(s)
-                s.close()
-"""
+# the echo peer (stdlib selectors, no stackless_compat), shared with the tests
+ECHO_SERVER = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "tools", "echo_server.py")
 
 SCENARIO = r"""
 import socket, sys, time
@@ -107,7 +87,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=5)
     ap.add_argument("--impls", default="stackless_compat,gevent")
     args = ap.parse_args()
-    echo = subprocess.Popen([sys.executable, "-c", ECHO],
+    echo = subprocess.Popen([sys.executable, ECHO_SERVER],
                             stdout=subprocess.PIPE, text=True)
     try:
         port = echo.stdout.readline().strip()

@@ -5,7 +5,7 @@ Each (scenario, impl) pair runs in its own child process, --rounds times
 (default 3); the rounds are interleaved (round 1 of everything, then round 2,
 ...) so that a slow phase of a noisy machine hits every impl alike.  The value
 reported for a figure is the median over the rounds.  Prints a table of the
-figures, the ratios the targets of issue 2 are stated in (PASS / MISS, or n/a
+figures, the ratios the targets (benchmarks/README.md) are stated in (PASS / MISS, or n/a
 when an impl is missing), and writes everything to benchmarks/results.json.
 
 Impls that are not installed (greenlet, hence also sl_emul; or a
@@ -60,7 +60,7 @@ TARGETS = [
     ("RSS per tasklet blocked on receive(), tasklet(ch.receive)() [bytes]",
      ("rss_blocked_builtin", SC), None, 1000.0),
 ]
-# echo (bench_echo.py, only with --echo): issue 4's targets, round trips/s
+# echo (bench_echo.py, only with --echo): the echo targets, round trips/s
 # (higher is better) as (label, numerator, denominator, lower bound)
 ECHO_IMPLS = ("stackless_compat", "gevent", "asyncio-streams", "uvloop-streams",
               "uvloop-proto", "c")

@@ -17,14 +17,13 @@
 Both are applied by ``patch_all()`` when the driver is installed, and are
 idempotent.
 """
-import time as _time
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import Deadline as _Deadline
 
 _wait_many = _stackless._wait_many
 _wait_read = _stackless.wait_read
 _wait_write = _stackless.wait_write
-_monotonic = _time.monotonic
 
 
 # -- psycopg2 ----------------------------------------------------------------
@@ -89,45 +88,34 @@ def _hub_ready(fileno, s, timeout):
 
 def psycopg_wait(gen, fileno, interval=0.0, timeout=None):
     """psycopg.waiting.wait on the hub (same protocol and errors)."""
-    from psycopg import errors as e
-    from psycopg.waiting import READY_NONE
-    if interval is None:
-        raise ValueError("indefinite wait not supported anymore")
-    deadline = _monotonic() + timeout if timeout is not None else None
-    try:
-        s = next(gen)
-        while True:
-            t = interval if deadline is None else max(
-                0.0, min(interval, deadline - _monotonic()))
-            ready = _hub_ready(fileno, s, t)
-            if ready:
-                s = gen.send(ready)
-            else:
-                gen.send(READY_NONE)
-            if deadline is not None and _monotonic() >= deadline:
-                raise e._WaitTimeout("wait timeout expired")
-    except StopIteration as ex:
-        return ex.value
+    return _psycopg_wait(gen, fileno, interval, timeout)
 
 
 def psycopg_wait_conn(gen, interval=0.0, timeout=None):
     """psycopg.waiting.wait_conn on the hub (the fd may change)."""
+    return _psycopg_wait(gen, None, interval, timeout)
+
+
+def _psycopg_wait(gen, fileno, interval, timeout):
+    """The loop of both: ``gen`` yields the Wait (or, for wait_conn, with
+    ``fileno`` None, (fileno, Wait) pairs); it is sent the Ready mask after
+    at most ``interval`` seconds, until it returns or ``timeout`` passes."""
     from psycopg import errors as e
     from psycopg.waiting import READY_NONE
     if interval is None:
         raise ValueError("indefinite wait not supported anymore")
-    deadline = _monotonic() + timeout if timeout is not None else None
+    deadline = _Deadline(timeout)
+    fixed = fileno
     try:
-        fileno, s = next(gen)
+        step = next(gen)
         while True:
-            t = interval if deadline is None else max(
-                0.0, min(interval, deadline - _monotonic()))
-            ready = _hub_ready(fileno, s, t)
+            fileno, s = step if fixed is None else (fixed, step)
+            ready = _hub_ready(fileno, s, deadline.slice(interval))
             if ready:
-                fileno, s = gen.send(ready)
+                step = gen.send(ready)
             else:
                 gen.send(READY_NONE)
-            if deadline is not None and _monotonic() >= deadline:
+            if deadline.passed():
                 raise e._WaitTimeout("wait timeout expired")
     except StopIteration as ex:
         return ex.value

@@ -7,9 +7,10 @@ hub until one fd is ready or the timeout passes, and ask again.
 ``poll()`` asks with a zero timeout, then parks until the epoll fd itself
 is readable (it is once any registered fd has an event) and asks again."""
 import select as _stdselect
-import time as _time
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import AGAIN as _AGAIN
+from stackless_compat.patches._deadline import retry as _retry_loop
 
 __implements__ = ["select", "poll", "epoll"]
 __target__ = "select"
@@ -18,7 +19,6 @@ _select = _stdselect.select
 _poll = _stdselect.poll
 _wait_many = _stackless._wait_many
 _sleep = _stackless.sleep
-_monotonic = _time.monotonic
 
 POLLIN = _stdselect.POLLIN
 POLLOUT = _stdselect.POLLOUT
@@ -48,23 +48,28 @@ def select(rlist, wlist, xlist, timeout=None):
     wl = list(wlist)
     rfds = [_fileno(o) for o in rl]
     wfds = [_fileno(o) for o in wl]
-    deadline = None if timeout is None else _monotonic() + timeout
-    while True:
-        remaining = None
-        if deadline is not None:
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                return [], [], []
-        if not rfds and not wfds:
-            if remaining is None:
-                raise RuntimeError("select() with no fds and no timeout "
-                                   "would block forever")
-            _sleep(remaining)
-            return [], [], []
-        _wait_many(rfds, wfds, remaining)
+    if not rfds and not wfds:
+        if timeout is None:
+            raise RuntimeError("select() with no fds and no timeout "
+                               "would block forever")
+        _sleep(timeout)
+        return [], [], []
+
+    def attempt():
         result = _select(rl, wl, xlist, 0)
         if result[0] or result[1] or result[2]:
             return result
+        return _AGAIN
+
+    def park(remaining):
+        _wait_many(rfds, wfds, remaining)
+
+    return _retry_loop(attempt, park, timeout, _nothing_ready,
+                       attempted=True)
+
+
+def _nothing_ready():
+    return [], [], []
 
 
 class poll:
@@ -96,26 +101,25 @@ class poll:
         result = self._poll.poll(0)
         if result or timeout == 0:
             return result
-        deadline = None if timeout is None else _monotonic() + timeout / 1000.0
-        while True:
-            remaining = None
-            if deadline is not None:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    return []
-            rfds = [fd for fd, m in self._fds.items() if m & _READ_MASK]
-            wfds = [fd for fd, m in self._fds.items() if m & _WRITE_MASK]
-            if not rfds and not wfds:
-                if remaining is None:
-                    # only error events asked for: poll the real thing
-                    _sleep(0.01)
-                else:
-                    _sleep(min(remaining, 0.01))
-            else:
+        fds = self._fds
+
+        def attempt():
+            return self._poll.poll(0) or _AGAIN
+
+        def park(remaining):
+            rfds = [fd for fd, m in fds.items() if m & _READ_MASK]
+            wfds = [fd for fd, m in fds.items() if m & _WRITE_MASK]
+            if rfds or wfds:
                 _wait_many(rfds, wfds, remaining)
-            result = self._poll.poll(0)
-            if result:
-                return result
+            elif remaining is None:
+                # only error events asked for: poll the real thing
+                _sleep(0.01)
+            else:
+                _sleep(min(remaining, 0.01))
+
+        return _retry_loop(attempt, park,
+                           None if timeout is None else timeout / 1000.0,
+                           list, attempted=True)
 
 
 def _stdselect_timeout(timeout):
@@ -183,17 +187,14 @@ if _real_epoll is not None:
             result = ep.poll(0, maxevents)
             if result or timeout == 0:
                 return result
-            deadline = None if timeout is None else _monotonic() + timeout
-            while True:
-                remaining = None
-                if deadline is not None:
-                    remaining = deadline - _monotonic()
-                    if remaining <= 0:
-                        return []
+
+            def attempt():
+                return ep.poll(0, maxevents) or _AGAIN
+
+            def park(remaining):
                 try:
                     _stackless.wait_read(ep.fileno(), remaining)
                 except TimeoutError:
-                    return []
-                result = ep.poll(0, maxevents)
-                if result:
-                    return result
+                    pass        # the next attempt looks once more
+
+            return _retry_loop(attempt, park, timeout, list, attempted=True)

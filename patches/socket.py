@@ -9,11 +9,12 @@ on EAGAIN.
 """
 import errno as _errno
 import socket as _stdsocket
-import time as _time
 
 import _socket
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import AGAIN as _AGAIN
+from stackless_compat.patches._deadline import retry as _retry_loop
 
 __implements__ = ["socket", "SocketType"]
 __target__ = "socket"
@@ -27,12 +28,11 @@ _cancel_fd = _stackless._cancel_fd
 _C = _stackless._sock_methods()
 _ss = _socket.socket
 _stdsock = _stdsocket.socket
-_monotonic = _time.monotonic
 _EAGAIN = (_errno.EAGAIN, _errno.EWOULDBLOCK)
 
 
-def _timeout_error():
-    return TimeoutError("timed out")
+def _raise_timeout():
+    raise TimeoutError("timed out")
 
 
 _MSG_DONTWAIT = getattr(__import__('socket'), 'MSG_DONTWAIT', 0)
@@ -49,19 +49,22 @@ def _retry(sock, wait, func, *args, flags_at=None):
             and isinstance(args[flags_at], int)
             and args[flags_at] & _MSG_DONTWAIT):
         return _nb(sock, func, *args)
-    deadline = None if timeout is None else _monotonic() + timeout
-    while True:
+    try:                        # the common case: ready at once
+        return _nb(sock, func, *args)
+    except BlockingIOError:
+        pass
+
+    def attempt():
         try:
             return _nb(sock, func, *args)
         except BlockingIOError:
-            pass
-        if deadline is None:
-            wait(sock.fileno())
-        else:
-            remaining = deadline - _monotonic()
-            if remaining <= 0:
-                raise _timeout_error()
-            wait(sock.fileno(), remaining)
+            return _AGAIN
+
+    def park(remaining):
+        wait(sock.fileno(), remaining)
+
+    return _retry_loop(attempt, park, timeout, _raise_timeout,
+                       attempted=True)
 
 
 class socket(_stdsock):

@@ -3,12 +3,13 @@ handshake, read, write, sendall and unwrap park the tasklet on
 want-read/want-write, with the stdlib's exceptions and timeouts."""
 import errno as _errno
 import ssl as _stdssl
-import time as _time
 
 import _socket
 import _ssl
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import AGAIN as _AGAIN
+from stackless_compat.patches._deadline import retry as _retry_loop
 
 __implements__ = ["SSLContext"]
 __target__ = "ssl"
@@ -18,7 +19,6 @@ _settimeout = _stackless._sock_settimeout
 _wait_read = _stackless.wait_read
 _wait_write = _stackless.wait_write
 _ss = _socket.socket
-_monotonic = _time.monotonic
 _StdSSLSocket = _stdssl.SSLSocket
 _SSLWantRead = _stdssl.SSLWantReadError
 _SSLWantWrite = _stdssl.SSLWantWriteError
@@ -37,24 +37,34 @@ class SSLSocket(_StdSSLSocket):
         timeout = _ss.gettimeout(self)
         if timeout == 0.0 or self._sslobj is None:
             return func(self, *args)
-        deadline = None if timeout is None else _monotonic() + timeout
-        while True:
+        try:                    # the common case: done at once
+            return _nb(self, func, *args)
+        except _SSLWantRead:
+            waits = [_wait_read]    # the wait the last attempt asked for
+        except _SSLWantWrite:
+            waits = [_wait_write]
+
+        def attempt():
             try:
                 return _nb(self, func, *args)
             except _SSLWantRead:
-                wait = _wait_read
+                waits.append(_wait_read)
             except _SSLWantWrite:
-                wait = _wait_write
-            if deadline is None:
-                wait(self.fileno())
-            else:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    raise TimeoutError("The %s operation timed out" % what)
-                try:
-                    wait(self.fileno(), remaining)
-                except TimeoutError:
-                    raise TimeoutError("The %s operation timed out" % what) from None
+                waits.append(_wait_write)
+            return _AGAIN
+
+        def park(remaining):
+            try:
+                waits.pop()(self.fileno(), remaining)
+            except TimeoutError:
+                if remaining is None:
+                    raise
+                expired()
+
+        def expired():
+            raise TimeoutError("The %s operation timed out" % what) from None
+
+        return _retry_loop(attempt, park, timeout, expired, attempted=True)
 
     def do_handshake(self, block=False):
         self._check_connected()

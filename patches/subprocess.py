@@ -18,9 +18,9 @@ import os as _os
 import select as _select
 import types as _types
 import subprocess as _stdsubprocess
-import time as _time
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import Deadline as _Deadline
 
 from . import selectors as _coselectors
 
@@ -99,14 +99,13 @@ io.__dict__.update({k: v for k, v in vars(_io).items()
                     if not k.startswith("__")})
 io.open = _open
 _WNOHANG = _os.WNOHANG
-_monotonic = _time.monotonic
 
 
 def _wait(self, timeout):
     """Popen._wait: park on the child's pidfd rather than nap-and-poll."""
     if self.returncode is not None or timeout is None or _pidfd_open is None:
         return _orig_wait(self, timeout)
-    endtime = _monotonic() + timeout
+    deadline = _Deadline(timeout)
     try:
         fd = _pidfd_open(self.pid)
     except OSError:             # reaped already, or no pidfd: the stdlib way
@@ -116,7 +115,7 @@ def _wait(self, timeout):
             # another tasklet in wait() holds the lock while it reaps: park
             # on the (cooperative) lock until it is done
             if not self._waitpid_lock.acquire(
-                    timeout=max(endtime - _monotonic(), 0)):
+                    timeout=deadline.slice(timeout)):
                 raise _stdsubprocess.TimeoutExpired(self.args, timeout)
             try:
                 if self.returncode is not None:
@@ -127,7 +126,7 @@ def _wait(self, timeout):
                     break
             finally:
                 self._waitpid_lock.release()
-            remaining = endtime - _monotonic()
+            remaining = deadline.remaining()
             if remaining <= 0:
                 raise _stdsubprocess.TimeoutExpired(self.args, timeout)
             try:

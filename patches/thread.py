@@ -21,6 +21,7 @@ import _thread
 import threading
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import Deadline as _Deadline
 
 __all__ = ["Lock", "RLock", "allocate_lock"]
 
@@ -125,15 +126,13 @@ def _join(self, timeout=None):
     done = getattr(self, "_slp_done", None)
     if not self._started.is_set() or self is threading.current_thread():
         return _orig_join(self, timeout)        # the stdlib's errors
-    if timeout is not None:
-        import time
-        deadline = time.monotonic() + max(timeout, 0)
+    deadline = _Deadline(None if timeout is None else max(timeout, 0))
     if done is None:
         # started before patching: no event to park on; nap on the hub
         nap = 0.001
         while self.is_alive():
-            if timeout is not None:
-                remaining = deadline - time.monotonic()
+            remaining = deadline.remaining()
+            if remaining is not None:
                 if remaining <= 0:
                     return
                 nap = min(nap, remaining)
@@ -144,7 +143,7 @@ def _join(self, timeout=None):
         return
     # The thread's code is over; the interpreter releases its state next.
     while self.is_alive():
-        if timeout is not None and time.monotonic() >= deadline:
+        if deadline.passed():
             return
         _sleep(0.0005)
     _orig_join(self, 0)

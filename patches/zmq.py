@@ -23,18 +23,17 @@ sockets' FDs and plain fds, and asks again; since another tasklet's
 ``EVENTS`` read on one of those sockets can take the edge it waits for,
 it asks again at least every 50 ms while it waits.
 """
-import time as _time
 
 import zmq as _zmq
 from zmq import *  # noqa: F401,F403  (the namespace this module stands for)
 
 from stackless_compat import _stackless
+from stackless_compat.patches._deadline import Deadline as _Deadline
 
 _Lock = _stackless.allocate_lock
 _wait_read = _stackless.wait_read
 _wait_many = _stackless._wait_many
 _tasklet = _stackless.tasklet
-_monotonic = _time.monotonic
 
 _POLLIN = _zmq.POLLIN
 _POLLOUT = _zmq.POLLOUT
@@ -74,13 +73,13 @@ class Socket(_BaseSocket):
 
     def _slp_wait(self, event, timeout_ms):
         """Park until EVENTS has `event`; False when timeout_ms passes."""
-        deadline = None if timeout_ms < 0 else _monotonic() + timeout_ms / 1e3
+        deadline = _Deadline(None if timeout_ms < 0 else timeout_ms / 1e3)
         while not (self.getsockopt(_EVENTS) & event):
-            remaining = -1
-            if deadline is not None:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    return False
+            remaining = deadline.remaining()
+            if remaining is None:
+                remaining = -1
+            elif remaining <= 0:
+                return False
             lock = _Lock()
             lock.acquire()
             if self._slp_waiters is None:
@@ -162,14 +161,11 @@ class Poller(_BasePoller):
         result = super().poll(0)
         if result or timeout == 0:
             return result
-        deadline = None if timeout < 0 else _monotonic() + timeout / 1e3
+        deadline = _Deadline(None if timeout < 0 else timeout / 1e3)
         while True:
-            slice_ = 0.05
-            if deadline is not None:
-                remaining = deadline - _monotonic()
-                if remaining <= 0:
-                    return []
-                slice_ = min(slice_, remaining)
+            slice_ = deadline.slice(0.05)
+            if slice_ <= 0:
+                return []
             reads, writes = [], []
             for sock, mask in self.sockets:
                 if isinstance(sock, _BaseSocket):

@@ -11,7 +11,9 @@
 * ``dump_tasklets()`` and ``install_dump_signal()``: what every tasklet of
   every thread is doing, safe to call from a signal handler.
 
-``install(module)`` wires all of it into the ``stackless_compat`` module.
+``install(module)`` gives the ``stackless_compat`` module its class; the
+module's ``__init__.py`` takes the names from here through its table of the
+public surface.
 
 Tasklet pickle format
 ---------------------
@@ -404,22 +406,36 @@ def _pickle_moduledict(pickler, obj):
 
 # --------------------------------------------------------------------------
 # Attaching to the C types
+#
+# Every attribute that stackless_compat sets on a type of the C extension,
+# in this one place.  They stay in Python because what they call is Python
+# (pickling suspended frames is stackless_compat/_pickle.py), and a Python
+# subclass would not do: legacy code and old pickles name the C types
+# themselves.  docs/design.md ("Python on top") explains;
+# tests/test_surface.py pins the table.
 
-def _patch_types():
-    tasklet.__reduce__ = _tasklet_reduce
-    tasklet.__reduce_ex__ = _tasklet_reduce_ex
-    tasklet.__setstate__ = _tasklet_setstate
-    channel.__reduce__ = _channel_reduce
-    channel.__reduce_ex__ = _channel_reduce_ex
-    channel.__setstate__ = _channel_setstate
+C_TYPE_ATTRIBUTES = (
+    # (C type, attribute, value)
+    (tasklet, "__reduce__", _tasklet_reduce),
+    (tasklet, "__reduce_ex__", _tasklet_reduce_ex),
+    (tasklet, "__setstate__", _tasklet_setstate),
+    (channel, "__reduce__", _channel_reduce),
+    (channel, "__reduce_ex__", _channel_reduce_ex),
+    (channel, "__setstate__", _channel_setstate),
+)
+
+
+def _attach_to_c_types():
+    for tp, name, value in C_TYPE_ATTRIBUTES:
+        setattr(tp, name, value)
     # Our types are named "_stackless.xxx", as in Stackless: pickles refer
     # to them through a module called _stackless (old Stackless pickles of
-    # unstarted tasklets and bombs load too).
+    # unstarted tasklets and bombs load too), which has cframe as well.
     sys.modules.setdefault("_stackless", _stackless)
     _stackless.cframe = cframe
 
 
-_patch_types()
+_attach_to_c_types()
 
 
 # --------------------------------------------------------------------------
@@ -635,25 +651,10 @@ class StacklessModuleType(types.ModuleType):
 
 StacklessModuleType.__module__ = "stackless_compat"
 
-_MODULE_NAMES = (
-    "PICKLEFLAGS_PRESERVE_TRACING_STATE", "PICKLEFLAGS_PRESERVE_AG_FINALIZER",
-    "PICKLEFLAGS_RESET_AG_FINALIZER", "pickle_flags", "pickle_flags_default",
-    "cstack", "cframe", "_gc_track", "_gc_untrack", "_pickle_moduledict",
-    "dump_tasklets", "install_dump_signal",
-)
-
-
 def install(module):
-    """Give ``module`` (stackless_compat) its class and the names above."""
-    g = globals()
-    for name in _MODULE_NAMES:
-        setattr(module, name, g[name])
-    all_ = getattr(module, "__all__", None)
-    if isinstance(all_, list):
-        # Stackless's __all__ has pickle_with_tracing_state (not the
-        # functions); cstack/cframe are attributes only.
-        if "pickle_with_tracing_state" not in all_:
-            all_.append("pickle_with_tracing_state")
+    """Give ``module`` (stackless_compat) its class, StacklessModuleType:
+    the live and settable properties.  Its other names come from the table
+    in stackless_compat/__init__.py."""
     if not isinstance(module, StacklessModuleType):
         module.__class__ = StacklessModuleType
     return module

@@ -1,7 +1,8 @@
 """A pure-Python reference model of the Stackless scheduler and channels.
 
-It follows STACKLESS_API.md (§3.2 run-queue operations, §4.3 the transfer
-table, §6 run()/watchdogs/blocking/deadlock, §7 kill/throw) for one thread,
+It follows Stackless's rules (docs/api/stackless.rst: the run-queue
+operations of tasklets, the channel transfers and their preference, run(),
+watchdogs, blocking and deadlock, kill and throw) for one thread,
 and is used by tests/test_model.py to check the C implementation against it.
 
 Nothing here switches C stacks.  A model tasklet's body is a *generator
@@ -33,7 +34,7 @@ MAIN_RECEIVING = "the main tasklet is receiving without a sender available."
 MAIN_SENDING = "the main tasklet is sending without a receiver available."
 
 QUIRKS = {
-    # §6.3 rule 1: "If the blocking tasklet carried a bomb, the bomb moves to
+    # Stackless's rule: "If the blocking tasklet carried a bomb, the bomb moves to
     # the watchdog."  The C core revives the watchdog but leaves the bomb
     # with the blocked sender.
     "no_bomb_to_watchdog",
@@ -45,7 +46,7 @@ class TaskletExit(SystemExit):
 
 
 class Bomb:
-    """An exception in transit through a tempval (§5.2)."""
+    """An exception in transit through a tempval."""
 
     __slots__ = ("exc",)
 
@@ -77,7 +78,7 @@ class MTasklet:
     def __repr__(self):
         return "<MTasklet %s>" % self.name
 
-    # -- the flags of §3.6 ---------------------------------------------------
+    # -- the tasklet flags ---------------------------------------------------
     @property
     def alive(self):
         return not self.dead and (self.setup or self.started)
@@ -242,14 +243,14 @@ class Model:
         return self._take_tempval(me)
 
     def _pick_after_leave(self):
-        """The tasklet to run when the current one leaves the ring (§6.3)."""
+        """The tasklet to run when the current one leaves the ring."""
         cur = self.current
         if len(self.ring) > 1:
             return self.next_of(cur)
         w = self._wakeup_target()
         if w is not cur and not w.in_ring and not w.blocked:
             if "no_bomb_to_watchdog" not in self.quirks and isinstance(cur.tempval, Bomb):
-                # §6.3 rule 1: the bomb the blocking tasklet carried moves to
+                # Stackless's rule: the bomb the blocking tasklet carried moves to
                 # the watchdog.
                 w.tempval, cur.tempval = cur.tempval, None
             self._make_runnable_after(cur, w)
@@ -296,7 +297,7 @@ class Model:
                 self._revive_watchdog(cur)
         return None
 
-    # -- channels (§4.3) --------------------------------------------------------
+    # -- channels (transfers and preference) --------------------------------------------------------
     def send(self, ch, value):
         return (yield from self._action(ch, 1, value))
 
@@ -350,7 +351,7 @@ class Model:
         r = yield from self._switch(nxt)
         return None if d > 0 else r
 
-    # -- tasklet methods (§3.2, §7) ---------------------------------------------
+    # -- tasklet methods (run queue, kill, throw) ---------------------------------------------
     def insert(self, t):
         if t.blocked:
             raise RuntimeError("You cannot run a blocked tasklet")
@@ -396,14 +397,14 @@ class Model:
     def _throw(self, t, exc, pending, is_kill):
         cur = self.current
         if t is cur:
-            raise exc                               # §7.1
-        if not t.alive:                             # §7.2
+            raise exc                               # the current one: here
+        if not t.alive:                             # a dead tasklet
             if is_kill:
                 return None
             raise RuntimeError("You cannot throw to a dead tasklet")
         t.tempval = Bomb(exc)
         if not t.in_ring:
-            # §7.5 pending: the end of the queue; §7.4 immediate: right after
+            # pending: the end of the queue; immediate: right after
             # the caller, which then switches to it (and stays runnable).
             pos = self.prev_of(cur) if pending else cur
             if t.watchdog:
@@ -431,7 +432,7 @@ class Model:
                 t.setup = False
                 v, t.tempval = t.tempval, None
                 if isinstance(v, Bomb):
-                    # §7.3: killed or thrown into before it ran: the bomb
+                    # killed or thrown into before it ran: the bomb
                     # explodes before any of its code runs.
                     self._end(t, v.exc)
                     continue
@@ -448,7 +449,7 @@ class Model:
                 self._end(t, exc)
 
     def _end(self, t, exc):
-        """A non-main tasklet ends, normally or with ``exc`` (§6.3, §6.4)."""
+        """A non-main tasklet ends, normally or with ``exc``."""
         bomb = None
         if exc is not None and not isinstance(exc, TaskletExit):
             if isinstance(exc, SystemExit):

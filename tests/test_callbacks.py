@@ -1,4 +1,5 @@
-"""Channel and schedule callbacks (STACKLESS_API.md §2.2)."""
+"""Channel and schedule callbacks (docs/api/stackless.rst, "Callbacks and
+threads"; docs/guides/migrating.rst, "Callbacks")."""
 
 import re
 import sys

@@ -16,7 +16,7 @@ import uuid
 
 import pytest
 
-from helpers import ROOT, child_env, describe, run_py, scaled
+from helpers import ROOT, ChildServer, child_env, describe, run_py, scaled, wait_until
 
 pytest.importorskip("celery", reason="needs the [serve] extra: pip install -e '.[serve]'")
 pytest.importorskip("redis", reason="needs the [serve] extra: pip install -e '.[serve]'")
@@ -48,71 +48,28 @@ def _env(redis_url, extra=None):
     return env
 
 
-class Worker:
+class Worker(ChildServer):
     """``celery -A celery_app worker --pool=custom`` as a child process."""
 
+    label = "worker"
+    log_name = "worker.log"
+
     def __init__(self, redis_url, queue, concurrency, env=None, args=()):
-        self.dir = tempfile.mkdtemp(prefix="slp-celery-")
+        super().__init__("slp-celery-")
         self.ready_file = os.path.join(self.dir, "ready")
-        self.log_path = os.path.join(self.dir, "worker.log")
         self.name = "w-%s@localhost" % uuid.uuid4().hex[:8]
         self.env = _env(redis_url, dict(env or {}, SLP_READY_FILE=self.ready_file))
+        self.cwd = SERVE_DIR
         self.cmd = [sys.executable, "-m", "celery", "-A", "celery_app", "worker",
                     "--pool=custom", "-c", str(concurrency), "-Q", queue,
                     "-n", self.name,
                     "--without-gossip", "--without-mingle", "--loglevel=info",
                     *args]
-        self.proc = None
 
     def start(self, timeout=30):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, cwd=SERVE_DIR, env=self.env,
-                                         stdout=log, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + scaled(timeout)
-        while not os.path.exists(self.ready_file):
-            if self.proc.poll() is not None:
-                raise AssertionError("worker exited %s:\n%s" % (self.proc.returncode, self.log()))
-            if time.monotonic() > deadline:
-                raise AssertionError("worker not ready:\n" + self.log())
-            time.sleep(0.05)
+        self.spawn()
+        self.wait_ready(lambda: os.path.exists(self.ready_file), timeout)
         return self
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
-
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout):
-        try:
-            return self.proc.wait(scaled(timeout))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("worker did not exit in %ss:\n%s" % (timeout, self.log()))
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(30))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def cleanup(self):
-        self.stop()
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-        os.rmdir(self.dir)
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.cleanup()
 
 
 def driver(redis_url, *args, timeout=120):
@@ -221,6 +178,13 @@ def test_time_limits_interrupt_and_worker_goes_on(redis_url):
     assert "Soft time limit (0.3s) exceeded" in log
 
 
+def _wait_started(redis_url, tag, n, worker, interval=0.05):
+    """Wait until n record_* tasks tagged ``tag`` have started."""
+    wait_until(lambda: len(driver(redis_url, "smembers",
+                                  "slp:%s:started" % tag)) >= n,
+               20, worker.log, interval)
+
+
 def _wait_state(redis_url, task_id, states, timeout=30, log=str):
     deadline = time.monotonic() + scaled(timeout)
     while True:
@@ -254,10 +218,7 @@ def test_warm_shutdown_finishes_running_tasks(redis_url):
     try:
         w.start()
         ids = driver(redis_url, "publish", q, "record_early", 5, json.dumps([tag, "$i", 1.5]))
-        deadline = time.monotonic() + scaled(20)
-        while len(driver(redis_url, "smembers", "slp:%s:started" % tag)) < 5:
-            assert time.monotonic() < deadline, w.log()
-            time.sleep(0.05)
+        _wait_started(redis_url, tag, 5, w)
         w.signal(signal.SIGTERM)
         assert w.wait(30) == 0, w.log()
         assert driver(redis_url, "smembers", "slp:%s:done" % tag) == list(range(5)), w.log()
@@ -274,10 +235,7 @@ def test_cold_shutdown_kills_running_tasks(redis_url):
     try:
         w.start()
         driver(redis_url, "publish", q, "record_early", 3, json.dumps([tag, "$i", 20]))
-        deadline = time.monotonic() + scaled(20)
-        while len(driver(redis_url, "smembers", "slp:%s:started" % tag)) < 3:
-            assert time.monotonic() < deadline, w.log()
-            time.sleep(0.05)
+        _wait_started(redis_url, tag, 3, w)
         t0 = time.monotonic()
         w.signal(signal.SIGQUIT)
         w.wait(15)
@@ -299,10 +257,7 @@ def test_kill_9_loses_only_what_the_ack_rules_say(redis_url, late):
     try:
         w.start()
         ids = driver(redis_url, "publish", q, task, n, json.dumps([tag, "$i", 1.0]))
-        deadline = time.monotonic() + scaled(20)
-        while len(driver(redis_url, "smembers", "slp:%s:started" % tag)) < conc:
-            assert time.monotonic() < deadline, w.log()
-            time.sleep(0.02)
+        _wait_started(redis_url, tag, conc, w, interval=0.02)
         w.signal(signal.SIGKILL)
         w.wait(10)
         started = set(driver(redis_url, "smembers", "slp:%s:started" % tag))

@@ -1,8 +1,8 @@
 """The channel type: transfers, the preference table, exceptions, iteration,
 closing, the waiting queue.
 
-Reference: STACKLESS_API.md section 4.  The event orders of the preference
-tests are the ones section 4.3 records from Stackless 3.7.
+Reference: docs/api/stackless.rst, "Channels".  The event orders of the
+preference tests are the ones Stackless 3.7 shows.
 """
 
 import gc
@@ -116,51 +116,40 @@ def test_blocked_receivers_are_served_in_fifo_order():
 
 
 # ---------------------------------------------------------------------------
-# The preference table (section 4.3)
+# The preference table
+
+
+def _transfer_log(pref, schedule_all, receiver_first, bystander=False):
+    ch = stackless.channel()
+    ch.preference = pref
+    ch.schedule_all = schedule_all
+    log = []
+
+    def receiver():
+        log.append("recv")
+        ch.receive()
+        log.append("got")
+
+    def sender():
+        log.append("send")
+        ch.send(1)
+        log.append("send-returned")
+
+    first, second = (receiver, sender) if receiver_first else (sender, receiver)
+    stackless.tasklet(first)()
+    stackless.tasklet(second)()
+    if bystander:
+        stackless.tasklet(log.append)("bystander")
+    stackless.run()
+    return log
 
 
 def _receiver_first(pref, schedule_all=False):
-    ch = stackless.channel()
-    ch.preference = pref
-    ch.schedule_all = schedule_all
-    log = []
-
-    def receiver():
-        log.append("recv")
-        ch.receive()
-        log.append("got")
-
-    def sender():
-        log.append("send")
-        ch.send(1)
-        log.append("send-returned")
-
-    stackless.tasklet(receiver)()
-    stackless.tasklet(sender)()
-    stackless.run()
-    return log
+    return _transfer_log(pref, schedule_all, receiver_first=True)
 
 
 def _sender_first(pref, schedule_all=False):
-    ch = stackless.channel()
-    ch.preference = pref
-    ch.schedule_all = schedule_all
-    log = []
-
-    def receiver():
-        log.append("recv")
-        ch.receive()
-        log.append("got")
-
-    def sender():
-        log.append("send")
-        ch.send(1)
-        log.append("send-returned")
-
-    stackless.tasklet(sender)()
-    stackless.tasklet(receiver)()
-    stackless.run()
-    return log
+    return _transfer_log(pref, schedule_all, receiver_first=False)
 
 
 def test_preference_default_is_receiver():
@@ -187,26 +176,8 @@ def test_pref_minus1_and_0_sender_waiting(pref):
 
 def _with_bystander(pref, schedule_all=False):
     """Receiver blocks, sender sends while a third tasklet is runnable."""
-    ch = stackless.channel()
-    ch.preference = pref
-    ch.schedule_all = schedule_all
-    log = []
-
-    def receiver():
-        log.append("recv")
-        ch.receive()
-        log.append("got")
-
-    def sender():
-        log.append("send")
-        ch.send(1)
-        log.append("send-returned")
-
-    stackless.tasklet(receiver)()
-    stackless.tasklet(sender)()
-    stackless.tasklet(log.append)("bystander")
-    stackless.run()
-    return log
+    return _transfer_log(pref, schedule_all, receiver_first=True,
+                         bystander=True)
 
 
 def test_pref_minus1_sender_goes_to_the_end():

@@ -279,7 +279,7 @@ def test_tasklet_kills_itself():
         stackless.run()
         print(log, a.alive, b.alive, stackless.getruncount())
     """)
-    # kill() of the current tasklet raises at once (§7.1), pending or not.
+    # kill() of the current tasklet raises at once, pending or not.
     assert proc.stdout.strip() == "['start', 'start'] False False 1"
 
 
@@ -310,7 +310,7 @@ def test_kill_main_from_a_tasklet():
         stackless.run()
         print("not reached")
     """)
-    # The first killer stays runnable after its immediate kill (§7.4), so it
+    # The first killer stays runnable after its immediate kill, so it
     # goes on while main is blocked in receive(); the second kill is pending.
     assert proc.stdout.splitlines() == [
         "['main got TaskletExit from run', 'killer goes on', "

@@ -1,6 +1,7 @@
 """TaskletExit, kill/throw/raise_exception, bomb, atomic.
 
-Reference: STACKLESS_API.md sections 3.3, 5 and 7.
+Reference: docs/api/stackless.rst, "Tasklets" (kill, throw, raise_exception)
+and "Callbacks and threads" (the error handler).
 """
 
 import builtins

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from helpers import ROOT, child_env, scaled
+from helpers import ROOT, ChildServer, child_env, scaled, wait_until
 
 pytest.importorskip("gunicorn", reason="needs the [serve] extra: pip install -e '.[serve]'")
 
@@ -37,86 +37,45 @@ def upstream():
     proc.stdout.close()
 
 
-class Gunicorn:
+class Gunicorn(ChildServer):
     """A gunicorn master with our worker class, as a child process."""
 
+    label = "gunicorn"
+    log_name = "gunicorn.log"
+    stop_timeout = 40
+
     def __init__(self, upstream, *args, app="wsgi_app:app", workers=1, context=None):
+        super().__init__("slp-gunicorn-")
         self.context = context
-        self.dir = tempfile.mkdtemp(prefix="slp-gunicorn-")
-        self.log_path = os.path.join(self.dir, "gunicorn.log")
         self.workers = workers
-        env = child_env({"SLP_UPSTREAM_PORT": str(upstream)})
-        self.env = env
+        self.env = child_env({"SLP_UPSTREAM_PORT": str(upstream)})
+        self.cwd = SERVE_DIR
         self.cmd = [sys.executable, "-m", "gunicorn", "-k", WORKER, "-w", str(workers),
                     "-b", "127.0.0.1:0", "--no-control-socket", "--log-level", "debug",
                     "--chdir", SERVE_DIR, *args, app]
-        self.proc = None
         self.port = None
-        self._log = None
 
     def start(self, timeout=30):
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(self.cmd, cwd=SERVE_DIR, env=self.env, stdout=log,
-                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + scaled(timeout)
-        while True:
-            log = self.log()
-            m = re.search(r"Listening at: https?://127\.0\.0\.1:(\d+)", log)
-            if m and log.count("Booting worker") >= self.workers:
-                self.port = int(m.group(1))
-                break
-            if self.proc.poll() is not None:
-                raise AssertionError("gunicorn exited:\n" + log)
-            assert time.monotonic() < deadline, "gunicorn not up:\n" + log
-            time.sleep(0.05)
+        self.spawn()
+        self.wait_ready(self._listening, timeout)
         # the workers are up once they answer
-        while True:
-            try:
-                get(self.port, "/", timeout=5, context=self.context)
-                return self
-            except OSError:
-                assert time.monotonic() < deadline, "no answer:\n" + self.log()
-                time.sleep(0.05)
+        wait_until(self._answers, timeout, lambda: "no answer:\n" + self.log())
+        return self
 
-    def log(self):
-        if self._log is not None:
-            return self._log
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+    def _listening(self):
+        log = self.log()
+        m = re.search(r"Listening at: https?://127\.0\.0\.1:(\d+)", log)
+        if m and log.count("Booting worker") >= self.workers:
+            self.port = int(m.group(1))
+            return True
+        return False
 
-    def signal(self, sig):
-        self.proc.send_signal(sig)
-
-    def wait(self, timeout):
+    def _answers(self):
         try:
-            return self.proc.wait(scaled(timeout))
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            raise AssertionError("gunicorn did not exit:\n" + self.log())
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(scaled(40))
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-    def __enter__(self):
-        try:
-            return self.start()
-        except BaseException:
-            self.__exit__()
-            raise
-
-    def __exit__(self, *exc):
-        self.stop()
-        self._log = self.log()
-        for name in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, name))
-        os.rmdir(self.dir)
+            get(self.port, "/", timeout=5, context=self.context)
+        except OSError:
+            return False
+        return True
 
 
 def get(port, path, timeout=30, context=None, conn=None):

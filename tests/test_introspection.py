@@ -1,6 +1,6 @@
 """cstack objects (tasklet.cstate), cframe, _gc_track/_gc_untrack,
-_pickle_moduledict, the module subclass, and dump_tasklets (§1, §2.4,
-§3.6, §5.4)."""
+_pickle_moduledict, the module subclass, and dump_tasklets
+(docs/api/stackless.rst; docs/guides/diagnostics.rst)."""
 
 import gc
 import io

@@ -121,6 +121,15 @@ def close_all(*socks):
             pass
 
 
+def settle_and_drain(a):
+    """What ``a`` reads once the peer's packets have arrived; closes a."""
+    sleep(0.05)
+    try:
+        return drain(a)
+    finally:
+        a.close()
+
+
 # ---------------------------------------------------------------- reset
 def reset_parked(how):
     def run():
@@ -142,11 +151,7 @@ def reset_linger_data():
     a, b = tcp_pair()
     b.sendall(b"x" * 1000)
     rst_close(b)
-    sleep(0.05)
-    try:
-        return drain(a)
-    finally:
-        a.close()
+    return settle_and_drain(a)
 
 
 def reset_unread_close():
@@ -157,11 +162,7 @@ def reset_unread_close():
     b.sendall(b"d" * 1000)
     sleep(0.02)
     b.close()
-    sleep(0.05)
-    try:
-        return drain(a)
-    finally:
-        a.close()
+    return settle_and_drain(a)
 
 
 def reset_after_fin():
@@ -170,11 +171,7 @@ def reset_after_fin():
     b.shutdown(socket.SHUT_WR)
     sleep(0.02)
     rst_close(b)
-    sleep(0.05)
-    try:
-        return drain(a)
-    finally:
-        a.close()
+    return settle_and_drain(a)
 
 
 def reset_parked_partial():

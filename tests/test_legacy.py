@@ -5,8 +5,8 @@ between 2005 and 2015 (``import stackless``, ``from stackless import *``,
 ``TaskletExit`` without an import, ...).  It is run as
 ``python -m stackless_compat tests/legacy/NAME.py`` and its output must match
 ``tests/legacy/NAME.out`` exactly, with nothing on stderr and exit status 0.
-The expected outputs follow from the scheduling rules of STACKLESS_API.md
-(FIFO run queue, channel preference -1).
+The expected outputs follow from Stackless's scheduling rules
+(docs/api/stackless.rst: FIFO run queue, channel preference -1).
 """
 
 import glob

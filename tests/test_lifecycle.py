@@ -1,8 +1,8 @@
 """Tasklet life cycle at its ends: garbage collection of suspended tasklets,
 and interpreter exit with tasklets still suspended.
 
-Reference: STACKLESS_API.md sections 3.5 and 6.6, and the "Interpreter exit"
-decision (after atexit, every suspended tasklet gets TaskletExit).  The exit
+Reference: docs/guides/migrating.rst, "Interpreter exit and thread exit"
+(after atexit, every suspended tasklet gets TaskletExit).  The exit
 scenarios run in a child interpreter: a crash there fails one test only.
 """
 

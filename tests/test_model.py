@@ -17,7 +17,7 @@ plain calls).  Both sides therefore log exactly the same kinds of events:
 * ``done``  the operation list is finished.
 
 Non-main tasklets re-raise TaskletExit (so a kill always ends them) and let
-the ``raise`` operation escape (an uncaught error, §6.4).  Main logs every
+the ``raise`` operation escape (an uncaught error).  Main logs every
 exception and goes on; after its own operations it runs the queue and kills
 whatever is still alive, until nothing is, so every program terminates.
 
@@ -106,7 +106,7 @@ def body(api, idx, ops):
     for i, op in enumerate(ops):
         log(("op", name, i) + tuple(op))
         if op[0] == "raise" and not is_main:
-            raise ValueError("%s:%d" % (name, i))     # uncaught (§6.4)
+            raise ValueError("%s:%d" % (name, i))     # uncaught
         try:
             r = yield from do_op(api, name, i, op)
         except api.TaskletExit as e:
@@ -444,26 +444,26 @@ def prog(main, *tasks):
 # Hand-written programs for the rules the search must not miss, and programs
 # the search once found (kept as regressions).
 FIXED = [
-    # §4.3 table, both orderings, every preference and schedule_all.
+    # The preference table, both orderings, every preference and schedule_all.
     *[prog([("pref", 0, p), ("sched_all", 0, s), ("run",)],
            [("receive", 0)], [("send", 0)])
       for p in (-1, 0, 1) for s in (0, 1)],
     *[prog([("pref", 0, p), ("sched_all", 0, s), ("run",)],
            [("send", 0)], [("receive", 0), ("schedule",)])
       for p in (-1, 0, 1) for s in (0, 1)],
-    # §6.3: main deadlocks; a tasklet deadlocks while main is blocked.
+    # Deadlock: main deadlocks; a tasklet deadlocks while main is blocked.
     prog([("receive", 0)]),
     prog([("receive", 0)], [("receive", 1)]),
-    # §6.3 rule 1: the bomb of a blocking sender moves to the watchdog
+    # The bomb of a blocking sender moves to the watchdog
     # (found by the search; the C core lacked it before 5bd538a).
     prog([("run",)], [("send_exc", 0)]),
     prog([], [("send_exc", 0)], [("receive", 0)]),
-    # §6.3: main blocked, last tasklet ends (normally / with an error).
+    # Main blocked, last tasklet ends (normally / with an error).
     prog([("send", 1)], [("schedule",)]),
     prog([("receive", 1)], [("raise",)]),
-    # §6.2: nested run, innermost first.
+    # Nested run, innermost first.
     prog([("run",)], [("run",), ("schedule",)], [("schedule",), ("schedule",)]),
-    # §7: kill/throw pending and immediate, before start and while blocked.
+    # kill/throw pending and immediate, before start and while blocked.
     prog([("kill", 1, False), ("throw", 2, False), ("run",)], [("schedule",)], [("schedule",)]),
     prog([("kill", 1, True), ("throw", 2, True), ("run",)], [("schedule",)], [("schedule",)]),
     prog([("run",), ("kill", 1, True), ("throw", 2, False), ("run",)],

@@ -7,19 +7,8 @@ import pytest
 
 import helpers
 
-PRE = """
-import warnings
-warnings.simplefilter("error")
-from stackless_compat.patches import patch_all
-patch_all()
-import stackless_compat as sl
-"""
-
-
 def run(code, **kw):
-    proc = helpers.run_py(PRE + code, **kw)
-    assert proc.returncode == 0, helpers.describe(proc)
-    return proc.stdout
+    return helpers.run_patched(code, **kw)
 
 
 def test_importing_never_patches():

@@ -147,20 +147,9 @@ def test_scenario(name, mode):
     assert out["ticks"] >= MIN_TICKS, out
 
 
-PRE = """
-import warnings
-warnings.simplefilter("error")
-from stackless_compat.patches import patch_all
-patch_all()
-import stackless_compat as sl
-import os, signal, subprocess, threading, time, queue
-"""
-
-
 def run(code, **kw):
-    proc = helpers.run_py(PRE + code, **kw)
-    assert proc.returncode == 0, helpers.describe(proc)
-    return proc.stdout
+    return helpers.run_patched(
+        code, "import os, signal, subprocess, threading, time, queue\n", **kw)
 
 
 def test_fork_child_uses_the_hub():

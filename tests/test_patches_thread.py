@@ -249,20 +249,8 @@ def test_scenario(name, mode):
     check(run_scenario(mode, body), expected)
 
 
-PRE = """
-import warnings
-warnings.simplefilter("error")
-from stackless_compat.patches import patch_all
-patch_all()
-import stackless_compat as sl
-import threading, time, queue
-"""
-
-
 def run(code, **kw):
-    proc = helpers.run_py(PRE + code, **kw)
-    assert proc.returncode == 0, helpers.describe(proc)
-    return proc.stdout
+    return helpers.run_patched(code, "import threading, time, queue\n", **kw)
 
 
 @pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,

@@ -2,29 +2,11 @@
 the tasklet that is running, not behind a round of busy tasklets whose
 socket I/O completes without waiting (benchmarks/bench_timers.py
 measures the lateness; these tests check the property loosely)."""
+import os
+
 import helpers
 
-ECHO = r"""
-import selectors, socket, sys
-srv = socket.socket()
-srv.bind(("127.0.0.1", 0))
-srv.listen(64)
-print(srv.getsockname()[1], flush=True)
-sel = selectors.DefaultSelector()
-sel.register(srv, selectors.EVENT_READ)
-while True:
-    for key, _ in sel.select():
-        s = key.fileobj
-        if s is srv:
-            sel.register(srv.accept()[0], selectors.EVENT_READ)
-        else:
-            data = s.recv(4096)
-            if data:
-                s.sendall(data)
-            else:
-                sel.unregister(s)
-                s.close()
-"""
+ECHO_SERVER = os.path.join(helpers.ROOT, "tools", "echo_server.py")
 
 
 def test_ticker_among_busy_workers_with_an_echo_peer():
@@ -34,7 +16,7 @@ def test_ticker_among_busy_workers_with_an_echo_peer():
     its ~100."""
     out = helpers.run_py("""
 import subprocess, sys
-echo = subprocess.Popen([sys.executable, "-c", %r], stdout=subprocess.PIPE,
+echo = subprocess.Popen([sys.executable, %r], stdout=subprocess.PIPE,
                         text=True)
 port = int(echo.stdout.readline())
 from stackless_compat.patches import patch_all
@@ -68,7 +50,7 @@ sl.tasklet(ticker)()
 sl.run()
 echo.kill(); echo.wait()
 print(ticks[0] >= 30, trips[0] > 10, ticks[0], trips[0])
-""" % ECHO)
+""" % ECHO_SERVER)
     assert out.returncode == 0, helpers.describe(out)
     assert out.stdout.split()[:2] == ["True", "True"], out.stdout
 

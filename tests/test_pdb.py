@@ -1,4 +1,5 @@
-"""pdb inside tasklets (§8.4): tracing is per tasklet, so pdb steps through
+"""pdb inside tasklets (docs/guides/migrating.rst, "Tracing, profiling and
+debuggers"): tracing is per tasklet, so pdb steps through
 the tasklet that called set_trace() while the other tasklets switch, and
 never stops in them.  pdb is driven through stdin in a child process."""
 

@@ -1,4 +1,4 @@
-"""Pickling (STACKLESS_API.md "Decisions", §2.3, §3.5, §4.4, §8.3):
+"""Pickling (docs/guides/pickling.rst; docs/api/stackless.rst, "Pickling"):
 tasklets bound but not started, dead tasklets, channels, bombs, through
 every pickle protocol and copy/deepcopy; the pickle flags; the module."""
 
@@ -394,7 +394,7 @@ def test_bomb_in_tempval_explodes_after_unpickle():
     u = pickle.loads(pickle.dumps(t))
     u.tempval = pickle.loads(pickle.dumps(stackless.bomb(KeyError, KeyError("k"))))
     u.insert()
-    with pytest.raises(KeyError):       # goes to main (§6.4)
+    with pytest.raises(KeyError):       # uncaught: goes to main
         stackless.run()
     assert not u.alive and results == []
     t.kill()

@@ -1,7 +1,7 @@
 """Per-tasklet interpreter state kept across switches: exception state,
 contextvars, recursion depth, generators/coroutines, tracing.
 
-Reference: STACKLESS_API.md section 6.5 and the decisions at its top.
+Reference: docs/versions.md and docs/design.md ("The version layer").
 """
 
 import contextvars

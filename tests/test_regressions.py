@@ -1,5 +1,5 @@
-"""Disagreements between stackless_compat and STACKLESS_API.md found by the
-model-based tests (tests/test_model.py) and the crash/stress tests.
+"""Disagreements between stackless_compat and Stackless's behaviour found by
+the model-based tests (tests/test_model.py) and the crash/stress tests.
 
 A bug that is not fixed yet is a strict xfail here with a minimal repro
 (none open at the moment);
@@ -16,7 +16,7 @@ import test_model
 
 
 def test_blocking_sender_bomb_moves_to_watchdog():
-    # §6.3 rule 1: the last runnable tasklet blocks carrying a bomb
+    # Stackless's rule: the last runnable tasklet blocks carrying a bomb
     # (send_exception, nobody receiving): the watchdog is revived and the
     # bomb moves to it.  Found by the model; fixed in 5bd538a.
     ch = stackless.channel()

@@ -1,7 +1,8 @@
 """The scheduler: schedule/schedule_remove/run, the run queue counters,
 deadlock detection, uncaught exceptions, error handler, switch_trap.
 
-Reference: STACKLESS_API.md sections 2.1, 2.2, 2.6 and 6.
+Reference: docs/api/stackless.rst, "The scheduler" and "Callbacks and
+threads".
 """
 
 import re
@@ -235,7 +236,7 @@ def test_module_attributes_are_live():
 
 
 # ---------------------------------------------------------------------------
-# Blocking and deadlock (section 6.3)
+# Blocking and deadlock
 
 
 def test_receive_in_main_alone_is_a_deadlock():
@@ -325,7 +326,7 @@ def test_schedule_remove_last_tasklet_revives_watchdog():
 
 
 # ---------------------------------------------------------------------------
-# Uncaught exceptions (section 6.4)
+# Uncaught exceptions
 
 
 def test_uncaught_exception_raised_out_of_run():

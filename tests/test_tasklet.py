@@ -1,6 +1,7 @@
 """The tasklet type: binding, setup, run-queue operations, flags and attributes.
 
-Reference: STACKLESS_API.md section 3 (and 6.1 for the run queue).  Error
+Reference: docs/api/stackless.rst, "Tasklets" (and "The scheduler" for the
+run queue).  Error
 texts are the ones legacy code matches on, so they are checked verbatim.
 """
 
@@ -390,7 +391,7 @@ def test_run_removed_tasklet_docs_example():
     t2.remove()
     t2.run()
     log.append("main")
-    # STACKLESS_API.md 3.2 (verified on Stackless 3.7): t2 runs, then the
+    # As on Stackless 3.7: t2 runs, then the
     # rest of the queue, up to the caller.
     assert nexts[0] is t1
     assert t2.scheduled

@@ -1,6 +1,6 @@
 """Tasklets and threads: one scheduler per OS thread, cross-thread
-operations, channels between threads, thread exit (STACKLESS_API.md §8.1,
-§4.3 "Across threads", §6.3 rule 2, §6.6, §7.6)."""
+operations, channels between threads, thread exit (docs/guides/threads.rst; docs/guides/migrating.rst,
+"Threads" and "Interpreter exit and thread exit")."""
 
 import collections
 import re

@@ -1,4 +1,5 @@
-"""Per-tasklet tracing (STACKLESS_API.md §8.4): sys.settrace()/setprofile()
+"""Per-tasklet tracing (docs/guides/migrating.rst, "Tracing,
+profiling and debuggers"): sys.settrace()/setprofile()
 inside a tasklet apply to that tasklet only; tasklet.trace_function and
 profile_function read and set them for any tasklet of the thread."""
 

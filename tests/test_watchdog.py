@@ -1,5 +1,4 @@
-"""The watchdog: run(timeout) pre-empts a busy tasklet (STACKLESS_API.md
-§6.2).  A tick is about one instruction (README, "Watchdog"): budgets up to
+"""The watchdog: run(timeout) pre-empts a busy tasklet (docs/guides/watchdog.rst).  A tick is about one instruction (README, "Watchdog"): budgets up to
 100,000 ticks are counted by a trace hook, so those tests assert exact,
 repeatable counts; larger budgets are CPU time, so those tests assert
 "interrupted", never when.

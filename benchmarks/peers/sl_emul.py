@@ -1,10 +1,10 @@
 # sl_emul -- the pure-Python reference emulation of the core Stackless API on
-# greenlet, copied verbatim (below this header) from the project's shared bench
-# kit (../shared/bench/sl_emul.py).  It is the team's own material and serves as
-# the baseline peer for stackless_compat's benchmarks: "pure-Python greenlet
-# emulation" in the targets of issue 2.  Do not optimise it here; keep it in
-# sync with the shared kit instead.  (The trailing __main__ hook of the original,
-# which ran the shared kit's sl_bench, is dropped.)
+# greenlet, copied verbatim (below this header) from the team's benchmark kit,
+# which is kept outside this repository.  It is the team's own material and
+# serves as the baseline peer for stackless_compat's benchmarks: "the pure-Python
+# greenlet emulation" of the targets in benchmarks/README.md.  Do not optimise it
+# here; keep it the same as the kit's.  (The trailing __main__ hook of the
+# original, which ran the kit's own benchmark driver, is dropped.)
 """sl_emul -- a minimal pure-Python emulation of the core Stackless API on greenlet.
 
 This is the kind of compatibility layer a user would write (or find) today when
