@@ -165,7 +165,8 @@ class cstack:
 @final
 class lock:
     """A lock that parks the waiting tasklet, not its thread
-    (``threading.Lock`` under ``patch_thread()``); made by allocate_lock()."""
+    (``threading.Lock`` under ``patch_thread()``); made by allocate_lock(),
+    and on 3.13 by ``lock()`` too."""
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool: ...
     def acquire_lock(self, blocking: bool = True, timeout: float = -1) -> bool: ...
