@@ -368,9 +368,11 @@ done:
  * keep their children, and no SIGCHLD handler is needed.  When waitid
  * returns (a zombie exists, or no child is left) it wakes every waiting
  * tasklet, in whatever thread, through an ev_async of the waiter's own
- * loop, and waits to be armed again; a waiter that found nothing to reap
- * arms it before parking, so a child exiting in between is still seen
- * (waitid returns at once for an existing zombie).
+ * loop, and waits to be armed again -- or ends once nobody waits; a
+ * waiter that found nothing to reap arms it before parking, so a child
+ * exiting in between is still seen (waitid returns at once for an
+ * existing zombie).  A helper left in waitid by a killed waiter ends
+ * after the next child exits.
  *
  * cw_mutex guards the list, the arm flag and the helper's existence; a
  * waiter leaves the list under it before its ev_async is stopped and
@@ -405,12 +407,18 @@ static void *
 child_thread(void *arg)
 {
     (void)arg;
+    pthread_mutex_lock(&cw_mutex);
     for (;;) {
         siginfo_t info;
         int r;
-        pthread_mutex_lock(&cw_mutex);
-        while (!cw_armed)
+        while (!cw_armed && cw_list != NULL)
             pthread_cond_wait(&cw_cond, &cw_mutex);
+        if (!cw_armed) {
+            /* nobody waits: end (3.12+ warn at fork() while other threads
+             * exist); the next arm starts a new helper */
+            cw_started = 0;
+            break;
+        }
         cw_armed = 0;
         pthread_mutex_unlock(&cw_mutex);
         do {
@@ -420,8 +428,8 @@ child_thread(void *arg)
         pthread_mutex_lock(&cw_mutex);
         cw_scans++;
         cw_send_all();
-        pthread_mutex_unlock(&cw_mutex);
     }
+    pthread_mutex_unlock(&cw_mutex);
     return NULL;
 }
 
@@ -478,6 +486,8 @@ child_stop(child_wait *w)
                 break;
             }
         }
+        if (cw_list == NULL)
+            pthread_cond_signal(&cw_cond);      /* the helper may end */
         pthread_mutex_unlock(&cw_mutex);
         w->linked = 0;
         w->next = NULL;
