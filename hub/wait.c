@@ -37,6 +37,8 @@ wait_free(hub_state *h, hub_wait *w)
     h->free_waits = w;
 }
 
+static void child_thread_end(hub_state *h);
+
 void
 hub_wait_release(hub_state *h)
 {
@@ -45,6 +47,7 @@ hub_wait_release(hub_state *h)
         h->free_waits = w->next_free;
         PyMem_RawFree(w);
     }
+    child_thread_end(h);
 }
 
 static int
@@ -471,6 +474,31 @@ cw_atfork_child(void)
     pthread_cond_init(&cw_cond, NULL);
     cw_started = 0;
     cw_armed = 0;
+}
+
+/* The thread ends (its loop goes) with child waits still listed (a
+ * tasklet that survived the thread's kill): the helper must not send to
+ * them any more. */
+static void
+child_thread_end(hub_state *h)
+{
+    child_wait **p;
+    pthread_mutex_lock(&cw_mutex);
+    p = &cw_list;
+    while (*p != NULL) {
+        child_wait *w = *p;
+        if (w->h == h) {
+            *p = w->next;
+            w->next = NULL;
+            w->linked = 0;
+        }
+        else {
+            p = &w->next;
+        }
+    }
+    if (cw_list == NULL)
+        pthread_cond_signal(&cw_cond);
+    pthread_mutex_unlock(&cw_mutex);
 }
 
 /* Stop the wait; its own thread, no Python code. */
