@@ -29,6 +29,16 @@
     _PyErr_WriteUnraisableMsg((msg), (obj))
 #endif
 
+/* SLP_LOCK_TYPE_NEW: 3.13's _thread.lock has a constructor (threading.Lock
+ * is the type, _thread.lock() makes a lock); before, the type cannot be
+ * instantiated and only allocate_lock() makes one.  hub/lock.c gives the
+ * cooperative lock type a constructor exactly where the stdlib's has one. */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define SLP_LOCK_TYPE_NEW 1
+#else
+#  define SLP_LOCK_TYPE_NEW 0
+#endif
+
 /* The head of _socket.socket's instance (PySocketSockObject in CPython's
  * Modules/socketmodule.h), for hub/sock.c's fast paths.  hub/sock.c checks
  * sizeof against the type's __basicsize__ at import. */

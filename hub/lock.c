@@ -427,14 +427,37 @@ lock_repr(LockObject *self)
                                 Py_TYPE(self)->tp_name, self);
 }
 
-/* allocate_lock(): the type itself cannot be instantiated, as
- * _thread.lock cannot. */
+/* allocate_lock(): a new lock on every version. */
 static PyObject *
 py_allocate_lock(PyObject *m, PyObject *unused)
 {
     (void)m; (void)unused;
     return Lock_Type->tp_alloc(Lock_Type, 0);
 }
+
+#if SLP_LOCK_TYPE_NEW
+/* lock(): the type is instantiable where the stdlib's lock type is
+ * (csrc/compat.h), with its argument errors. */
+static PyObject *
+lock_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (kwds != NULL && PyDict_GET_SIZE(kwds) != 0) {
+        PyErr_SetString(PyExc_TypeError, "lock() takes no keyword arguments");
+        return NULL;
+    }
+    if (PyTuple_GET_SIZE(args) != 0) {
+        PyErr_Format(PyExc_TypeError, "lock expected 0 arguments, got %zd",
+                     PyTuple_GET_SIZE(args));
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+#  define LOCK_DOC_SIGNATURE "lock()\n--\n\n"
+#  define LOCK_TYPE_FLAGS Py_TPFLAGS_DEFAULT
+#else
+#  define LOCK_DOC_SIGNATURE ""
+#  define LOCK_TYPE_FLAGS (Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION)
+#endif
 
 static void
 lock_dealloc(LockObject *self)
@@ -520,14 +543,18 @@ static PyType_Slot lock_slots[] = {
     {Py_tp_methods, lock_methods},
     {Py_tp_getset, lock_getset},
     {Py_tp_members, lock_members},
-    {Py_tp_doc, (void *)"A lock that parks the waiting tasklet, not its "
-                        "thread (threading.Lock under patch_thread())."},
+#if SLP_LOCK_TYPE_NEW
+    {Py_tp_new, lock_new},
+#endif
+    {Py_tp_doc, (void *)(LOCK_DOC_SIGNATURE
+                         "A lock that parks the waiting tasklet, not its "
+                         "thread (threading.Lock under patch_thread()).")},
     {0, NULL}
 };
 
 static PyType_Spec lock_spec = {
-    "stackless_compat.lock", sizeof(LockObject), 0,
-    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_DISALLOW_INSTANTIATION, lock_slots
+    "stackless_compat.lock", sizeof(LockObject), 0, LOCK_TYPE_FLAGS,
+    lock_slots
 };
 
 static PyMethodDef lock_module_methods[] = {

@@ -1,9 +1,13 @@
 /* Waits that park the caller: one fd in one direction and/or a timer
  * (hub_wait_fd), many fds at once (wait_many, for select/poll), the fd
- * close protocol (hub_cancel_fd), and their Python API. */
+ * close protocol (hub_cancel_fd), a wait for "some child exited" (the
+ * child watcher, for os.wait()), and their Python API. */
 #include "hub.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 
 #define MAX_FREE_WAITS 256
 
@@ -33,6 +37,8 @@ wait_free(hub_state *h, hub_wait *w)
     h->free_waits = w;
 }
 
+static void child_thread_end(hub_state *h);
+
 void
 hub_wait_release(hub_state *h)
 {
@@ -41,6 +47,7 @@ hub_wait_release(hub_state *h)
         h->free_waits = w->next_free;
         PyMem_RawFree(w);
     }
+    child_thread_end(h);
 }
 
 static int
@@ -356,6 +363,266 @@ done:
 }
 
 /* ------------------------------------------------------------------------
+ * The child watcher: _wait_child() parks until some child of the process
+ * may have exited (patches/os.py then looks with waitid(WNOWAIT) and reaps
+ * what is its to reap).  One helper thread of our own (no Python thread
+ * state, every signal blocked) waits in waitid(P_ALL, WEXITED | WNOWAIT)
+ * when armed: it reaps nothing, so subprocess, os.system() and C libraries
+ * keep their children, and no SIGCHLD handler is needed.  When waitid
+ * returns (a zombie exists, or no child is left) it wakes every waiting
+ * tasklet, in whatever thread, through an ev_async of the waiter's own
+ * loop, and waits to be armed again -- or ends once nobody waits; a
+ * waiter that found nothing to reap arms it before parking, so a child
+ * exiting in between is still seen (waitid returns at once for an
+ * existing zombie).  A helper left in waitid by a killed waiter ends
+ * after the next child exits.
+ *
+ * cw_mutex guards the list, the arm flag and the helper's existence; a
+ * waiter leaves the list under it before its ev_async is stopped and
+ * freed, so the helper never sends to a freed watcher.
+ */
+typedef struct child_wait {
+    ev_async async;               /* first member */
+    hub_state *h;
+    TaskletObject *t;             /* borrowed: parked */
+    struct child_wait *next;      /* in cw_list */
+    int linked;
+    int counted;
+} child_wait;
+
+static pthread_mutex_t cw_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cw_cond = PTHREAD_COND_INITIALIZER;
+static child_wait *cw_list;
+static int cw_armed;
+static int cw_started;            /* the helper thread exists */
+static unsigned long cw_scans;    /* waitid calls returned (tests) */
+
+/* Caller holds cw_mutex. */
+static void
+cw_send_all(void)
+{
+    child_wait *w;
+    for (w = cw_list; w != NULL; w = w->next)
+        ev_async_send(w->h->loop, &w->async);
+}
+
+static void *
+child_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&cw_mutex);
+    for (;;) {
+        siginfo_t info;
+        int r;
+        while (!cw_armed && cw_list != NULL)
+            pthread_cond_wait(&cw_cond, &cw_mutex);
+        if (!cw_armed) {
+            /* nobody waits: end (3.12+ warn at fork() while other threads
+             * exist); the next arm starts a new helper */
+            cw_started = 0;
+            break;
+        }
+        cw_armed = 0;
+        pthread_mutex_unlock(&cw_mutex);
+        do {
+            memset(&info, 0, sizeof(info));
+            r = waitid(P_ALL, 0, &info, WEXITED | WNOWAIT);
+        } while (r < 0 && errno == EINTR);
+        pthread_mutex_lock(&cw_mutex);
+        cw_scans++;
+        cw_send_all();
+    }
+    pthread_mutex_unlock(&cw_mutex);
+    return NULL;
+}
+
+/* Caller holds cw_mutex.  Returns 0, or an errno value. */
+static int
+cw_arm(void)
+{
+    cw_armed = 1;
+    if (!cw_started) {
+        pthread_t th;
+        pthread_attr_t attr;
+        sigset_t all, old;
+        int err;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        err = pthread_create(&th, &attr, child_thread, NULL);
+        pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err != 0) {
+            cw_armed = 0;
+            return err;
+        }
+        cw_started = 1;
+    }
+    pthread_cond_signal(&cw_cond);
+    return 0;
+}
+
+/* In the child after fork(): the helper thread is gone and the mutex may
+ * have been held by it.  Waiters of the forking thread stay listed (the
+ * next scan wakes them); the next arm starts a new helper. */
+static void
+cw_atfork_child(void)
+{
+    pthread_mutex_init(&cw_mutex, NULL);
+    pthread_cond_init(&cw_cond, NULL);
+    cw_started = 0;
+    cw_armed = 0;
+}
+
+/* The thread ends (its loop goes) with child waits still listed (a
+ * tasklet that survived the thread's kill): the helper must not send to
+ * them any more. */
+static void
+child_thread_end(hub_state *h)
+{
+    child_wait **p;
+    pthread_mutex_lock(&cw_mutex);
+    p = &cw_list;
+    while (*p != NULL) {
+        child_wait *w = *p;
+        if (w->h == h) {
+            *p = w->next;
+            w->next = NULL;
+            w->linked = 0;
+        }
+        else {
+            p = &w->next;
+        }
+    }
+    if (cw_list == NULL)
+        pthread_cond_signal(&cw_cond);
+    pthread_mutex_unlock(&cw_mutex);
+}
+
+/* Stop the wait; its own thread, no Python code. */
+static void
+child_stop(child_wait *w)
+{
+    if (w->linked) {
+        child_wait **p;
+        pthread_mutex_lock(&cw_mutex);
+        for (p = &cw_list; *p != NULL; p = &(*p)->next) {
+            if (*p == w) {
+                *p = w->next;
+                break;
+            }
+        }
+        if (cw_list == NULL)
+            pthread_cond_signal(&cw_cond);      /* the helper may end */
+        pthread_mutex_unlock(&cw_mutex);
+        w->linked = 0;
+        w->next = NULL;
+    }
+    if (ev_is_active(&w->async) || ev_is_pending(&w->async))
+        ev_async_stop(w->h->loop, &w->async);
+    if (w->counted) {
+        w->counted = 0;
+        w->h->nactive--;
+    }
+}
+
+static void
+child_async_cb(struct ev_loop *loop, ev_async *a, int revents)
+{
+    child_wait *w = (child_wait *)a;    /* async is the first member */
+    (void)loop; (void)revents;
+    child_stop(w);
+    sched_unpark(w->t, Py_NewRef(Py_True));
+}
+
+static void
+child_abort(TaskletObject *t, void *arg)
+{
+    (void)t;
+    child_stop((child_wait *)arg);
+}
+
+/* _wait_child(arm) -> None */
+static PyObject *
+py_wait_child(PyObject *m, PyObject *arg)
+{
+    sched_thread *ts;
+    hub_state *h;
+    child_wait *w;
+    PyObject *r;
+    int arm, err = 0;
+    (void)m;
+    arm = PyObject_IsTrue(arg);
+    if (arm < 0)
+        return NULL;
+    ts = sched_get();
+    if (ts == NULL || (h = hub_get(ts)) == NULL)
+        return NULL;
+    w = PyMem_RawCalloc(1, sizeof(*w));
+    if (w == NULL)
+        return PyErr_NoMemory();
+    w->h = h;
+    w->t = ts->current;
+    ev_async_init(&w->async, child_async_cb);
+    ev_set_priority(&w->async, EV_MAXPRI);
+    ev_async_start(h->loop, &w->async);
+    w->counted = 1;
+    h->nactive++;
+    pthread_mutex_lock(&cw_mutex);
+    w->next = cw_list;
+    cw_list = w;
+    w->linked = 1;
+    if (arm)
+        err = cw_arm();
+    pthread_mutex_unlock(&cw_mutex);
+    if (err != 0) {
+        child_stop(w);
+        PyMem_RawFree(w);
+        errno = err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    r = sched_park(ts, child_abort, w);
+    /* Every path has stopped the wait (callback or abort). */
+    PyMem_RawFree(w);
+    if (r == NULL)
+        return NULL;
+    Py_DECREF(r);
+    Py_RETURN_NONE;
+}
+
+/* _child_notify(): wake every _wait_child() waiter (a child was reaped,
+ * or a reservation ended: they look again). */
+static PyObject *
+py_child_notify(PyObject *m, PyObject *unused)
+{
+    (void)m; (void)unused;
+    pthread_mutex_lock(&cw_mutex);
+    cw_send_all();
+    pthread_mutex_unlock(&cw_mutex);
+    Py_RETURN_NONE;
+}
+
+/* _child_info() -> (waiters, helper started, scans) (tests) */
+static PyObject *
+py_child_info(PyObject *m, PyObject *unused)
+{
+    Py_ssize_t n = 0;
+    int started;
+    unsigned long scans;
+    child_wait *w;
+    (void)m; (void)unused;
+    pthread_mutex_lock(&cw_mutex);
+    for (w = cw_list; w != NULL; w = w->next)
+        n++;
+    started = cw_started;
+    scans = cw_scans;
+    pthread_mutex_unlock(&cw_mutex);
+    return Py_BuildValue("(nik)", n, started, scans);
+}
+
+/* ------------------------------------------------------------------------
  * Python API: wait_read / wait_write / _cancel_fd
  */
 int
@@ -452,11 +719,37 @@ static PyMethodDef wait_methods[] = {
      "--\n"
      "\n"
      "Wake the tasklets waiting on fd with OSError(EBADF); returns how many."},
+    {"_wait_child", py_wait_child, METH_O,
+     "_wait_child($module, arm, /)\n"
+     "--\n"
+     "\n"
+     "Park until some child may have exited (the child watcher's next scan\n"
+     "if arm is true, else until _child_notify()); reaps nothing."},
+    {"_child_notify", py_child_notify, METH_NOARGS,
+     "_child_notify($module, /)\n"
+     "--\n"
+     "\n"
+     "Wake every _wait_child() waiter, in whatever thread."},
+    {"_child_info", py_child_info, METH_NOARGS,
+     "_child_info($module, /)\n"
+     "--\n"
+     "\n"
+     "(waiters, helper thread started, scans) of the child watcher (tests)."},
     {NULL, NULL, 0, NULL}
 };
 
 int
 hub_wait_module_init(PyObject *module)
 {
+    static int atfork_done;
+    if (!atfork_done) {
+        int err = pthread_atfork(NULL, NULL, cw_atfork_child);
+        if (err != 0) {
+            errno = err;
+            PyErr_SetFromErrno(PyExc_OSError);
+            return -1;
+        }
+        atfork_done = 1;
+    }
     return PyModule_AddFunctions(module, wait_methods);
 }

@@ -181,7 +181,7 @@ def patch_ssl():
 
 def patch_thread():
     """Locks park tasklets: ``threading.Lock``/``RLock``/``_allocate_lock``,
-    ``_thread.allocate_lock``/``RLock``, ``queue.SimpleQueue``;
+    ``_thread.allocate_lock``/``LockType``/``RLock``, ``queue.SimpleQueue``;
     ``Thread.join()`` parks the joiner.  Threads stay real threads."""
     if is_module_patched("thread"):
         return
@@ -193,7 +193,11 @@ def patch_thread():
     _patch_item(_thread, "allocate_lock", ours.allocate_lock)
     _patch_item(_thread, "allocate", ours.allocate_lock)
     _patch_item(_thread, "RLock", ours.RLock)
-    _patch_item(threading, "Lock", ours.allocate_lock)
+    _patch_item(_thread, "LockType", ours.LockType)
+    for module, name in ((_thread, "lock"), (threading, "_LockType")):
+        if hasattr(module, name):          # 3.13: the lock type is public
+            _patch_item(module, name, ours.LockType)
+    _patch_item(threading, "Lock", ours.Lock)
     _patch_item(threading, "_allocate_lock", ours.allocate_lock)
     _patch_item(threading, "_CRLock", ours.RLock)
     for name, value in (("start", ours._start), ("join", ours._join),

@@ -1,5 +1,5 @@
-# Type stubs of stackless_compat.patches.os: os.waitpid/os.wait on a pidfd,
-# os.read/os.write that park the tasklet on blocking pipes.
+# Type stubs of stackless_compat.patches.os: os.waitpid on a pidfd, os.wait
+# on the hub's child watcher, os.read/os.write that park the tasklet on blocking pipes.
 from typing_extensions import Buffer
 
 __implements__: list[str]

@@ -25,11 +25,16 @@ from stackless_compat.patches._deadline import Deadline as _Deadline
 
 __all__ = ["Lock", "RLock", "allocate_lock"]
 
+#: the cooperative lock type (``_thread.LockType`` when patched); like the
+#: stdlib's ``_thread.lock`` it has a constructor on 3.13 and none before
+#: (hub/lock.c, csrc/compat.h)
 LockType = _stackless.lock
-#: a new cooperative lock (``threading.Lock``, ``_thread.allocate_lock``
-#: when patched); the type, like ``_thread.lock``, cannot be instantiated
-allocate_lock = Lock = _stackless.allocate_lock
+#: a new cooperative lock (``_thread.allocate_lock`` when patched)
+allocate_lock = _stackless.allocate_lock
 allocate = allocate_lock
+#: ``threading.Lock`` when patched: as in the stdlib, the lock type itself
+#: where it can be instantiated (3.13), else the factory function
+Lock = LockType if "__new__" in vars(LockType) else allocate_lock
 _getcurrent = _stackless.getcurrent
 _sleep = _stackless.sleep
 
@@ -39,8 +44,10 @@ class RLock:
 
     __slots__ = ("_block", "_owner", "_count", "__weakref__")
 
-    def __init__(self):
-        self._block = Lock()
+    def __init__(self, *args, **kwargs):
+        # _thread.RLock ignores arguments (3.13's threading.RLock() warns
+        # about them, then passes them on)
+        self._block = allocate_lock()
         self._owner = None
         self._count = 0
 

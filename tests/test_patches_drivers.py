@@ -296,3 +296,76 @@ a.close(); b.close()
 ctx.term()
 """)
     assert out.strip() == str(sorted(map(str, [([], True, b"z"), 2000, 2001])))
+
+
+def test_zmq_poller_parks_until_a_message_no_recheck(zmq_peer):
+    """Poller.poll() checks once, then parks until one of its sockets
+    changes: no periodic re-check while idle; a message wakes it although
+    other tasklets' sends and EVENTS reads on the same socket take the
+    FD's edges meanwhile; a plain fd in the same poller wakes it too; over
+    TCP against a real peer process and over inproc."""
+    out = _run("""
+import os
+import stackless_compat.patches.zmq as zmq
+checks = [0]
+orig_check = zmq.Poller._slp_check
+def counting_check(self, waiter):
+    checks[0] += 1
+    return orig_check(self, waiter)
+zmq.Poller._slp_check = counting_check
+ctx = zmq.Context()
+res = []
+
+# 1. idle, then a reply from the peer (100 ms later): one check while idle
+s = ctx.socket(zmq.DEALER)
+s.connect("tcp://127.0.0.1:%d")
+poller = zmq.Poller()
+poller.register(s, zmq.POLLIN)
+s.send_multipart([b"", b"hello"])
+ready = dict(poller.poll())
+res.append((ready.get(s) == zmq.POLLIN, checks[0] <= 3,
+            s.recv_multipart() == [b"", b"HELLO"]))
+
+# 2. a PAIR: tasklet A polls a for POLLIN while tasklet B keeps sending
+# from a (each send takes the FD's edge); the peer b answers once
+a = ctx.socket(zmq.PAIR); a.bind("inproc://edge")
+b = ctx.socket(zmq.PAIR); b.connect("inproc://edge")
+woke = []
+def poll_a():
+    p = zmq.Poller(); p.register(a, zmq.POLLIN)
+    woke.append(int(dict(p.poll(5000)).get(a, 0)))
+def send_from_a():
+    for i in range(200):
+        a.send(b"x%%d" %% i)
+        sl.schedule()
+def answer_from_b():
+    for i in range(200):
+        b.recv()
+        if i == 100:
+            b.send(b"answer")
+sl.tasklet(poll_a)(); sl.tasklet(send_from_a)(); sl.tasklet(answer_from_b)()
+sl.run()
+res.append((woke, a.recv()))
+
+# 3. a plain pipe registered beside a zmq socket wakes the poller
+r, w = os.pipe()
+p = zmq.Poller(); p.register(a, zmq.POLLIN); p.register(r, zmq.POLLIN)
+def writer():
+    time.sleep(0.05)
+    os.write(w, b"!")
+sl.tasklet(writer)()
+checks[0] = 0
+got = p.poll(5000)
+res.append((got == [(r, zmq.POLLIN)], checks[0]))
+p.unregister(r)
+os.close(r); os.close(w)
+# a timeout with nothing ready: [] after one check
+checks[0] = 0
+res.append((p.poll(30), checks[0]))
+for x in (s, a, b):
+    x.close()
+ctx.term()
+print(res)
+""" % zmq_peer)
+    assert out.strip() == str([(True, True, True), ([1], b"answer"),
+                               (True, 2), ([], 2)])

@@ -298,6 +298,137 @@ print(res)
     assert out.splitlines() == ["True 4", "[6]"]
 
 
+CHILD = """
+def child(delay, code):
+    return os.posix_spawn("/bin/sh", ["sh", "-c", "sleep %s; exit %d"
+                                      % (delay, code)], os.environ)
+def code_of(r):
+    return (r[0], os.waitstatus_to_exitcode(r[1]))
+def watcher_idle():
+    info = sl._stackless._child_info()
+    return info[0] == 0 and sl._stackless._hub_info()["active"] == 0
+"""
+
+
+def test_os_wait_wakes_on_the_child_watcher():
+    """os.wait() parks on the hub's child watcher: the exiting child wakes
+    it with its status, the thread keeps running other tasklets, and the
+    watcher scans once per wake-up (no polling)."""
+    out = run(CHILD + """
+def nthreads():
+    with open("/proc/self/status") as f:
+        return [int(ln.split()[1]) for ln in f if ln.startswith("Threads:")][0]
+threads_before = nthreads()
+ticks = [0]
+res = []
+def ticker():
+    while not res:
+        time.sleep(0.005)
+        ticks[0] += 1
+def waiter():
+    res.append(code_of(os.wait()))
+p = child(0.2, 5)
+scans = sl._stackless._child_info()[2]
+sl.tasklet(ticker)(); sl.tasklet(waiter)()
+sl.run()
+print(res == [(p, 5)], ticks[0] >= 10,
+      sl._stackless._child_info()[2] - scans <= 2, watcher_idle())
+# in a plain script too (the main tasklet), and ECHILD with no child left
+p = child(0.05, 0)
+print(code_of(os.wait()) == (p, 0), watcher_idle())
+try:
+    os.wait()
+except ChildProcessError as e:
+    print("ChildProcessError", e.errno)
+# nobody waits: the helper thread ends (a fork then has no thread to warn
+# about on 3.12+, warnings being errors here)
+deadline = time.monotonic() + 10
+while nthreads() != threads_before and time.monotonic() < deadline:
+    time.sleep(0.001)
+print(sl._stackless._child_info()[1], nthreads() == threads_before)
+pid = os.fork()
+if pid == 0:
+    os._exit(9)
+print(code_of(os.waitpid(pid, 0)) == (pid, 9))
+""")
+    assert out.splitlines() == ["True True True True", "True True",
+                                "ChildProcessError 10", "0 True", "True"]
+
+
+def test_concurrent_child_waiters_each_get_the_right_child():
+    """waitpid(pid) waiters keep their children: any-child waiters (two
+    tasklets here, one in another thread) leave a reserved child alone
+    even when it exits first, and each exited child goes to exactly one
+    waiter."""
+    out = run(CHILD + """
+got = {}
+p2 = child(0.05, 2)          # exits first; reserved by waitpid(p2)
+p1 = child(0.15, 1)
+p3 = child(0.25, 3)
+def any_waiter(name):
+    got[name] = code_of(os.wait())
+def pid_waiter():
+    got["pid"] = code_of(os.waitpid(p2, 0))
+def thread_main():
+    any_waiter("thread")
+th = threading.Thread(target=thread_main)
+sl.tasklet(any_waiter)("a")
+sl.tasklet(pid_waiter)()
+th.start()
+sl.run()
+th.join()
+print(got["pid"] == (p2, 2),
+      sorted([got["a"], got["thread"]]) == sorted([(p1, 1), (p3, 3)]),
+      watcher_idle())
+""")
+    assert out.strip() == "True True True"
+
+
+def test_waitpid_any_wnohang_and_killed_waiter():
+    """waitpid(-1, WNOHANG): (0, 0) while children run or only a reserved
+    one has exited, the child once it exited, ChildProcessError without
+    children; a killed os.wait() leaves no watcher behind and the child
+    for the next wait."""
+    out = run(CHILD + """
+res = []
+try:
+    os.waitpid(-1, os.WNOHANG)
+except ChildProcessError:
+    res.append("ECHILD")
+import stackless_compat.patches.os as pos
+p = child(0.05, 3)
+res.append(os.waitpid(-1, os.WNOHANG))
+# exited, but a waitpid(p) of ours is waiting for it (its reservation
+# made by hand here, to look in the window before that waiter runs)
+pos._reserve(p)
+os.waitid(os.P_PID, p, os.WEXITED | os.WNOWAIT)    # until p has exited
+res.append(os.waitpid(-1, os.WNOHANG))
+pos._unreserve(p)
+res.append(code_of(os.waitpid(-1, os.WNOHANG)) == (p, 3))
+q = child(0.05, 4)
+while True:
+    r = os.waitpid(-1, os.WNOHANG)
+    if r[0]:
+        break
+    time.sleep(0.01)
+res.append(code_of(r) == (q, 4))
+q = child(0.1, 6)
+w = sl.tasklet(os.wait)()
+def killer():
+    time.sleep(0.03)
+    res.append(w.blocked != 0)
+    w.kill()
+    res.append(watcher_idle())
+sl.tasklet(killer)()
+sl.run()
+res.append(code_of(os.wait()) == (q, 6))
+res.append(watcher_idle())
+print(res)
+""")
+    assert out.strip() == str(["ECHILD", (0, 0), (0, 0), True, True, True,
+                               True, True, True])
+
+
 def test_multiprocessing_fork_pool_and_join(tmp_path):
     """multiprocessing with fork under patch_all(): the children inherit a
     hub reset by the at-fork hook, Pool.map's result pipes and

@@ -253,31 +253,90 @@ def run(code, **kw):
     return helpers.run_patched(code, "import threading, time, queue\n", **kw)
 
 
-@pytest.mark.xfail(sys.version_info >= (3, 13), strict=True,
-                   reason="3.13's _thread.lock is instantiable (threading.Lock "
-                   "is that type); the cooperative lock type is not yet")
 def test_patch_state():
     out = run("""
 import _thread
 import stackless_compat.patches as p
 assert p.is_module_patched("thread") and p.is_module_patched("queue")
-assert threading.Lock is sl._stackless.allocate_lock
-assert type(threading.Lock()) is type(_thread.allocate_lock()) is sl._stackless.lock
-try:
-    sl._stackless.lock()
-except TypeError:
-    pass
-else:
-    raise AssertionError("the lock type must not be instantiable")
+ours = sl._stackless.lock
+assert type(threading.Lock()) is type(_thread.allocate_lock()) is ours
+assert _thread.LockType is ours
 assert type(threading.RLock()).__module__ == "stackless_compat.patches.thread"
-assert p.get_original("threading", "Lock") is p.get_original("_thread", "allocate_lock")
+assert p.get_original("threading", "_allocate_lock") is p.get_original("_thread", "allocate_lock")
 assert queue.SimpleQueue.__name__ == "SimpleQueue"
 assert p.get_original("threading.Thread", "join").__module__ == "threading"
 patch_all()
-assert threading.Lock is sl._stackless.allocate_lock
+assert type(threading.Lock()) is ours
 print("ok")
 """)
     assert out.strip() == "ok"
+
+
+# How each way of making a lock behaves: the same under the patches as in
+# the stdlib of the running version (3.13: threading.Lock and _thread.lock
+# are the lock type, which has a constructor; 3.11/3.12: threading.Lock is
+# allocate_lock(), the type cannot be instantiated).
+LOCK_MAKERS = """
+import _thread, threading, types
+def outcome(f, *a, **k):
+    try:
+        r = f(*a, **k)
+    except TypeError as e:
+        msg = str(e)
+        for prefix in ("_thread.", "stackless_compat.", "_stackless."):
+            msg = msg.replace(prefix, "")
+        return "TypeError: " + msg
+    return type(r).__name__ + (" locked" if r.locked() else " unlocked")
+lk = _thread.allocate_lock()
+res = {
+    "Lock is a type": isinstance(threading.Lock, type),
+    "Lock is LockType": threading.Lock is _thread.LockType,
+    "_thread.lock": getattr(_thread, "lock", None) is _thread.LockType,
+    "_LockType": getattr(threading, "_LockType", None) in (None, _thread.LockType),
+    "Lock()": outcome(threading.Lock),
+    "Lock(1)": outcome(threading.Lock, 1),
+    "Lock(a=1)": outcome(threading.Lock, a=1),
+    "Lock(1, 2, a=1)": outcome(threading.Lock, 1, 2, a=1),
+    "type(lock)()": outcome(type(lk)),
+    "type(lock)(1)": outcome(type(lk), 1),
+    "LockType.__new__": outcome(getattr(_thread.LockType, "__new__"),
+                                _thread.LockType),
+    "allocate_lock()": outcome(_thread.allocate_lock),
+    "allocate_lock(1)": outcome(_thread.allocate_lock, 1),
+    "Lock | None": isinstance(threading.Lock, type)
+                   and isinstance(threading.Lock | None, types.UnionType),
+}
+try:
+    class Sub(_thread.LockType):
+        pass
+    res["subclass"] = "allowed"
+except TypeError:
+    res["subclass"] = "TypeError"
+for kw in ({}, {"a": 1}):
+    try:
+        threading.RLock(1, **kw)
+        res["RLock(1, %s)" % kw] = "ok"
+    except TypeError as e:
+        res["RLock(1, %s)" % kw] = str(e)
+    except DeprecationWarning:          # 3.13 warns, then passes them on
+        res["RLock(1, %s)" % kw] = "DeprecationWarning"
+print(repr(res))
+"""
+
+
+def test_lock_construction_matches_the_stdlib():
+    import ast
+    stdlib = helpers.run_py("import warnings; warnings.simplefilter('error')\n"
+                            + LOCK_MAKERS)
+    assert stdlib.returncode == 0, helpers.describe(stdlib)
+    expected = ast.literal_eval(stdlib.stdout.strip())
+    patched = ast.literal_eval(run(LOCK_MAKERS).strip())
+    assert patched == expected
+    # what that means per version
+    new = sys.version_info >= (3, 13)
+    assert expected["Lock is a type"] is new
+    assert expected["type(lock)()"] == ("lock unlocked" if new else
+                                        "TypeError: cannot create 'lock' instances")
 
 
 def test_lock_errors_and_repr():
