@@ -96,12 +96,21 @@ ENGINE_TESTS = --ignore=tests/test_gunicorn.py --ignore=tests/test_celery.py \
 	--ignore=tests/test_patches_drivers.py
 ASAN_PYTEST_ARGS ?= --ignore=tests/test_stdlib_patched.py $(ENGINE_TESTS)
 
+# asan, debug-test and valgrind rebuild the normal extension when they are
+# done (whatever the outcome), so the tree is left as it was.
+# RESTORE_NORMAL_BUILD=0 skips that rebuild: CI (.ci/run) does not use the
+# tree's extension for that interpreter again afterwards.
+RESTORE_NORMAL_BUILD ?= 1
+RESTORE_BUILD = if [ "$(RESTORE_NORMAL_BUILD)" != 0 ]; then \
+	echo "== restoring the normal build"; \
+	$(PYTHON) setup.py build_ext --inplace --force; \
+	else echo "== RESTORE_NORMAL_BUILD=0: the tree keeps this build"; fi
+
 asan:
 	STACKLESS_COMPAT_SANITIZE=1 $(PYTHON) setup.py build_ext --inplace --force
 	@status=0; \
 	$(ASAN_ENV) $(PYTHON) -m pytest $(ASAN_PYTEST_ARGS) $(PYTEST_ARGS) || status=$$?; \
-	echo "== restoring the normal build"; \
-	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
+	$(RESTORE_BUILD) || exit 1; \
 	if [ $$status -ne 0 ]; then echo "== sanitizer run FAILED (pytest exit $$status)"; fi; \
 	exit $$status
 
@@ -110,8 +119,7 @@ debug-test:
 	STACKLESS_COMPAT_DEBUG=1 $(PYTHON) setup.py build_ext --inplace --force
 	@status=0; \
 	$(PYTHON) -m pytest $(ASAN_PYTEST_ARGS) $(PYTEST_ARGS) || status=$$?; \
-	echo "== restoring the normal build"; \
-	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
+	$(RESTORE_BUILD) || exit 1; \
 	exit $$status
 
 # The whole suite under valgrind memcheck (CPython's own suites aside, as
@@ -165,8 +173,7 @@ valgrind:
 	for f in $(VALGRIND_LOGS)/pytest.*.out; do echo "== $$f"; cat $$f; done; \
 	echo "== memcheck report"; \
 	$(PYTHON) tools/valgrind_report.py $(VALGRIND_LOGS) || { [ $$status -ne 0 ] || status=99; }; \
-	echo "== restoring the normal build"; \
-	$(PYTHON) setup.py build_ext --inplace --force || exit 1; \
+	$(RESTORE_BUILD) || exit 1; \
 	if [ $$status -ne 0 ]; then echo "== valgrind run FAILED (status $$status)"; fi; \
 	exit $$status
 
