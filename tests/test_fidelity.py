@@ -350,3 +350,15 @@ def test_run_caller_woken_by_hand_releases_inner_run_callers():
     assert live == [None] and r.scheduled
     stackless.run()
     assert sorted(done) == ["runner", "wakeup"] and not r.alive
+
+
+def test_nostacklesscall_as_the_tasklets_own_function_counts():
+    # _test_nostacklesscall(f) as a tasklet's function: Stackless counts the
+    # C call under f's frame (nesting_level 1), also when f is Python code
+    def task():
+        stackless.main.switch()
+
+    t = stackless.tasklet(stackless._test_nostacklesscall)(task)
+    t.run()
+    assert t.nesting_level == 1 and not t.restorable
+    t.kill()
