@@ -737,7 +737,8 @@ tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
      * "tasklet has no thread" there (as Stackless) */
     return sched_throw(T(self), bomb, pending,
                        exc == slp_st->TaskletExit &&
-                       !(tasklet_started(T(self)) && tasklet_ts(T(self)) == NULL));
+                       !(tasklet_started(T(self)) &&
+                         tasklet_ts(T(self)) == NULL));
 }
 
 static PyObject *
