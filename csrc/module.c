@@ -485,7 +485,8 @@ schedule_n(long switches, int nested)
 
 /* call func(*args, **kwargs) as C code that Stackless could not have
  * soft-switched through: nesting_level counts it -- through the entry
- * frame of a Python function, else (a C callable) here */
+ * frame of a Python function called from Python code, else (a C callable,
+ * or the tasklet's own function: its first frame is no re-entry) here */
 static PyObject *
 nested_call(PyObject *func, PyObject *args, PyObject *kwargs)
 {
@@ -497,6 +498,7 @@ nested_call(PyObject *func, PyObject *args, PyObject *kwargs)
         return NULL;
     py = PyFunction_Check(func) ||
          (PyMethod_Check(func) && PyFunction_Check(PyMethod_GET_FUNCTION(func)));
+    py = py && PyEval_GetFrame() != NULL;
     cur = ts->current;
     cur->c_nesting += !py;
     res = PyObject_Call(func, args, kwargs);

@@ -27,9 +27,7 @@
 
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
-#if PY_VERSION_HEX < 0x030C0000
-#  include "opcode.h"                     /* entered_softly() */
-#endif
+#include "opcode.h"                       /* entered_softly() */
 #if PY_VERSION_HEX >= 0x030D0000
 #  include "internal/pycore_ceval.h"      /* _PyEval_SetProfile */
 #endif
@@ -198,7 +196,9 @@ typedef struct {
 #if HAS_SHIMS
     /* Bit fields: every tasklet carries this struct, and 8 bytes more
      * would cross a word of PYSTATE_SAVED_WORDS. */
-    int nshims : 31;
+    int nshims : 16;
+    int nhard : 15;             /* the entries Stackless could not make
+                                   soft (see entered_softly()) */
     unsigned int own_root : 1;  /* the first data stack chunk is ours */
 #else
     int own_root;               /* the first data stack chunk is ours */
@@ -448,6 +448,8 @@ first_chunk_words(PyObject *callable)
  * cannot fail.
  */
 #if HAS_SHIMS
+static int entered_softly(_PyInterpreterFrame *f, _PyInterpreterFrame *caller);
+
 #define SHIM_SLOT(shim)  (*(_PyInterpreterFrame ***)(void *)&(shim)->f_locals)
 #define SHIM_NEXT(shim)  (*(_PyInterpreterFrame **)(void *)&(shim)->f_globals)
 
@@ -455,8 +457,8 @@ static void
 relink_out(saved_t *S)
 {
     _PyInterpreterFrame **slot = &S->top_frame;
-    _PyInterpreterFrame *list = NULL;
-    int n = 0;
+    _PyInterpreterFrame *list = NULL, *above = NULL;
+    int n = 0, hard = 0;
     while (*slot != NULL) {
         _PyInterpreterFrame *p = *slot;
         if (IS_SHIM(p)) {
@@ -465,6 +467,9 @@ relink_out(saved_t *S)
                 n++;
                 below = below->previous;
             }
+            if (above != NULL && below != NULL &&
+                !entered_softly(above, below))
+                hard++;
             SHIM_SLOT(p) = slot;
             SHIM_NEXT(p) = list;
             list = p;
@@ -473,10 +478,12 @@ relink_out(saved_t *S)
                 break;
             p = below;
         }
+        above = p;
         slot = &p->previous;
     }
     S->shims = list;
     S->nshims = n;
+    S->nhard = hard;
 }
 
 static void
@@ -674,6 +681,7 @@ pystate_discard(pystate_saved *s)
 #if HAS_SHIMS
     S->shims = NULL;
     S->nshims = 0;
+    S->nhard = 0;
 #endif
 }
 
@@ -842,11 +850,11 @@ pystate_nesting_level(PyThreadState *ts, pystate_saved *s)
     return entries > 0 ? entries - 1 : 0;
 }
 
-#if SLP_PY == 311
 /* Was Python code `f` entered (an entry frame) the way Stackless entered
  * it without C recursion: a generator resumed by a loop or `await`, or a
  * class's __new__/__init__, an instance's __call__, f(*args) or a module's
  * code run by exec() called from Python? */
+#if SLP_PY == 311
 static int
 entered_softly(_PyInterpreterFrame *f)
 {
@@ -889,12 +897,53 @@ pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s)
     return n;
 }
 #else
-/* 3.12+: the suspended chain keeps no entry markers where they were (the
- * shims are taken out), so every C-level entry counts. */
+/* 3.12+: an entry is the frame above a run of shims; `caller` is the
+ * Python frame below them, stopped at the instruction that called. */
+#  if SLP_PY == 312
+#    define CALLER_INSTR(f) ((f)->prev_instr)
+#  else
+#    define CALLER_INSTR(f) ((f)->instr_ptr)
+#  endif
+static int
+entered_softly(_PyInterpreterFrame *f, _PyInterpreterFrame *caller)
+{
+    PyObject *name;
+    switch (_Py_OPCODE(*CALLER_INSTR(caller))) {
+    case FOR_ITER: case INSTRUMENTED_FOR_ITER: case SEND:
+        return CODE_OF(f)->co_flags &
+               (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR);
+    case CALL_FUNCTION_EX: case INSTRUMENTED_CALL_FUNCTION_EX:
+        return 1;
+    default:
+        /* the CALL family has many specialised forms per version; the
+         * names below are entered from Python only by a call */
+        name = CODE_OF(f)->co_name;
+        return _PyUnicode_EqualToASCIIString(name, "__init__") ||
+               _PyUnicode_EqualToASCIIString(name, "__new__") ||
+               _PyUnicode_EqualToASCIIString(name, "__call__") ||
+               _PyUnicode_EqualToASCIIString(name, "<module>");
+    }
+}
+
+/* The suspended chain keeps no shims (they are taken out): its count was
+ * made at the save (relink_out()). */
 int
 pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s)
 {
-    return pystate_nesting_level(ts, s);
+    _PyInterpreterFrame *f, *below;
+    int n = 0;
+    if (s != NULL)
+        return SAVED(s)->nhard;
+    for (f = TOP_FRAME(ts); f != NULL; f = f->previous) {
+        if (IS_SHIM(f) || f->previous == NULL || !IS_SHIM(f->previous))
+            continue;
+        for (below = f->previous; below != NULL && IS_SHIM(below);
+             below = below->previous)
+            ;
+        if (below != NULL && !entered_softly(f, below))
+            n++;
+    }
+    return n;
 }
 #endif
 

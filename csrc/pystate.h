@@ -76,7 +76,8 @@ PyObject *pystate_current_frame(PyThreadState *ts);
 int pystate_nesting_level(PyThreadState *ts, pystate_saved *s);
 /* The C-level nesting Stackless would report: like pystate_nesting_level,
  * but not counting Python code entered from a call instruction or a
- * generator resumption (Stackless made those calls without C recursion). */
+ * generator resumption (Stackless made those calls without C recursion).
+ * With `s` (a suspended tasklet), `ts` is not used and may be NULL. */
 int pystate_stackless_nesting(PyThreadState *ts, pystate_saved *s);
 int pystate_recursion_depth(PyThreadState *ts, pystate_saved *s);
 

@@ -333,6 +333,20 @@ creator_context(void)
     return PyContext_Copy(cur);
 }
 
+/* What Stackless counts in nesting_level: the C-level recursions it could
+ * not avoid.  A tasklet suspended when its thread ended keeps its saved
+ * chain (kill() drops it), so it keeps its count. */
+static int
+stackless_nesting(TaskletObject *t)
+{
+    if (t->ts == NULL || !tasklet_started(t))
+        return 0;
+    if (tasklet_ts(t) == NULL)
+        return t->c_nesting + pystate_stackless_nesting(NULL, &t->ps);
+    return t->c_nesting + pystate_stackless_nesting(
+        t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps);
+}
+
 static int
 tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
                   PyObject *kwargs)
@@ -357,11 +371,11 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
-    /* "C state" is what Stackless could not drop: nesting_level > 0 (the
-     * frames of a dropped tasklet are leaked, never freed, so C frames
-     * of its abandoned stack do no harm) */
-    if (tasklet_started(t) && tasklet_ts(t) != NULL &&
-        t->c_nesting + pystate_stackless_nesting(t->ts->tstate, &t->ps) > 0) {
+    /* "C state" is what Stackless could not drop: nesting_level > 0, also
+     * of a tasklet whose thread has ended (the frames of a dropped tasklet
+     * are leaked, never freed, so C frames of its abandoned stack do no
+     * harm) */
+    if (stackless_nesting(t) > 0) {
         PyErr_SetString(PyExc_RuntimeError,
                         "tasklet has C state on its stack");
         return -1;
@@ -693,6 +707,12 @@ tasklet_kill(PyObject *self, PyObject *args, PyObject *kwds)
         /* a dead tasklet: nothing to do */
         Py_RETURN_NONE;
     }
+    if (tasklet_started(T(self)) && tasklet_ts(T(self)) == NULL &&
+        T(self)->blocked && T(self)->blocked != TASKLET_PARKED) {
+        /* its thread has ended: the frames are dropped (sched_throw), and
+         * it leaves the channel it waited on, as in Stackless */
+        sched_unblock(T(self));
+    }
     bomb = bomb_new(slp_st->TaskletExit, NULL, NULL);
     if (bomb == NULL)
         return NULL;
@@ -712,8 +732,13 @@ tasklet_throw(PyObject *self, PyObject *args, PyObject *kwds)
     bomb = bomb_from_raise_args(exc, val, tb);
     if (bomb == NULL)
         return NULL;
+    /* TaskletExit ends a tasklet as kill() does, but only kill() drops
+     * the frames of a tasklet whose thread has ended: throw() gets
+     * "tasklet has no thread" there (as Stackless) */
     return sched_throw(T(self), bomb, pending,
-                       exc == slp_st->TaskletExit);
+                       exc == slp_st->TaskletExit &&
+                       !(tasklet_started(T(self)) &&
+                         tasklet_ts(T(self)) == NULL));
 }
 
 static PyObject *
@@ -1109,8 +1134,12 @@ tasklet_dealloc(PyObject *self)
         return PyBool_FromLong(expr);                                    \
     }
 
-FLAG_GETTER(alive, tasklet_alive(t))
-FLAG_GETTER(paused, tasklet_alive(t) && !(t->flags & TF_IN_RING) &&
+/* As Stackless (a frame and a thread state): a tasklet suspended when its
+ * thread ended, having caught the TaskletExit of the thread's end, is kept
+ * with its frames (kill() drops them) but is not alive. */
+#define VISIBLY_ALIVE(t) (tasklet_alive(t) && tasklet_ts(t) != NULL)
+FLAG_GETTER(alive, VISIBLY_ALIVE(t))
+FLAG_GETTER(paused, VISIBLY_ALIVE(t) && !(t->flags & TF_IN_RING) &&
                     !t->blocked)
 FLAG_GETTER(blocked, t->blocked != 0)
 FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || t->blocked)
@@ -1218,13 +1247,8 @@ tasklet_get_recursion_depth(PyObject *self, void *c)
 static PyObject *
 tasklet_get_nesting_level(PyObject *self, void *c)
 {
-    TaskletObject *t = T(self);
     (void)c;
-    if (tasklet_ts(t) == NULL || !tasklet_started(t))
-        return PyLong_FromLong(0);
-    /* What Stackless counts: C-level recursions it could not avoid */
-    return PyLong_FromLong(t->c_nesting + pystate_stackless_nesting(
-        t->ts->tstate, tasklet_is_current(t) ? NULL : &t->ps));
+    return PyLong_FromLong(stackless_nesting(T(self)));
 }
 
 static PyObject *

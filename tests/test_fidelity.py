@@ -162,15 +162,6 @@ def test_subclass_instance_dict_is_pickled():
     assert ch2.tag == 5
 
 
-_SOFT_ENTRIES_311_ONLY = pytest.mark.xfail(
-    sys.version_info >= (3, 12), strict=True,
-    reason="Stackless's soft-entry rules for nesting_level (entries it made "
-    "without C recursion: generators resumed by a loop, class calls, "
-    "f(*args), exec) are implemented on 3.11 only; 3.12 and 3.13 count "
-    "every C-level entry of the eval loop (pystate_stackless_nesting)")
-
-
-@_SOFT_ENTRIES_311_ONLY
 def test_nesting_level_counts_what_stackless_counts():
     ch = stackless.channel()
     # the main tasklet, in plain Python code: 0, restorable
@@ -213,6 +204,35 @@ def test_nesting_level_counts_what_stackless_counts():
         t.kill()
 
 
+def test_nesting_level_of_a_blocked_caller_through_call_and_init():
+    # A test runner's main tasklet blocks in a channel under several
+    # instance __call__s and a class call: Stackless made those calls
+    # soft, so a tasklet looking at it sees nesting_level 0 (3.12 and 3.13
+    # counted every C-level entry of the eval loop there).
+    ch = stackless.channel()
+    seen = []
+
+    def look():
+        m = stackless.main
+        seen.append((m.blocked, m.nesting_level, m.restorable))
+        ch.send(None)
+
+    class Inner:
+        def __init__(self):
+            stackless.tasklet(look)()
+            ch.receive()
+
+    class Outer:
+        def __call__(self, depth):
+            if depth:
+                return self(depth - 1)
+            return Inner()
+
+    Outer()(3)
+    stackless.run()
+    assert seen == [(True, 0, True)]
+
+
 def test_throw_argument_errors():
     # as in Stackless: exc is required; the usual raise rules for the rest
     t = stackless.tasklet(stackless.schedule_remove)()
@@ -232,7 +252,6 @@ def test_throw_argument_errors():
     assert not t.alive
 
 
-@_SOFT_ENTRIES_311_ONLY
 def test_rebind_a_tasklet_paused_in_a_running_generator():
     # a generator resumed by a for loop is no C state for Stackless: the
     # tasklet may be rebound (its frames are dropped)
@@ -331,3 +350,15 @@ def test_run_caller_woken_by_hand_releases_inner_run_callers():
     assert live == [None] and r.scheduled
     stackless.run()
     assert sorted(done) == ["runner", "wakeup"] and not r.alive
+
+
+def test_nostacklesscall_as_the_tasklets_own_function_counts():
+    # _test_nostacklesscall(f) as a tasklet's function: Stackless counts the
+    # C call under f's frame (nesting_level 1), also when f is Python code
+    def task():
+        stackless.main.switch()
+
+    t = stackless.tasklet(stackless._test_nostacklesscall)(task)
+    t.run()
+    assert t.nesting_level == 1 and not t.restorable
+    t.kill()

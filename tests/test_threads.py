@@ -504,3 +504,59 @@ def test_a_thread_spinning_on_schedule_does_not_starve_other_threads(spin):
         stop.append(1)
         th.join(30)
     assert not th.is_alive()
+
+
+# kill() of a tasklet whose thread has ended leaks its frames on purpose
+# (C code of its abandoned stack may hold references to them)
+@pytest.mark.noleakcheck
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("block", [False, True])
+def test_tasklet_that_outlives_its_thread(nested, block):
+    # A tasklet that catches the TaskletExit of its thread's end is kept
+    # with its frames, as in Stackless: not alive, thread_id -1, still
+    # blocked if it was, its nesting_level kept (a C call under it: bind()
+    # refuses it); throw() says it has no thread, kill() drops its frames
+    # and takes it off its channel.
+    ch = stackless.channel()
+    state = {"loop": True}
+
+    def task():
+        while state["loop"]:
+            try:
+                if block:
+                    ch.receive()
+                else:
+                    stackless.main.switch()
+            except TaskletExit:
+                pass
+
+    if nested:
+        t = stackless.tasklet().bind(stackless._test_nostacklesscall, (task,))
+    else:
+        t = stackless.tasklet().bind(task, ())
+
+    def worker():
+        t.bind_thread()
+        t.run()
+        return t.nesting_level
+
+    level, _ = in_thread(worker)
+    assert level == int(nested)
+    time.sleep(0.05)
+    state["loop"] = False
+    assert t.thread_id == -1
+    assert not t.alive and not t.paused
+    assert t.blocked == block
+    assert t.nesting_level == int(nested)
+    assert t.restorable == (not nested)
+    if nested and not block:
+        with pytest.raises(RuntimeError,
+                           match=_msg("tasklet has C state on its stack")):
+            t.bind(None)
+    with pytest.raises(RuntimeError, match=_msg("tasklet has no thread")):
+        t.throw(TaskletExit, pending=True)
+    t.kill(pending=True)
+    assert not t.blocked and not t.scheduled and not t.alive
+    assert ch.balance == 0
+    assert t.next is None and t.prev is None
+    t.kill()
