@@ -306,6 +306,9 @@ PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
 PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */
 long long tasklet_serial(TaskletObject *t);
 int tasklet_run_pending_kills(void);
+/* The running tasklet t is about to switch away: give up its argument
+ * tuple if its Python function's frame holds the arguments now. */
+void tasklet_drop_copied_args(TaskletObject *t);
 
 /* channel.c */
 int channel_module_init(PyObject *module);

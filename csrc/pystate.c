@@ -677,6 +677,33 @@ pystate_discard(pystate_saved *s)
 #endif
 }
 
+int
+pystate_copies_args(PyObject *f)
+{
+    /* CPython's own call of a function object (not every version exports
+     * it by name): read from a function made for the purpose, once */
+    static vectorcallfunc plain;
+    if (!PyFunction_Check(f))
+        return 0;
+    if (plain == NULL) {
+        PyObject *globals = PyDict_New();
+        PyCodeObject *code = PyCode_NewEmpty("<stackless_compat>", "f", 0);
+        PyObject *fn = NULL;
+        if (globals != NULL && code != NULL)
+            fn = PyFunction_New((PyObject *)code, globals);
+        if (fn != NULL)
+            plain = ((PyFunctionObject *)fn)->vectorcall;
+        Py_XDECREF(fn);
+        Py_XDECREF((PyObject *)code);
+        Py_XDECREF(globals);
+        if (plain == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    return ((PyFunctionObject *)f)->vectorcall == plain;
+}
+
 PyObject **
 pystate_context_slot(pystate_saved *s)
 {

@@ -66,6 +66,11 @@ void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
  * (its frames are abandoned, not finalized). */
 void pystate_discard(pystate_saved *s);
 
+/* Does calling f copy its positional arguments into a new frame before
+ * any of its code runs (a Python function with CPython's own call)?  The
+ * caller's argument array is not used after that. */
+int pystate_copies_args(PyObject *f);
+
 /* The top Python frame of a suspended tasklet (new reference), or None. */
 PyObject *pystate_frame(PyThreadState *ts, pystate_saved *s);
 /* Same for the running tasklet of ts. */

@@ -1331,6 +1331,32 @@ cstack_thread(CStackObject *c)
     return c->task != NULL ? tasklet_ts(c->task) : NULL;
 }
 
+/* A tasklet running a plain Python function does not need its argument
+ * tuple once the call has started: CPython's function call copies the
+ * arguments into the function's frame (new references) before any of its
+ * code runs, and a switch only ever happens from inside that code.  The
+ * tuple is dropped at the first switch, so a blocked tasklet does not keep
+ * a second copy of its arguments (48 bytes for one argument).  Only when
+ * that frees the tuple alone: every item must stay alive through another
+ * reference, so that no finalizer runs on the way into a switch. */
+void
+tasklet_drop_copied_args(TaskletObject *t)
+{
+    PyObject *args = t->args, *f = t->func;
+    Py_ssize_t i, n;
+
+    if (args == NULL || t->kwargs != NULL || f == NULL ||
+        (t->flags & (TF_SETUP | TF_MAIN)) ||
+        !pystate_copies_args(f) || Py_REFCNT(args) != 1)
+        return;
+    n = PyTuple_GET_SIZE(args);
+    for (i = 0; i < n; i++)
+        if (Py_REFCNT(PyTuple_GET_ITEM(args, i)) < 2)
+            return;
+    t->args = NULL;
+    Py_DECREF(args);
+}
+
 long long
 tasklet_serial(TaskletObject *t)
 {
