@@ -36,6 +36,7 @@ typedef struct ChannelObject ChannelObject;
 #define TF_BLOCK_TRAP      0x0020
 #define TF_WATCHDOG        0x0040  /* paused in run(), in the watchdog list */
 #define TF_FINALIZING      0x0080
+#define TF_ARGS_TRIED      0x0100  /* tasklet_drop_copied_args() ran */
 
 struct TaskletObject {
     PyObject_HEAD

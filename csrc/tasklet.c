@@ -430,6 +430,7 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
             return -1;
         }
         Py_XSETREF(t->args, a);
+    t->flags &= ~TF_ARGS_TRIED;
         Py_XSETREF(t->kwargs, k);
         Py_XSETREF(t->context, ctx);
         Py_SETREF(t->tempval, Py_NewRef(Py_None));
@@ -526,6 +527,7 @@ tasklet_setup_impl(PyObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     }
     Py_XSETREF(t->args, a);
+    t->flags &= ~TF_ARGS_TRIED;
     Py_XSETREF(t->kwargs, k);
     Py_XSETREF(t->context, ctx);
     Py_SETREF(t->tempval, Py_NewRef(Py_None));
@@ -1345,9 +1347,11 @@ tasklet_drop_copied_args(TaskletObject *t)
     PyObject *args = t->args, *f = t->func;
     Py_ssize_t i, n;
 
-    if (args == NULL || t->kwargs != NULL || f == NULL ||
-        (t->flags & (TF_SETUP | TF_MAIN)) ||
-        !pystate_copies_args(f) || Py_REFCNT(args) != 1)
+    /* once per start: the switches after the first find the same answer */
+    t->flags |= TF_ARGS_TRIED;
+    if ((t->flags & (TF_SETUP | TF_MAIN)) || args == NULL ||
+        t->kwargs != NULL || f == NULL || !pystate_copies_args(f) ||
+        Py_REFCNT(args) != 1)
         return;
     n = PyTuple_GET_SIZE(args);
     for (i = 0; i < n; i++)
