@@ -53,17 +53,17 @@ struct TaskletObject {
     ChannelObject *chan;          /* borrowed: channel it is blocked on */
     PyObject *weakreflist;
     unsigned long thread_id;
-    int flags;
-    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
+    unsigned short flags;         /* TF_* */
+    short blocked;                /* 1 sending, -1 receiving, 0 not blocked,
                                      TASKLET_PARKED: waiting in sched_park */
+    int c_nesting;                /* calls of the test helpers in progress
+                                     (nesting_level counts them) */
     void (*abort_fn)(TaskletObject *t, void *arg); /* parked: stop waiting */
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
     PyObject *cstate;             /* owned cstack object, created on demand */
     long long serial;             /* serial of its own C stack, 0: none yet */
-    int c_nesting;                /* calls of the test helpers in progress
-                                     (nesting_level counts them) */
 };
 
 struct ChannelObject {

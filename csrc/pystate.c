@@ -172,7 +172,6 @@ typedef struct { Py_tracefunc fn; PyObject *obj; } hook_t;
     VERSION_FIELDS(X) \
     X(VAL, _PyStackChunk *, chunk, st_chunk) \
     X(VAL, PyObject **, ds_top, st_top) \
-    X(VAL, PyObject **, ds_limit, st_limit) \
     X(VAL, _PyErr_StackItem *, exc_info, NULL) \
     X(REF, PyObject *, exc_value, NULL) \
     X(VAL, _PyErr_StackItem *, exc_previous, NULL) \
@@ -506,6 +505,15 @@ start_cframe(PyThreadState *ts, saved_t *S)
 }
 #endif
 
+/* The data stack's limit is not saved: CPython keeps it at the end of the
+ * current chunk (push_chunk/pop), so it follows from the chunk; 8 bytes
+ * less in every tasklet. */
+static inline PyObject **
+chunk_limit(_PyStackChunk *c)
+{
+    return c != NULL ? (PyObject **)((char *)c + c->size) : NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Save / restore, generated from SAVED_FIELDS.
  */
@@ -563,6 +571,7 @@ pystate_restore(PyThreadState *ts, pystate_saved *s)
 #define X(kind, type, name, start) RESTORE_##kind(name)
     SAVED_FIELDS(X)
 #undef X
+    SET_ds_limit(ts, chunk_limit(GET_chunk(ts)));
     AFTER_HOOKS(ts);
     S->top_frame = NULL;
     S->chunk = NULL;
@@ -608,6 +617,7 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
 #define X(kind, type, name, start) START_##kind(name, start)
     SAVED_FIELDS(X)
 #undef X
+    SET_ds_limit(ts, st_limit);
     AFTER_HOOKS(ts);
 }
 

@@ -14,7 +14,7 @@
  * (checked at compile time to fit); the storage is inline in the tasklet so
  * that creating one costs no extra allocation.  The largest version's
  * layout sets the size: every blocked tasklet pays for it. */
-#define PYSTATE_SAVED_WORDS 19
+#define PYSTATE_SAVED_WORDS 18
 typedef struct pystate_saved {
     void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;
