@@ -103,9 +103,13 @@ def breakdown(sl, builtin):
         words = 3 + 1 + 7 + code.co_nlocals + code.co_stacksize + 1
         parts.append(("first data stack chunk (holds the frame)", words * 8,
                       _obmalloc_block(words * 8)))
-        args = (ch,)
-        parts.append(("argument tuple (ch,)", sys.getsizeof(args),
-                      _obmalloc_block(sys.getsizeof(args))))
+        args = _stackless._tasklet_bound(t)[1]
+        if args is None:
+            # the frame holds the arguments: dropped at the first switch
+            parts.append(("argument tuple (ch,) (none: dropped)", 0, 0))
+        else:
+            parts.append(("argument tuple (ch,)", sys.getsizeof(args),
+                          _obmalloc_block(sys.getsizeof(args))))
     parts.append(("the benchmark's own reference (list slot or queue)", 8, 8))
     for name, req, blk in parts:
         print("%-52s %6d B requested %6d B allocated" % (name, req, blk))

@@ -36,6 +36,7 @@ typedef struct ChannelObject ChannelObject;
 #define TF_BLOCK_TRAP      0x0020
 #define TF_WATCHDOG        0x0040  /* paused in run(), in the watchdog list */
 #define TF_FINALIZING      0x0080
+#define TF_ARGS_TRIED      0x0100  /* tasklet_drop_copied_args() ran */
 
 struct TaskletObject {
     PyObject_HEAD
@@ -52,17 +53,17 @@ struct TaskletObject {
     ChannelObject *chan;          /* borrowed: channel it is blocked on */
     PyObject *weakreflist;
     unsigned long thread_id;
-    int flags;
-    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
+    unsigned short flags;         /* TF_* */
+    short blocked;                /* 1 sending, -1 receiving, 0 not blocked,
                                      TASKLET_PARKED: waiting in sched_park */
+    int c_nesting;                /* calls of the test helpers in progress
+                                     (nesting_level counts them) */
     void (*abort_fn)(TaskletObject *t, void *arg); /* parked: stop waiting */
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
     PyObject *cstate;             /* owned cstack object, created on demand */
     long long serial;             /* serial of its own C stack, 0: none yet */
-    int c_nesting;                /* calls of the test helpers in progress
-                                     (nesting_level counts them) */
 };
 
 struct ChannelObject {
@@ -306,6 +307,9 @@ PyObject *cstack_of_tasklet(TaskletObject *t);         /* new reference */
 PyObject *cstack_initial_stub(sched_thread *ts);       /* new reference */
 long long tasklet_serial(TaskletObject *t);
 int tasklet_run_pending_kills(void);
+/* The running tasklet t is about to switch away: give up its argument
+ * tuple if its Python function's frame holds the arguments now. */
+void tasklet_drop_copied_args(TaskletObject *t);
 
 /* channel.c */
 int channel_module_init(PyObject *module);

@@ -170,7 +170,6 @@ typedef struct { Py_tracefunc fn; PyObject *obj; } hook_t;
     VERSION_FIELDS(X) \
     X(VAL, _PyStackChunk *, chunk, st_chunk) \
     X(VAL, PyObject **, ds_top, st_top) \
-    X(VAL, PyObject **, ds_limit, st_limit) \
     X(VAL, _PyErr_StackItem *, exc_info, NULL) \
     X(REF, PyObject *, exc_value, NULL) \
     X(VAL, _PyErr_StackItem *, exc_previous, NULL) \
@@ -513,6 +512,15 @@ start_cframe(PyThreadState *ts, saved_t *S)
 }
 #endif
 
+/* The data stack's limit is not saved: CPython keeps it at the end of the
+ * current chunk (push_chunk/pop), so it follows from the chunk; 8 bytes
+ * less in every tasklet. */
+static inline PyObject **
+chunk_limit(_PyStackChunk *c)
+{
+    return c != NULL ? (PyObject **)((char *)c + c->size) : NULL;
+}
+
 /* ------------------------------------------------------------------------
  * Save / restore, generated from SAVED_FIELDS.
  */
@@ -570,6 +578,7 @@ pystate_restore(PyThreadState *ts, pystate_saved *s)
 #define X(kind, type, name, start) RESTORE_##kind(name)
     SAVED_FIELDS(X)
 #undef X
+    SET_ds_limit(ts, chunk_limit(GET_chunk(ts)));
     AFTER_HOOKS(ts);
     S->top_frame = NULL;
     S->chunk = NULL;
@@ -615,6 +624,7 @@ pystate_start(PyThreadState *ts, pystate_saved *s, PyObject *callable,
 #define X(kind, type, name, start) START_##kind(name, start)
     SAVED_FIELDS(X)
 #undef X
+    SET_ds_limit(ts, st_limit);
     AFTER_HOOKS(ts);
 }
 
@@ -683,6 +693,33 @@ pystate_discard(pystate_saved *s)
     S->nshims = 0;
     S->nhard = 0;
 #endif
+}
+
+int
+pystate_copies_args(PyObject *f)
+{
+    /* CPython's own call of a function object (not every version exports
+     * it by name): read from a function made for the purpose, once */
+    static vectorcallfunc plain;
+    if (!PyFunction_Check(f))
+        return 0;
+    if (plain == NULL) {
+        PyObject *globals = PyDict_New();
+        PyCodeObject *code = PyCode_NewEmpty("<stackless_compat>", "f", 0);
+        PyObject *fn = NULL;
+        if (globals != NULL && code != NULL)
+            fn = PyFunction_New((PyObject *)code, globals);
+        if (fn != NULL)
+            plain = ((PyFunctionObject *)fn)->vectorcall;
+        Py_XDECREF(fn);
+        Py_XDECREF((PyObject *)code);
+        Py_XDECREF(globals);
+        if (plain == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    return ((PyFunctionObject *)f)->vectorcall == plain;
 }
 
 PyObject **

@@ -14,7 +14,7 @@
  * (checked at compile time to fit); the storage is inline in the tasklet so
  * that creating one costs no extra allocation.  The largest version's
  * layout sets the size: every blocked tasklet pays for it. */
-#define PYSTATE_SAVED_WORDS 19
+#define PYSTATE_SAVED_WORDS 18
 typedef struct pystate_saved {
     void *opaque[PYSTATE_SAVED_WORDS];
 } pystate_saved;
@@ -65,6 +65,11 @@ void pystate_finish_free(PyThreadState *ts, pystate_saved *s);
 /* Drop the state of a suspended tasklet that will never run again
  * (its frames are abandoned, not finalized). */
 void pystate_discard(pystate_saved *s);
+
+/* Does calling f copy its positional arguments into a new frame before
+ * any of its code runs (a Python function with CPython's own call)?  The
+ * caller's argument array is not used after that. */
+int pystate_copies_args(PyObject *f);
 
 /* The top Python frame of a suspended tasklet (new reference), or None. */
 PyObject *pystate_frame(PyThreadState *ts, pystate_saved *s);

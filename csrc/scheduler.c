@@ -513,6 +513,8 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 {
     TaskletObject *self = ts->current;
 
+    if (!(self->flags & TF_ARGS_TRIED))
+        tasklet_drop_copied_args(self);
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
     if (ts->wd_saved.installed)

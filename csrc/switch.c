@@ -35,6 +35,8 @@
  * stale estimate from another frame gives nonsense); SLP_SLACK_FIRST
  * (switch.h) is what a site assumes before its first switch. */
 #define SLP_SLACK_MAX 4096
+/* the most a copy holds (slp_stack's 32-bit sizes) */
+#define SLP_COPY_MAX ((size_t)UINT32_MAX)
 
 extern int slp_switch_raw(char *(*save)(void *, char *),
                           void (*restore)(void *, char *), void *ctx)
@@ -97,14 +99,18 @@ slp_save_upto(slp_stack *s, char *upto)
         char *p;
         if (cap < need)
             cap = need;
+        if (cap > SLP_COPY_MAX)
+            cap = SLP_COPY_MAX;
+        if (need > cap)
+            return -1;
         p = realloc(s->copy, cap);
         if (p == NULL)
             return -1;
         s->copy = p;
-        s->capacity = cap;
+        s->capacity = (uint32_t)cap;
     }
     slp_copy(s->copy + s->saved, s->start + s->saved, need - s->saved);
-    s->saved = need;
+    s->saved = (uint32_t)need;
     return 0;
 }
 
@@ -308,13 +314,15 @@ slp_stack_reserve(slp_stack *s, size_t bytes)
         return -1;
     /* The first copy is exact (most contexts never grow); a growing one
      * gets room to creep. */
-    if (s->capacity > 0 && bytes < s->capacity + s->capacity / 4)
-        bytes = s->capacity + s->capacity / 4;
+    if (s->capacity > 0 && bytes < s->capacity + (size_t)s->capacity / 4)
+        bytes = s->capacity + (size_t)s->capacity / 4;
+    if (bytes > SLP_COPY_MAX)
+        return -1;
     p = realloc(s->copy, bytes);
     if (p == NULL)
         return -1;
     s->copy = p;
-    s->capacity = bytes;
+    s->capacity = (uint32_t)bytes;
     return 0;
 }
 

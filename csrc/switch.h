@@ -36,8 +36,10 @@ struct slp_stack {
     char *start;        /* SP while suspended; NULL when not started or dead */
     char *stop;         /* upper end of the region; NULL when not started */
     char *copy;         /* heap copy of [start, start + saved) */
-    size_t saved;       /* bytes in copy: always the lowest part of the region */
-    size_t capacity;    /* allocated size of copy (kept across switches) */
+    /* 32 bits each: a slice is never near 4 GiB (a larger copy fails
+     * like an allocation), and every tasklet carries this record */
+    uint32_t saved;     /* bytes in copy: always the lowest part of the region */
+    uint32_t capacity;  /* allocated size of copy (kept across switches) */
     slp_stack *prev;    /* owner of the stack bytes just above this region */
 };
 

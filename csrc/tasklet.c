@@ -444,6 +444,7 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
             return -1;
         }
         Py_XSETREF(t->args, a);
+    t->flags &= ~TF_ARGS_TRIED;
         Py_XSETREF(t->kwargs, k);
         Py_XSETREF(t->context, ctx);
         Py_SETREF(t->tempval, Py_NewRef(Py_None));
@@ -540,6 +541,7 @@ tasklet_setup_impl(PyObject *self, PyObject *const *args, size_t nargsf,
         return NULL;
     }
     Py_XSETREF(t->args, a);
+    t->flags &= ~TF_ARGS_TRIED;
     Py_XSETREF(t->kwargs, k);
     Py_XSETREF(t->context, ctx);
     Py_SETREF(t->tempval, Py_NewRef(Py_None));
@@ -1353,6 +1355,34 @@ static sched_thread *
 cstack_thread(CStackObject *c)
 {
     return c->task != NULL ? tasklet_ts(c->task) : NULL;
+}
+
+/* A tasklet running a plain Python function does not need its argument
+ * tuple once the call has started: CPython's function call copies the
+ * arguments into the function's frame (new references) before any of its
+ * code runs, and a switch only ever happens from inside that code.  The
+ * tuple is dropped at the first switch, so a blocked tasklet does not keep
+ * a second copy of its arguments (48 bytes for one argument).  Only when
+ * that frees the tuple alone: every item must stay alive through another
+ * reference, so that no finalizer runs on the way into a switch. */
+void
+tasklet_drop_copied_args(TaskletObject *t)
+{
+    PyObject *args = t->args, *f = t->func;
+    Py_ssize_t i, n;
+
+    /* once per start: the switches after the first find the same answer */
+    t->flags |= TF_ARGS_TRIED;
+    if ((t->flags & (TF_SETUP | TF_MAIN)) || args == NULL ||
+        t->kwargs != NULL || f == NULL || !pystate_copies_args(f) ||
+        Py_REFCNT(args) != 1)
+        return;
+    n = PyTuple_GET_SIZE(args);
+    for (i = 0; i < n; i++)
+        if (Py_REFCNT(PyTuple_GET_ITEM(args, i)) < 2)
+            return;
+    t->args = NULL;
+    Py_DECREF(args);
 }
 
 long long

@@ -36,6 +36,72 @@ def test_blocked_stack_copy_is_exactly_its_slice():
     assert all(not t.alive for t in ts)
 
 
+class Arg:
+    pass
+
+
+def test_blocked_python_tasklet_drops_its_argument_tuple():
+    import gc
+    import sys
+    import weakref
+
+    ch = sl.channel()
+    seen = []
+
+    def blocked(ch, obj):
+        seen.append(ch.receive())
+        seen.append(obj)
+
+    obj = Arg()
+    before = sys.getrefcount(obj)
+    t = sl.tasklet(blocked)(ch, obj)
+    assert _stackless._tasklet_bound(t)[1] == (ch, obj)   # set up: kept
+    sl.run()
+    assert t.blocked
+    # the frame holds the arguments; the tuple is gone
+    assert _stackless._tasklet_bound(t)[1] is None
+    assert sys.getrefcount(obj) == before + 1
+    ch.send("x")
+    assert seen == ["x", obj]
+    assert not t.alive
+
+    # the only reference to an argument stays in the frame: it is kept
+    def lone(ch, obj):
+        r = weakref.ref(obj)
+        ch.receive()
+        seen.append(r() is obj)
+
+    t = sl.tasklet(lone)(ch, Arg())
+    sl.run()
+    gc.collect()
+    ch.send(None)
+    assert seen[-1] is True
+
+    # an argument the function dropped before blocking keeps the tuple
+    # (freeing it there could run a finalizer inside the switch)
+    def rebinds(ch, obj):
+        del obj
+        ch.receive()
+
+    t = sl.tasklet(rebinds)(ch, Arg())
+    sl.run()
+    assert _stackless._tasklet_bound(t)[1] is not None
+    ch.send(None)
+
+    # keyword arguments and builtins keep theirs
+    def kw(ch, obj=None):
+        ch.receive()
+
+    t = sl.tasklet(kw)(ch, obj=Arg())
+    t2 = sl.tasklet(ch.receive)()
+    sl.run()
+    assert _stackless._tasklet_bound(t)[2] is not None
+    assert _stackless._tasklet_bound(t2)[1] == ()
+    ch.send(None)
+    ch.send(None)
+    assert not t.alive and not t2.alive
+
+
 def test_deeper_switch_than_learned_still_saves_everything():
     ch = sl.channel()
     got = []

@@ -388,7 +388,7 @@ read_buffer(int v, int level)
                  v, level, size);
         if (s->saved != size)
             fail("context %d: suspended but only partly saved (%zu of %zu)", v,
-                 s->saved, size);
+                 (size_t)s->saved, size);
         if (size > st.max_stack)
             st.max_stack = size;
     }
