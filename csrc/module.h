@@ -1,7 +1,7 @@
 /* Shared declarations of the Stackless layer: the tasklet, channel and bomb
  * objects, the per-thread scheduler and the module state.
  *
- * Ownership rules (see also DESIGN.md §6):
+ * Ownership rules (docs/design.md, "Ownership and reference rules"):
  *   - the run queue (a ring that contains the current tasklet), a channel's
  *     queue and the watchdog list each own one reference to every tasklet in
  *     them; a tasklet is in at most one queue at a time;
@@ -222,14 +222,12 @@ int slp_parse_thread_id(PyObject *o, unsigned long *id);
 
 /* scheduler.c */
 sched_thread *sched_get(void);           /* NULL with MemoryError */
-int sched_module_init(PyObject *module);
 void ring_append(sched_thread *ts, TaskletObject *t);       /* new reference */
 void ring_insert_after(sched_thread *ts, TaskletObject *pos,
                        TaskletObject *t);                  /* new reference */
 TaskletObject *ring_remove(sched_thread *ts, TaskletObject *t); /* gives ref */
 int sched_check_switch(sched_thread *ts);
 PyObject *sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop);
-PyObject *sched_block_current(sched_thread *ts, PyObject *drop_if_ok);
 PyObject *sched_take_tempval(TaskletObject *t);
 /* Raise a throw from another thread that reached the current tasklet
  * while it ran; call at a switch point before reusing its tempval.
@@ -238,12 +236,11 @@ int sched_raise_pending(sched_thread *ts);
 PyObject *sched_schedule(sched_thread *ts, PyObject *retval, int remove);
 PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
                     int soft, int ignore_nesting, int totaltimeout);
-void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
 int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
-/* The one way to wait for something other than a channel (DESIGN.md §3):
+/* The one way to wait for something other than a channel (docs/design.md, "The park / abort contract"):
  * the current tasklet leaves the run queue and is `blocked` until
  * sched_unpark() makes it runnable again.  kill()/throw()/raise_exception()
  * of a parked tasklet first call abort(t, arg), which must stop whatever

@@ -45,7 +45,7 @@ sched_thread_release(PyObject *capsule)
     }
     if (!slp_is_finalizing() && ts->current != NULL && sched_tls == ts) {
         /* The thread ends: its suspended tasklets get TaskletExit so their
-         * finally blocks run (STACKLESS_API.md §6.6). */
+         * finally blocks run, as in Stackless. */
         PyObject *exc, *val, *tb;
         PyErr_Fetch(&exc, &val, &tb);
         if (sched_kill_all(ts, NULL) < 0)
@@ -108,7 +108,8 @@ sched_find_thread(unsigned long thread_id)
 }
 
 /* Another Python thread exists: it may still hand us work, so blocking
- * waits for it instead of being a deadlock (STACKLESS_API.md §6.3 rule 2). */
+ * waits for it instead of being a deadlock (docs/design.md, "The
+ * scheduler", blocking). */
 static int
 other_threads_alive(sched_thread *me)
 {
@@ -402,13 +403,6 @@ sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
     make_runnable_after(ts, pos, t);
 }
 
-void
-sched_unblock(TaskletObject *t)
-{
-    channel_remove_waiter(t->chan, t);
-    Py_DECREF(t);               /* the channel's reference */
-}
-
 /* ------------------------------------------------------------------------
  * Switching.
  */
@@ -589,7 +583,7 @@ pick_after_leave(sched_thread *ts)
         if (cur->next != cur)
             return cur->next;
         /* While tasklets wait in the hub, wait for the hub: run() goes on
-         * while waits can still complete (STACKLESS_API.md, decisions). */
+         * while waits can still complete (docs/design.md, "The scheduler"). */
         if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
             int r = slp_st->idle_hook(ts);
             if (r < 0)
@@ -646,7 +640,7 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
     next = pick_after_leave(ts);
     ts->parking = 0;
     /* The idle hook may have woken cur itself along with others: cur is
-     * still in the ring and runs on (hub issue). */
+     * still in the ring and runs on. */
     if (next != NULL && cur->blocked != TASKLET_PARKED)
         next = cur;
     if (next == NULL || next == cur) {
@@ -694,18 +688,6 @@ sched_unpark(TaskletObject *t, PyObject *value)
         Py_DECREF(t);
     }
     return 0;
-}
-
-/* The current tasklet leaves the run queue: it was just queued on a channel
- * by the caller (which took its own reference), or it pauses.  The ring's
- * reference is dropped after the switch.  Call sched_check_switch() and
- * sched_can_leave() first. */
-PyObject *
-sched_block_current(sched_thread *ts, PyObject *unused)
-{
-    TaskletObject *cur = ts->current, *next = cur->next;
-    (void)unused;
-    return sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
 }
 
 /* schedule() and schedule_remove(). */
@@ -776,7 +758,7 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     if (sched_check_switch(ts) < 0)
         return NULL;
     /* Only the outermost run() with a timeout is the interrupt watchdog;
-     * inner ones behave as timeout=0 (§6.2). */
+     * inner ones behave as timeout=0, as in Stackless. */
     if (timeout > 0 && ts->wd_caller == NULL) {
         if (wd_arm(ts, cur, timeout, soft, ignore_nesting, totaltimeout,
                    threadblock) < 0)
@@ -845,7 +827,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
             Py_RETURN_NONE;
         if (is_kill && tasklet_started(t) && !(t->flags & TF_MAIN)) {
             /* Its thread is gone: nothing can run it; drop its frames
-             * (STACKLESS_API.md §7.7). */
+             * (as Stackless does for a tasklet whose thread ended). */
             sched_forget(t);
             pystate_discard(&t->ps);
             slp_stack_reset(&t->stack);
@@ -864,7 +846,8 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
     }
     if (tasklet_ts(t) != ts) {
         /* Another thread's tasklet: make it runnable there with the bomb
-         * and wake that thread; never switch here (§7.6). */
+         * and wake that thread; never switch here (docs/design.md,
+         * "The scheduler", threads). */
         sched_thread *tts = t->ts;
         if (t->blocked == TASKLET_PARKED) {
             /* its watcher belongs to that thread: abort it there */
@@ -972,7 +955,7 @@ make_runtime_bomb(const char *msg)
     return b;
 }
 
-/* An exception escaped tasklet t: decide where it goes (Stackless §6.4).
+/* An exception escaped tasklet t: decide where it goes (as Stackless does).
  * Returns a bomb for the watchdog, or NULL when the error is done with.
  * *to_main is set for SystemExit. */
 static SLP_NOINLINE PyObject *

@@ -949,8 +949,10 @@ tasklet_drop_if_restorable(TaskletObject *t)
     if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
         return 0;
     Py_INCREF(t);
-    if (t->blocked)
-        sched_unblock(t);
+    if (t->blocked) {
+        channel_remove_waiter(t->chan, t);
+        Py_DECREF(t);           /* the channel's reference */
+    }
     else if (t->flags & TF_IN_RING)
         Py_DECREF(ring_remove(ts, t));
     /* its frames are dropped without running finally blocks (as in
@@ -1265,7 +1267,7 @@ tasklet_get_context_id(PyObject *self, void *c)
     return id;
 }
 
-/* trace_function / profile_function (STACKLESS_API.md §8.4): the
+/* trace_function / profile_function (as in Stackless): the
  * tasklet's own sys.settrace()/setprofile() function. */
 static PyObject *
 tasklet_get_tracer(PyObject *self, void *c)

@@ -1,5 +1,6 @@
 /* The watchdog: run(timeout) pre-empts a tasklet that runs too long
- * without switching (STACKLESS_API.md §6.2), on a stock interpreter.
+ * without switching, on a stock interpreter (docs/design.md, "The
+ * scheduler", run()).
  *
  * A tick is about one bytecode instruction, as in Stackless, where the
  * eval loop counts them.  Stock CPython counts nothing, so there are two

@@ -1,5 +1,5 @@
 /* Name resolution on c-ares, driven by the thread's libev loop
- * (DESIGN.md §4 "DNS").  No resolver threads.
+ * (docs/design.md, "The scheduler and the hub").  No resolver threads.
  *
  * - One ares channel per hub (per thread), created on first use and
  *   re-created when the process id changed (fork) or the configuration

@@ -1,6 +1,6 @@
 /* The hub: one libev loop per thread and the scheduler's idle hook
- * (DESIGN.md §3 "Idle = poll", §4).  No hub tasklet: when nothing is
- * runnable the scheduler calls hub_idle(), which polls the loop once with
+ * (docs/design.md, "The scheduler and the hub").  No hub tasklet: when
+ * nothing is runnable the scheduler calls hub_idle(), which polls the loop once with
  * the GIL released only around the blocking poll; watcher callbacks only
  * unpark tasklets.  Also: sleep(), the Timeout timer object, cross-thread
  * wake-ups. */
@@ -120,27 +120,6 @@ hub_get(sched_thread *ts)
     h->last_poll = ev_now(h->loop);
     ts->hub = h;
     return h;
-}
-
-int
-hub_ref(sched_thread *ts)
-{
-    hub_state *h = hub_get(ts);
-    if (h == NULL)
-        return -1;
-    h->nactive++;
-    ev_ref(h->loop);
-    return 0;
-}
-
-void
-hub_unref(sched_thread *ts)
-{
-    hub_state *h = ts->hub;
-    if (h != NULL) {
-        h->nactive--;
-        ev_unref(h->loop);
-    }
 }
 
 void

@@ -1,6 +1,6 @@
 /* The hub: one libev loop per thread, polled by the scheduler's idle hook
- * when nothing is runnable (DESIGN.md §3-§4).  The only headers that see
- * <ev.h>.  Watcher callbacks only call sched_unpark() or queue work for
+ * when nothing is runnable (docs/design.md, "The scheduler and the hub").
+ * The only headers that see <ev.h>.  Watcher callbacks only call sched_unpark() or queue work for
  * the idle hook; they never run Python code and never switch. */
 #ifndef HUB_HUB_H
 #define HUB_HUB_H
@@ -81,10 +81,6 @@ void hub_run_soon(hub_state *h, TaskletObject *t);
  * woke a due timer's tasklet, yield to it once (not inside atomic, a
  * switch_trap or the schedule callback).  Returns -1 with an exception. */
 int hub_fair_point(void);
-/* Keep the thread's idle hook polling although no hub wait is active (a
- * cross-thread wait that hub_wakeup() will end); GIL held, own thread. */
-int hub_ref(sched_thread *ts);
-void hub_unref(sched_thread *ts);
 
 /* wait.c */
 /* Park the current tasklet until fd is ready for `events` (EV_READ or

@@ -1,5 +1,5 @@
-/* Cooperative socket hot paths (DESIGN.md §4): recv, recv_into, send,
- * sendall in C on the OS-non-blocking fd of a _socket.socket.  Try the
+/* Cooperative socket hot paths (docs/design.md, "The scheduler and the
+ * hub"): recv, recv_into, send, sendall in C on the OS-non-blocking fd of a _socket.socket.  Try the
  * syscall (GIL held: it cannot block); on EAGAIN park on the fd until the
  * deadline; retry.  One syscall per recv/send in the steady state.
  *
