@@ -24,9 +24,6 @@ typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
 typedef struct ChannelObject ChannelObject;
 
-/* tasklet.blocked of a tasklet waiting in sched_park() (I/O, timer, DNS) */
-#define TASKLET_PARKED 2
-
 /* tasklet flags */
 #define TF_MAIN            0x0001
 #define TF_SETUP           0x0002  /* bound with arguments, not yet started */
@@ -53,9 +50,12 @@ struct TaskletObject {
     PyObject *weakreflist;
     unsigned long thread_id;
     int flags;
-    int blocked;                  /* 1 sending, -1 receiving, 0 not blocked,
-                                     TASKLET_PARKED: waiting in sched_park */
-    void (*abort_fn)(TaskletObject *t, void *arg); /* parked: stop waiting */
+    int blocked;                  /* Stackless's meaning: 1 sending, -1
+                                     receiving on `chan`, 0 not on a channel */
+    int parked;                   /* waiting in sched_park(); the abort
+                                     function and its argument are the
+                                     scheduler's (park_leave()) */
+    void (*abort_fn)(TaskletObject *t, void *arg);
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
@@ -192,6 +192,12 @@ static inline sched_thread *tasklet_ts(TaskletObject *t)
 {
     return (t->ts != NULL && !t->ts->dead) ? t->ts : NULL;
 }
+/* Waiting for something: on a channel or in a park (Python's
+ * tasklet.blocked is true for both). */
+static inline int tasklet_waiting(TaskletObject *t)
+{
+    return t->blocked != 0 || t->parked;
+}
 static inline int tasklet_started(TaskletObject *t)
 {
     return slp_stack_started(&t->stack);
@@ -240,13 +246,14 @@ PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
 int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
-/* The one way to wait for something other than a channel (docs/design.md, "The park / abort contract"):
- * the current tasklet leaves the run queue and is `blocked` until
- * sched_unpark() makes it runnable again.  kill()/throw()/raise_exception()
- * of a parked tasklet first call abort(t, arg), which must stop whatever
- * would unpark it (a watcher); it runs no Python code.  While tasklets are
- * parked and nothing is runnable, the scheduler calls the idle hook instead
- * of declaring a deadlock.  Returns the value given to sched_unpark() (a
+/* The one way to wait for something other than a channel (docs/design.md,
+ * "The park / abort contract"): the current tasklet leaves the run queue
+ * and is `parked` until sched_unpark() makes it runnable again.  When the
+ * wait ends any other way (kill()/throw()/raise_exception(), a Timeout, an
+ * error before the switch) the scheduler calls abort(t, arg) once, which
+ * must stop whatever would unpark it (a watcher); it runs no Python code.
+ * While tasklets are parked and nothing is runnable, the scheduler calls
+ * the idle hook instead of declaring a deadlock.  Returns the value given to sched_unpark() (a
  * new reference), or NULL with an exception (a bomb, a deadlock, the idle
  * hook's error).  On error abort(t, arg) has been called. */
 typedef void (*sched_abort_fn)(TaskletObject *t, void *arg);
@@ -257,6 +264,11 @@ PyObject *sched_park(sched_thread *ts, sched_abort_fn abort, void *arg);
  * code, never switches: safe from watcher callbacks.  Returns 0, or -1
  * (value released) when t is not parked. */
 int sched_unpark(TaskletObject *t, PyObject *value);
+/* t is parked (for the hub, which never reads the tasklet's fields). */
+int sched_is_parked(TaskletObject *t);
+/* A kill or throw is on its way to t (pending, or from another thread),
+ * which is not on a channel (a channel waiter's tempval is its value). */
+int sched_throw_pending(TaskletObject *t);
 /* The current tasklet, already queued on a channel, is about to block:
  * the tasklet to switch to, itself when the transfer completed while the
  * scheduler waited for the hub or another thread, or NULL with an error

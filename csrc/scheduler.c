@@ -187,7 +187,7 @@ drain_inbox(sched_thread *ts)
          * first and the tasklet already got the exception, it may be
          * parked again in a later wait (a finally block) that must not
          * be cut short. */
-        if (t->blocked == TASKLET_PARKED && Bomb_Check(t->tempval))
+        if (t->parked && Bomb_Check(t->tempval))
             make_runnable_after(ts, ts->current->prev, t);
         Py_DECREF(t);
     }
@@ -260,7 +260,7 @@ sched_get(void)
 void
 ring_insert_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    assert(!(t->flags & TF_IN_RING) && t->blocked == 0);
+    assert(!(t->flags & TF_IN_RING) && !tasklet_waiting(t));
     assert(pos->flags & TF_IN_RING);
     Py_INCREF(t);
     t->prev = pos;
@@ -329,49 +329,49 @@ revive_watchdog(sched_thread *ts, TaskletObject *t)
     watchdog_remove(ts, t);
 }
 
-/* Put t, which is not in the ring, right after pos; a watchdog leaves the
- * watchdog list, a blocked tasklet leaves its channel. */
+/* The one way out of a park: the park state is cleared, and when the wait
+ * did not complete (kill, throw, a Timeout, an error before the switch)
+ * the wait's abort function stops whatever would still unpark t.  This is
+ * the only caller of abort functions (docs/design.md, "The park / abort
+ * contract"). */
+static void
+park_leave(sched_thread *ts, TaskletObject *t, int abort)
+{
+    sched_abort_fn fn = t->abort_fn;
+    void *arg = t->abort_arg;
+    assert(t->parked && fn != NULL);
+    t->parked = 0;
+    t->abort_fn = NULL;
+    t->abort_arg = NULL;
+    ts->nparked--;
+    if (abort)
+        fn(t, arg);
+}
+
+/* Put t right after pos; a watchdog leaves the watchdog list, a waiting
+ * tasklet leaves its channel or its park.  A tasklet still in the ring is
+ * the current one, blocking while the scheduler waits for the hub or
+ * another thread: it only leaves its channel or park. */
 static void
 make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    if (t->flags & TF_IN_RING) {
-        /* blocking, but still the current tasklet (waiting for the hub or
-         * another thread): it only leaves its channel or wait */
-        if (t->blocked == TASKLET_PARKED) {
-            t->abort_fn(t, t->abort_arg);
-            t->blocked = 0;
-            t->abort_fn = NULL;
-            t->abort_arg = NULL;
-            ts->nparked--;      /* still in the ring: no park reference */
-        }
-        else if (t->blocked) {
-            channel_remove_waiter(t->chan, t);
-            Py_DECREF(t);
-        }
-        if (t->flags & TF_WATCHDOG)
-            revive_watchdog(ts, t);
-        return;
-    }
+    int in_ring = (t->flags & TF_IN_RING) != 0;
+    int drop = 0;
     /* The channel's (or the park) reference keeps t alive until the ring
-     * has its own. */
-    if (t->blocked == TASKLET_PARKED) {
-        /* the scheduler's park reference becomes the ring's */
-        t->abort_fn(t, t->abort_arg);
-        t->blocked = 0;
-        t->abort_fn = NULL;
-        t->abort_arg = NULL;
-        ts->nparked--;
-        ring_insert_after(ts, pos, t);
-        Py_DECREF(t);
+     * has its own; a parked tasklet still in the ring has no park
+     * reference. */
+    if (t->parked) {
+        park_leave(ts, t, 1);
+        drop = !in_ring;
     }
     else if (t->blocked) {
         channel_remove_waiter(t->chan, t);
+        drop = 1;
+    }
+    if (!in_ring)
         ring_insert_after(ts, pos, t);
+    if (drop)
         Py_DECREF(t);
-    }
-    else {
-        ring_insert_after(ts, pos, t);
-    }
     if (t->flags & TF_WATCHDOG)
         revive_watchdog(ts, t);
 }
@@ -388,7 +388,7 @@ sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w)
                                                              n - 1);
         if (t == w)
             break;
-        if (!(t->flags & TF_IN_RING) && !t->blocked)
+        if (!(t->flags & TF_IN_RING) && !tasklet_waiting(t))
             make_runnable_after(ts, ts->current->prev, t);
         else
             watchdog_remove(ts, t);
@@ -565,92 +565,121 @@ sched_raise_pending(sched_thread *ts)
     return -1;
 }
 
-/* The tasklet to run when the current one leaves the ring.  If it is the
- * last runnable one, the innermost watchdog (or main) is revived when it is
- * floating; otherwise this is a deadlock.  Returns NULL with RuntimeError,
- * having changed nothing. */
-static TaskletObject *
-pick_after_leave(sched_thread *ts)
+/* The one idle loop: the current tasklet `cur` cannot go on (it blocks on
+ * a channel, parks, pauses in run(), or ends) and may be the last runnable
+ * one.  In order: parked tasklets other threads threw into (the inbox); the
+ * hub's waits while tasklets are parked (the idle hook polls, GIL
+ * released); the wakeup target (the innermost run() caller, or main), when
+ * it may take over; other Python threads, which may still hand this one
+ * work (docs/design.md, "The scheduler", blocking).  `ending`: cur is
+ * ending, and the wakeup target takes over whenever it is not waiting.
+ * Returns IDLE_RUN when something is runnable (cur->next, or cur itself
+ * when its own wait completed meanwhile, see ts->parking), IDLE_REVIVE
+ * when the wakeup target should be revived, IDLE_NONE when nothing could
+ * ever run (a deadlock), IDLE_ERROR with an exception. */
+enum { IDLE_ERROR = -1, IDLE_RUN, IDLE_REVIVE, IDLE_NONE };
+
+static int
+revivable(sched_thread *ts, TaskletObject *cur, TaskletObject *w, int ending)
 {
-    TaskletObject *cur = ts->current, *w;
+    if (ending)
+        return !tasklet_waiting(w);
+    /* run(threadblock=True) with a timeout waits for other threads before
+     * its caller returns */
+    return w != cur && !(w->flags & TF_IN_RING) && !tasklet_waiting(w) &&
+           !(w == ts->wd_caller && ts->wd_threadblock &&
+             other_threads_alive(ts));
+}
+
+static int
+sched_idle(sched_thread *ts, TaskletObject *cur, int ending)
+{
     for (;;) {
         drain_inbox(ts);
         /* A blocking tasklet is still the current one while the scheduler
          * waits below; if its wait completed meanwhile (another thread sent,
          * the hub fired), it just goes on. */
-        if (ts->parking && cur->blocked == 0)
-            return cur;
-        if (cur->next != cur)
-            return cur->next;
+        if ((ts->parking && !tasklet_waiting(cur)) || cur->next != cur)
+            return IDLE_RUN;
         /* While tasklets wait in the hub, wait for the hub: run() goes on
-         * while waits can still complete (docs/design.md, "The scheduler"). */
+         * while waits can still complete. */
         if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
             int r = slp_st->idle_hook(ts);
             if (r < 0)
-                return NULL;
+                return IDLE_ERROR;
             if (r > 0)
                 continue;
         }
-        /* 1. revive the watchdog (the run() caller, or main); a bomb the
-         * blocking tasklet carries (send_exception) moves to it */
-        w = wakeup_target(ts);
-        if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked &&
-            !(w == ts->wd_caller && ts->wd_threadblock &&
-              other_threads_alive(ts))) {
-            if (Bomb_Check(cur->tempval) && cur->blocked > 0 &&
-                cur->blocked != TASKLET_PARKED) {
-                Py_SETREF(w->tempval, cur->tempval);
-                cur->tempval = Py_NewRef(Py_None);
-            }
-            make_runnable_after(ts, cur, w);
-            return w;
-        }
-        /* 2. another thread may still hand us work: wait for it */
+        if (revivable(ts, cur, wakeup_target(ts), ending))
+            return IDLE_REVIVE;
         if (!other_threads_alive(ts))
-            break;
+            return IDLE_NONE;
         if (sched_wait_threads(ts) < 0)
-            return NULL;
+            return IDLE_ERROR;
     }
-    /* 3. deadlock */
-    PyErr_SetString(PyExc_RuntimeError,
-                    "Deadlock: the last runnable tasklet cannot be blocked.");
-    return NULL;
+}
+
+/* The tasklet to run when the current one leaves the ring: the next one,
+ * itself when its wait completed while the scheduler waited, or the
+ * revived wakeup target (a bomb the blocking tasklet carries, from
+ * send_exception, moves to it).  Returns NULL with an exception
+ * (RuntimeError for a deadlock), having changed nothing. */
+static TaskletObject *
+pick_after_leave(sched_thread *ts)
+{
+    TaskletObject *cur = ts->current, *w;
+    switch (sched_idle(ts, cur, 0)) {
+    case IDLE_RUN:
+        if (ts->parking && !tasklet_waiting(cur))
+            return cur;
+        return cur->next;
+    case IDLE_REVIVE:
+        w = wakeup_target(ts);
+        if (Bomb_Check(cur->tempval) && cur->blocked > 0) {
+            Py_SETREF(w->tempval, cur->tempval);
+            cur->tempval = Py_NewRef(Py_None);
+        }
+        make_runnable_after(ts, cur, w);
+        return w;
+    case IDLE_NONE:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Deadlock: the last runnable tasklet cannot be blocked.");
+        return NULL;
+    default:
+        return NULL;
+    }
 }
 
 PyObject *
 sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
 {
     TaskletObject *cur = ts->current, *next;
+    /* parked from here on: every way out below goes through park_leave() */
+    cur->parked = 1;
+    cur->abort_fn = abort;
+    cur->abort_arg = arg;
+    ts->nparked++;
     if (cur->flags & TF_BLOCK_TRAP) {
-        abort(cur, arg);
+        park_leave(ts, cur, 1);
         PyErr_SetString(PyExc_RuntimeError,
                         "this tasklet does not like to be blocked.");
         return NULL;
     }
     if (sched_raise_pending(ts) < 0 || sched_check_switch(ts) < 0) {
-        abort(cur, arg);
+        park_leave(ts, cur, 1);
         return NULL;
     }
-    cur->blocked = TASKLET_PARKED;
-    cur->abort_fn = abort;
-    cur->abort_arg = arg;
-    ts->nparked++;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     ts->parking = 1;
     next = pick_after_leave(ts);
     ts->parking = 0;
     /* The idle hook may have woken cur itself along with others: cur is
      * still in the ring and runs on. */
-    if (next != NULL && cur->blocked != TASKLET_PARKED)
+    if (next != NULL && !cur->parked)
         next = cur;
     if (next == NULL || next == cur) {
-        if (cur->blocked == TASKLET_PARKED) {
-            cur->blocked = 0;
-            cur->abort_fn = NULL;
-            cur->abort_arg = NULL;
-            ts->nparked--;
-            abort(cur, arg);
-        }
+        if (cur->parked)
+            park_leave(ts, cur, 1);
         if (next == NULL)
             return NULL;
         return sched_take_tempval(cur);
@@ -666,14 +695,11 @@ sched_unpark(TaskletObject *t, PyObject *value)
 {
     sched_thread *ts = t->ts;
     assert(ts != NULL && ts == sched_peek());
-    if (t->blocked != TASKLET_PARKED) {
+    if (!t->parked) {
         Py_XDECREF(value);
         return -1;
     }
-    t->blocked = 0;
-    t->abort_fn = NULL;
-    t->abort_arg = NULL;
-    ts->nparked--;
+    park_leave(ts, t, 0);
     if (Bomb_Check(t->tempval)) {
         /* another thread threw into it meanwhile (its abort is queued in
          * the inbox): the exception wins over the wait's result */
@@ -688,6 +714,18 @@ sched_unpark(TaskletObject *t, PyObject *value)
         Py_DECREF(t);
     }
     return 0;
+}
+
+int
+sched_is_parked(TaskletObject *t)
+{
+    return t->parked;
+}
+
+int
+sched_throw_pending(TaskletObject *t)
+{
+    return !t->blocked && Bomb_Check(t->tempval);
 }
 
 /* schedule() and schedule_remove(). */
@@ -849,7 +887,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
          * and wake that thread; never switch here (docs/design.md,
          * "The scheduler", threads). */
         sched_thread *tts = t->ts;
-        if (t->blocked == TASKLET_PARKED) {
+        if (t->parked) {
             /* its watcher belongs to that thread: abort it there */
             if ((tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL) ||
                 PyList_Append(tts->inbox, (PyObject *)t) < 0) {
@@ -863,8 +901,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
          * (in the ring): left on the channel, a sender would replace the
          * bomb with its value.  Its thread sees it unblocked and goes on
          * in it. */
-        if (t->blocked != TASKLET_PARKED &&
-            (t->blocked || !(t->flags & TF_IN_RING)))
+        if (!t->parked && (t->blocked || !(t->flags & TF_IN_RING)))
             make_runnable_after(tts, tts->current, t);
         sched_wake(tts);
         Py_RETURN_NONE;
@@ -888,7 +925,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
     }
     else if (!(t->flags & TF_IN_RING)) {
         TaskletObject *pos = (pending || return_here) ? cur->prev : cur;
-        if ((t->flags & TF_WATCHDOG) && !t->blocked)
+        if ((t->flags & TF_WATCHDOG) && !tasklet_waiting(t))
             ring_insert_after(ts, pos, t);
         else
             make_runnable_after(ts, pos, t);
@@ -1015,24 +1052,10 @@ end_wait_error(sched_thread *ts, TaskletObject *t)
 static int
 sched_end_wait(sched_thread *ts, TaskletObject *t)
 {
-    for (;;) {
-        TaskletObject *w;
-        drain_inbox(ts);
-        if (t->next != t)
-            return 1;
-        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-            int r = slp_st->idle_hook(ts);
-            if (r < 0)
-                return end_wait_error(ts, t);
-            if (r > 0)
-                continue;
-        }
-        w = wakeup_target(ts);
-        if (!w->blocked || !other_threads_alive(ts))
-            return 0;
-        if (sched_wait_threads(ts) < 0)
-            return end_wait_error(ts, t);
-    }
+    int r = sched_idle(ts, t, 1);
+    if (r == IDLE_ERROR)
+        return end_wait_error(ts, t);
+    return r == IDLE_RUN;
 }
 
 static SLP_NOINLINE SLP_NORETURN void
@@ -1070,7 +1093,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     }
     else {
         w = wakeup_target(ts);
-        if (w->blocked) {
+        if (tasklet_waiting(w)) {
             PyObject *b = make_runtime_bomb(
                 w->blocked < 0
                     ? "the main tasklet is receiving without a sender available."

@@ -353,7 +353,7 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
                         "can't (re)bind the current tasklet");
         return -1;
     }
-    if ((t->flags & TF_IN_RING) || t->blocked) {
+    if ((t->flags & TF_IN_RING) || tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
@@ -580,7 +580,7 @@ tasklet_insert(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     TaskletObject *t = T(self);
     sched_thread *ts;
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
         return NULL;
     }
@@ -604,7 +604,7 @@ static PyObject *
 tasklet_remove(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     TaskletObject *t = T(self);
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "You cannot remove a blocked tasklet.");
         return NULL;
@@ -628,7 +628,7 @@ tasklet_run_impl(TaskletObject *t, int remove)
 {
     sched_thread *ts;
     TaskletObject *cur;
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
         return NULL;
     }
@@ -944,7 +944,7 @@ tasklet_drop_if_restorable(TaskletObject *t)
 {
     sched_thread *ts = tasklet_ts(t);
     if (ts == NULL || !tasklet_started(t) || tasklet_is_current(t) ||
-        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->blocked == TASKLET_PARKED)
+        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->parked)
         return 0;
     if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
         return 0;
@@ -1113,9 +1113,9 @@ tasklet_dealloc(PyObject *self)
 
 FLAG_GETTER(alive, tasklet_alive(t))
 FLAG_GETTER(paused, tasklet_alive(t) && !(t->flags & TF_IN_RING) &&
-                    !t->blocked)
-FLAG_GETTER(blocked, t->blocked != 0)
-FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || t->blocked)
+                    !tasklet_waiting(t))
+FLAG_GETTER(blocked, tasklet_waiting(t))
+FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || tasklet_waiting(t))
 FLAG_GETTER(atomic, (t->flags & TF_ATOMIC) != 0)
 FLAG_GETTER(ignore_nesting, (t->flags & TF_IGNORE_NESTING) != 0)
 FLAG_GETTER(block_trap, (t->flags & TF_BLOCK_TRAP) != 0)
@@ -1156,7 +1156,7 @@ static PyObject *
 link_or_none(TaskletObject *t, int forward)
 {
     TaskletObject *link = NULL;
-    if (t->blocked && t->blocked != TASKLET_PARKED)
+    if (t->blocked)
         link = forward ? t->cnext : t->cprev;
     else if (t->flags & TF_IN_RING)
         link = forward ? t->next : t->prev;

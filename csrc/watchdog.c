@@ -304,7 +304,7 @@ soft_divert(sched_thread *ts, TaskletObject *cur, TaskletObject *w,
     /* a soft interrupt is due: the switch goes to run()'s caller, and the
      * tasklet that would have run stays queued after it */
     if (w == NULL || w == cur || w == next || (w->flags & TF_IN_RING) ||
-        w->blocked) {
+        tasklet_waiting(w)) {
         ts->wd_soft_irq = 0;
         return next;
     }

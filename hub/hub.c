@@ -306,8 +306,7 @@ deliver_expired(sched_thread *ts, hub_state *h)
             Py_DECREF(tm);
             continue;
         }
-        if (Bomb_Check(t->tempval) &&
-            (t->blocked == 0 || t->blocked == TASKLET_PARKED)) {
+        if (sched_throw_pending(t)) {
             /* A kill or throw is already on its way to t (pending, or
              * from another thread): it wins, the Timeout is dropped as if
              * the block it guards had been left.  (A channel waiter's
@@ -326,11 +325,9 @@ deliver_expired(sched_thread *ts, hub_state *h)
             if (bomb == NULL) {
                 PyErr_WriteUnraisable((PyObject *)tm);
             }
-            else if (t->blocked == TASKLET_PARKED) {
-                t->abort_fn(t, t->abort_arg);
-                sched_unpark(t, bomb);
-            }
             else {
+                /* parked or not, the scheduler makes t runnable with the
+                 * bomb (aborting its wait) */
                 PyObject *r = sched_throw(t, bomb, 1, 0);
                 if (r == NULL)
                     PyErr_WriteUnraisable((PyObject *)tm);
