@@ -24,6 +24,16 @@ typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
 typedef struct ChannelObject ChannelObject;
 
+/* The hub's part of a thread's scheduler record: opaque to the scheduler
+ * and written by the hub only (docs/design.md, "The scheduler and the
+ * hub").  The scheduler reads `keepalive` to know that the hub can still
+ * make a tasklet runnable although none is parked. */
+typedef struct {
+    void *state;            /* the hub's per-thread state, or NULL */
+    Py_ssize_t keepalive;   /* armed sources that no parked tasklet waits
+                               for (Timeout timers) */
+} sched_hub_part;
+
 /* tasklet flags */
 #define TF_MAIN            0x0001
 #define TF_SETUP           0x0002  /* bound with arguments, not yet started */
@@ -139,7 +149,7 @@ struct sched_thread {
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
-    void *hub;                    /* the hub's per-thread state, or NULL */
+    sched_hub_part hub;           /* the hub's, see sched_hub_part */
     /* C-stack serials, as get_thread_info(tid, 1 << 30) reports them: the
      * last one handed out; the main tasklet's stack has serial 1 */
     long long serial;
@@ -157,21 +167,6 @@ typedef struct {
     PyObject *error_handler;
     PyObject *channel_callback;
     PyObject *schedule_callback;
-    /* Set by the hub: called when nothing is runnable but tasklets are
-     * parked.  Waits (releasing the GIL) until something can run; callbacks
-     * only call sched_unpark().  Returns 1 after waiting, 0 when there is
-     * nothing that could ever wake a parked tasklet, -1 with an exception
-     * (for example KeyboardInterrupt from a signal). */
-    int (*idle_hook)(sched_thread *ts);
-    /* Set by the hub: wake ts's thread out of its idle hook (called with
-     * the GIL held, from another thread). */
-    void (*wake_hook)(sched_thread *ts);
-    /* Set by the hub: poll without blocking (fairness for tasklets that
-     * only ever schedule()); called every few schedule() calls while
-     * tasklets are parked. */
-    void (*poll_hook)(sched_thread *ts);
-    /* Set by the hub: the thread's scheduler is going away. */
-    void (*thread_end_hook)(sched_thread *ts);
     /* Suspended tasklets the collector found unreachable: killed once the
      * collection is over (see tasklet_finalize). */
     PyObject *pending_kills;
@@ -219,6 +214,48 @@ slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
     for (i = 0; i < n; i++)
         PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
     return t;
+}
+
+/* The scheduler-hub interface (docs/design.md, "The scheduler and the
+ * hub"): the operations the hub registers with sched_register_hub() when
+ * the module is initialised.  "The hub has work" means tasklets are parked
+ * or the hub's keep-alive count is positive. */
+typedef struct {
+    /* Nothing is runnable but the hub has work: wait (releasing the GIL)
+     * until something can run; callbacks only call sched_unpark().
+     * Returns 1 after waiting, 0 when nothing could ever wake a parked
+     * tasklet, -1 with an exception (KeyboardInterrupt from a signal). */
+    int (*idle)(sched_thread *ts);
+    /* Poll without blocking (fairness for tasklets that only ever
+     * schedule()); called every 64th schedule() while the hub has work. */
+    void (*poll)(sched_thread *ts);
+    /* Wake ts's thread out of idle() (GIL held, from another thread). */
+    void (*wake)(sched_thread *ts);
+    /* ts's scheduler is going away: free the hub's part of it. */
+    void (*thread_end)(sched_thread *ts);
+} sched_hub_ops;
+void sched_register_hub(const sched_hub_ops *ops);
+static inline void *sched_hub_state(sched_thread *ts)
+{
+    return ts->hub.state;
+}
+/* for the hub only */
+static inline void sched_set_hub_state(sched_thread *ts, void *state)
+{
+    ts->hub.state = state;
+}
+static inline void sched_hub_keepalive(sched_thread *ts, int delta)
+{
+    ts->hub.keepalive += delta;
+}
+static inline Py_ssize_t sched_hub_keepalive_count(sched_thread *ts)
+{
+    return ts->hub.keepalive;
+}
+/* tasklets of the thread waiting in sched_park() */
+static inline Py_ssize_t sched_nparked(sched_thread *ts)
+{
+    return ts->nparked;
 }
 
 /* module.c: a thread id argument as Stackless parses it: 0 for "the

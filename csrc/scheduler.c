@@ -25,6 +25,22 @@ static void wake_all_others(sched_thread *me);
 /* Every live scheduler, so that threads can find each other (GIL). */
 static sched_thread *sched_threads;
 
+/* The hub's operations, or NULL in a build without the hub. */
+static const sched_hub_ops *hub_ops;
+
+void
+sched_register_hub(const sched_hub_ops *ops)
+{
+    hub_ops = ops;
+}
+
+/* The hub can still make a tasklet of this thread runnable. */
+static inline int
+hub_has_work(sched_thread *ts)
+{
+    return ts->nparked > 0 || ts->hub.keepalive > 0;
+}
+
 /* ------------------------------------------------------------------------
  * Per-thread state.
  */
@@ -54,8 +70,8 @@ sched_thread_release(PyObject *capsule)
     }
     if (sched_tls == ts)
         sched_tls = NULL;
-    if (slp_st != NULL && slp_st->thread_end_hook != NULL)
-        slp_st->thread_end_hook(ts);
+    if (slp_st != NULL && hub_ops != NULL)
+        hub_ops->thread_end(ts);
     ts->dead = 1;
     if (ts->reg_prev != NULL)
         ts->reg_prev->reg_next = ts->reg_next;
@@ -128,8 +144,8 @@ sched_wake(sched_thread *ts)
         ts->waiting = 0;
         PyThread_release_lock(ts->wake_lock);
     }
-    if (slp_st->wake_hook != NULL)
-        slp_st->wake_hook(ts);
+    if (hub_ops != NULL)
+        hub_ops->wake(ts);
 }
 
 static void
@@ -603,8 +619,8 @@ sched_idle(sched_thread *ts, TaskletObject *cur, int ending)
             return IDLE_RUN;
         /* While tasklets wait in the hub, wait for the hub: run() goes on
          * while waits can still complete. */
-        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-            int r = slp_st->idle_hook(ts);
+        if (hub_ops != NULL && hub_has_work(ts)) {
+            int r = hub_ops->idle(ts);
             if (r < 0)
                 return IDLE_ERROR;
             if (r > 0)
@@ -739,11 +755,11 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         return NULL;
     if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
         drain_inbox(ts);
-    if (ts->nparked > 0 && slp_st->poll_hook != NULL &&
+    if (hub_has_work(ts) && hub_ops != NULL &&
         ++ts->poll_countdown >= 64) {
         /* tasklets that only schedule() must not starve the hub's waits */
         ts->poll_countdown = 0;
-        slp_st->poll_hook(ts);
+        hub_ops->poll(ts);
     }
     if (!remove && cur->next == cur && !ts->wd_soft_irq) {
         /* Nobody else to run: no switch at all. */
@@ -791,7 +807,7 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     if (sched_raise_pending(ts) < 0)
         return NULL;
     if (cur->next == cur && !(timeout > 0 && threadblock) &&
-        ts->nparked == 0)
+        !hub_has_work(ts))
         Py_RETURN_NONE;
     if (sched_check_switch(ts) < 0)
         return NULL;

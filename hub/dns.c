@@ -863,7 +863,7 @@ req_run(sched_thread *ts, const round_args *a)
         }
         r->t = NULL;
         if (r->destroyed && attempt == 0 &&
-            ts->hub != NULL && ((hub_state *)ts->hub)->dns != dc) {
+            hub_of(ts) != NULL && hub_of(ts)->dns != dc) {
             req_free(r);
             continue;
         }

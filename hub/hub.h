@@ -64,7 +64,15 @@ struct hub_timer {
     int queued;
 };
 
+/* The thread's hub state, or NULL before hub_get() made it. */
+static inline hub_state *hub_of(sched_thread *ts)
+{
+    return (hub_state *)sched_hub_state(ts);
+}
+
 /* hub.c */
+/* Registers the hub's operations with the scheduler (module.c calls it). */
+int hub_module_init(PyObject *module);
 hub_state *hub_get(sched_thread *ts);     /* NULL with an exception */
 void hub_wakeup(sched_thread *ts);        /* thread-safe, GIL not needed */
 void hub_maybe_poll(sched_thread *ts);    /* fairness: poll without blocking */

@@ -64,7 +64,7 @@ static hub_fdslot *
 recv_slot(int fd)
 {
     sched_thread *ts = sched_peek();
-    hub_state *h = ts != NULL ? ts->hub : NULL;
+    hub_state *h = ts != NULL ? hub_of(ts) : NULL;
     if (h == NULL || fd < 0 || fd >= h->nfds)
         return NULL;
     return &h->fds[fd];
