@@ -14,6 +14,7 @@
 #define SLP_MODULE_H
 
 #include <Python.h>
+#include <time.h>
 #include "pythread.h"
 #include "switch.h"
 #include "pystate.h"
@@ -43,6 +44,9 @@ typedef struct {
 #define TF_BLOCK_TRAP      0x0020
 #define TF_WATCHDOG        0x0040  /* paused in run(), in the watchdog list */
 #define TF_FINALIZING      0x0080
+#define TF_PARKED          0x0100  /* waiting in sched_park() (a state of
+                                      its own: `blocked` is the channel
+                                      direction, as in Stackless) */
 
 struct TaskletObject {
     PyObject_HEAD
@@ -62,9 +66,8 @@ struct TaskletObject {
     int flags;
     int blocked;                  /* Stackless's meaning: 1 sending, -1
                                      receiving on `chan`, 0 not on a channel */
-    int parked;                   /* waiting in sched_park(); the abort
-                                     function and its argument are the
-                                     scheduler's (park_leave()) */
+    /* parked (TF_PARKED): the wait's abort function and its argument,
+     * called by the scheduler only (park_leave()) */
     void (*abort_fn)(TaskletObject *t, void *arg);
     void *abort_arg;
     slp_stack stack;
@@ -191,7 +194,7 @@ static inline sched_thread *tasklet_ts(TaskletObject *t)
  * tasklet.blocked is true for both). */
 static inline int tasklet_waiting(TaskletObject *t)
 {
-    return t->blocked != 0 || t->parked;
+    return t->blocked != 0 || (t->flags & TF_PARKED);
 }
 static inline int tasklet_started(TaskletObject *t)
 {
@@ -258,6 +261,22 @@ static inline Py_ssize_t sched_nparked(sched_thread *ts)
     return ts->nparked;
 }
 
+/* The project's one monotonic clock (CLOCK_MONOTONIC): the watchdog's
+ * slice stamps, the hub's poll pacing and the deadline of every timed
+ * wait (hub_deadline_left()).  libev keeps its own loop time for its
+ * timers, which are only ever armed with relative timeouts. */
+static inline long long slp_monotonic_ns(void)
+{
+    struct timespec tp;
+    if (clock_gettime(CLOCK_MONOTONIC, &tp) < 0)
+        return 0;
+    return (long long)tp.tv_sec * 1000000000LL + tp.tv_nsec;
+}
+static inline double slp_monotonic(void)
+{
+    return (double)slp_monotonic_ns() * 1e-9;
+}
+
 /* module.c: a thread id argument as Stackless parses it: 0 for "the
  * current thread" (absent or -1), 1 with *id set, -1 with an exception
  * (OverflowError for other negative numbers) */
@@ -285,10 +304,11 @@ int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
 /* The one way to wait for something other than a channel (docs/design.md,
  * "The park / abort contract"): the current tasklet leaves the run queue
- * and is `parked` until sched_unpark() makes it runnable again.  When the
- * wait ends any other way (kill()/throw()/raise_exception(), a Timeout, an
- * error before the switch) the scheduler calls abort(t, arg) once, which
- * must stop whatever would unpark it (a watcher); it runs no Python code.
+ * and is parked (TF_PARKED) until sched_unpark() makes it runnable again.
+ * When the wait ends any other way (kill()/throw()/raise_exception(), a
+ * Timeout, an error before the switch) the scheduler calls abort(t, arg)
+ * once, which must stop whatever would unpark it (a watcher); it runs no
+ * Python code.
  * While tasklets are parked and nothing is runnable, the scheduler calls
  * the idle hook instead of declaring a deadlock.  Returns the value given to sched_unpark() (a
  * new reference), or NULL with an exception (a bomb, a deadlock, the idle

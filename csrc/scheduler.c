@@ -203,7 +203,7 @@ drain_inbox(sched_thread *ts)
          * first and the tasklet already got the exception, it may be
          * parked again in a later wait (a finally block) that must not
          * be cut short. */
-        if (t->parked && Bomb_Check(t->tempval))
+        if ((t->flags & TF_PARKED) && Bomb_Check(t->tempval))
             make_runnable_after(ts, ts->current->prev, t);
         Py_DECREF(t);
     }
@@ -355,8 +355,8 @@ park_leave(sched_thread *ts, TaskletObject *t, int abort)
 {
     sched_abort_fn fn = t->abort_fn;
     void *arg = t->abort_arg;
-    assert(t->parked && fn != NULL);
-    t->parked = 0;
+    assert((t->flags & TF_PARKED) && fn != NULL);
+    t->flags &= ~TF_PARKED;
     t->abort_fn = NULL;
     t->abort_arg = NULL;
     ts->nparked--;
@@ -376,7 +376,7 @@ make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
     /* The channel's (or the park) reference keeps t alive until the ring
      * has its own; a parked tasklet still in the ring has no park
      * reference. */
-    if (t->parked) {
+    if (t->flags & TF_PARKED) {
         park_leave(ts, t, 1);
         drop = !in_ring;
     }
@@ -671,7 +671,7 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
 {
     TaskletObject *cur = ts->current, *next;
     /* parked from here on: every way out below goes through park_leave() */
-    cur->parked = 1;
+    cur->flags |= TF_PARKED;
     cur->abort_fn = abort;
     cur->abort_arg = arg;
     ts->nparked++;
@@ -691,10 +691,10 @@ sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
     ts->parking = 0;
     /* The idle hook may have woken cur itself along with others: cur is
      * still in the ring and runs on. */
-    if (next != NULL && !cur->parked)
+    if (next != NULL && !(cur->flags & TF_PARKED))
         next = cur;
     if (next == NULL || next == cur) {
-        if (cur->parked)
+        if (cur->flags & TF_PARKED)
             park_leave(ts, cur, 1);
         if (next == NULL)
             return NULL;
@@ -711,7 +711,7 @@ sched_unpark(TaskletObject *t, PyObject *value)
 {
     sched_thread *ts = t->ts;
     assert(ts != NULL && ts == sched_peek());
-    if (!t->parked) {
+    if (!(t->flags & TF_PARKED)) {
         Py_XDECREF(value);
         return -1;
     }
@@ -735,7 +735,7 @@ sched_unpark(TaskletObject *t, PyObject *value)
 int
 sched_is_parked(TaskletObject *t)
 {
-    return t->parked;
+    return (t->flags & TF_PARKED) != 0;
 }
 
 int
@@ -903,7 +903,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
          * and wake that thread; never switch here (docs/design.md,
          * "The scheduler", threads). */
         sched_thread *tts = t->ts;
-        if (t->parked) {
+        if (t->flags & TF_PARKED) {
             /* its watcher belongs to that thread: abort it there */
             if ((tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL) ||
                 PyList_Append(tts->inbox, (PyObject *)t) < 0) {
@@ -917,7 +917,8 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
          * (in the ring): left on the channel, a sender would replace the
          * bomb with its value.  Its thread sees it unblocked and goes on
          * in it. */
-        if (!t->parked && (t->blocked || !(t->flags & TF_IN_RING)))
+        if (!(t->flags & TF_PARKED) &&
+            (t->blocked || !(t->flags & TF_IN_RING)))
             make_runnable_after(tts, tts->current, t);
         sched_wake(tts);
         Py_RETURN_NONE;

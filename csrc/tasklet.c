@@ -944,7 +944,7 @@ tasklet_drop_if_restorable(TaskletObject *t)
 {
     sched_thread *ts = tasklet_ts(t);
     if (ts == NULL || !tasklet_started(t) || tasklet_is_current(t) ||
-        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->parked)
+        (t->flags & (TF_MAIN | TF_WATCHDOG | TF_PARKED)))
         return 0;
     if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
         return 0;

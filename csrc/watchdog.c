@@ -86,7 +86,7 @@ own_cpu_ns(void)
 static long long
 wall_ns(void)
 {
-    return clock_ns(CLOCK_MONOTONIC);
+    return slp_monotonic_ns();
 }
 
 /* --- the hook ---------------------------------------------------------- */

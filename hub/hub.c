@@ -117,7 +117,7 @@ hub_get(sched_thread *ts)
     ev_async_init(&h->async, async_cb);
     ev_async_start(h->loop, &h->async);
     ev_unref(h->loop);          /* the async watcher keeps nothing alive */
-    h->last_poll = ev_now(h->loop);
+    h->last_poll = slp_monotonic();
     sched_set_hub_state(ts, h);
     return h;
 }
@@ -383,7 +383,7 @@ hub_idle(sched_thread *ts)
     if (h->expired == NULL)
         ev_run(h->loop, EVRUN_ONCE);
     h->soon_pos = NULL;
-    h->last_poll = ev_now(h->loop);
+    h->last_poll = slp_monotonic();
     if (after_poll(ts, h) < 0) {
         h->polling = 0;
         return -1;
@@ -405,14 +405,14 @@ hub_maybe_poll(sched_thread *ts)
      * go of it for a poll that does not wait bought nothing, and taking
      * it straight back each time counted as a GIL switch, so other
      * threads never asked for it and starved. */
-    if (ev_time() - h->last_poll < 1e-3)
+    if (slp_monotonic() - h->last_poll < 1e-3)
         return;
     h->keep_gil = 1;
     h->soon_pos = NULL;
     ev_run(h->loop, EVRUN_NOWAIT);
     h->soon_pos = NULL;
     h->keep_gil = 0;
-    h->last_poll = ev_now(h->loop);
+    h->last_poll = slp_monotonic();
 }
 
 int
@@ -454,7 +454,7 @@ hub_fair_point(void)
     PyObject *r;
     if (ts == NULL || (h = hub_of(ts)) == NULL || h->nactive <= 0)
         return 0;
-    if (ev_time() - h->last_poll < 1e-3)
+    if (slp_monotonic() - h->last_poll < 1e-3)
         return 0;
     before = h->soon_count;
     if (hub_poll_fair(ts) < 0)

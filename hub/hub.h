@@ -29,7 +29,8 @@ typedef struct hub_state {
     int nfds;
     hub_wait *free_waits;         /* freelist */
     hub_timer *expired;           /* Timeout objects whose timer fired */
-    ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
+    double last_poll;             /* slp_monotonic() of the last poll
+                                     (the fairness polls pace on it) */
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
     struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
@@ -68,6 +69,22 @@ struct hub_timer {
 static inline hub_state *hub_of(sched_thread *ts)
 {
     return (hub_state *)sched_hub_state(ts);
+}
+
+/* The deadline of a timed wait that may wait more than once (a socket
+ * call retried after each wake-up, a lock): *deadline is 0 until the first
+ * call, which fixes it `timeout` seconds ahead on slp_monotonic(), so the
+ * retries share it.  Returns the seconds left: -1 when timeout < 0 (no
+ * limit), 0 once the deadline has passed. */
+static inline double hub_deadline_left(double *deadline, double timeout)
+{
+    double now;
+    if (timeout < 0)
+        return -1;
+    now = slp_monotonic();
+    if (*deadline == 0)
+        *deadline = now + timeout;
+    return *deadline > now ? *deadline - now : 0;
 }
 
 /* hub.c */

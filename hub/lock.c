@@ -212,25 +212,17 @@ can_park(sched_thread *ts)
     return 1;
 }
 
-static double
-mono_now(void)
-{
-    struct timespec tv;
-    clock_gettime(CLOCK_MONOTONIC, &tv);
-    return (double)tv.tv_sec + tv.tv_nsec * 1e-9;
-}
-
 /* The thread cannot switch: wait as a thread lock would, releasing the
  * GIL in naps growing from 50 us to 5 ms.  Returns 1, 0 or -1 (a signal
  * handler raised). */
 static int
 acquire_blocking_thread(LockObject *self, double timeout)
 {
-    double deadline = timeout < 0 ? 0 : mono_now() + timeout;
+    double deadline = 0;
     long nap = 50000;
     while (self->locked) {
         struct timespec ts;
-        if (timeout >= 0 && mono_now() >= deadline)
+        if (hub_deadline_left(&deadline, timeout) == 0)
             return 0;
         ts.tv_sec = 0;
         ts.tv_nsec = nap;
