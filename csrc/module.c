@@ -437,7 +437,7 @@ mod_watchdog_deferred(PyObject *m, PyObject *unused)
     (void)unused;
     if (ts == NULL)
         return NULL;
-    return PyLong_FromUnsignedLong(ts->wd_deferred);
+    return PyLong_FromUnsignedLong(wd_deferred_count(ts));
 }
 
 static PyObject *

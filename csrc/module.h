@@ -104,6 +104,44 @@ typedef struct {
     long long serial;             /* used when task is NULL */
 } CStackObject;
 
+/* The interrupt watchdog's part of a thread's scheduler record, owned by
+ * csrc/watchdog.c (docs/design.md, "The scheduler", run()); the fields the
+ * timer thread reads are guarded by its lock.  Other files use the
+ * accessors declared with watchdog.c's functions below. */
+typedef struct {
+    TaskletObject *caller;        /* borrowed: run(timeout) caller, or NULL */
+    sched_thread *next;           /* the timer's list */
+    long long budget;             /* ticks per slice, or for the whole run() */
+    long long left;               /* counted mode: ticks left */
+    long long budget_ns;          /* timed mode: the budget as time */
+    long long start_ns;           /* timed mode: slp_monotonic_ns() at the
+                                     start of the slice (or run()) */
+    int clock;                    /* timed mode: the thread's CPU clock */
+    long long t_stamp, t_cpu_start, t_look_cpu; /* the timer's */
+    long long fired_stamp;        /* the slice a poke is for */
+    long long deadline;           /* due: slp_monotonic_ns() to interrupt */
+    int counted;                  /* the hook counts the ticks */
+    int soft, ignore_nesting, total, threadblock;
+    int fired;                    /* timed mode: a poke is on its way */
+    int poking;                   /* the timer is poking (timer lock) */
+    int due;                      /* the hook interrupts at its next event */
+    int soft_irq;                 /* soft: the next switch revives run() */
+    int pending;                  /* an interrupt waits for atomic to clear */
+    unsigned long deferred;       /* interrupts that had to wait (tests) */
+    unsigned long interrupts;     /* interrupts delivered (tests, bench) */
+    pyhook_saved saved;           /* the hook is on the running tasklet */
+    PyObject *frame;              /* frame with opcode events, or NULL */
+} sched_wd;
+
+/* The cross-thread part of a thread's scheduler record (scheduler.c only):
+ * how other threads find this one, hand it work and wake it. */
+typedef struct {
+    sched_thread *next, *prev;    /* the registry of live schedulers */
+    PyThread_type_lock wake_lock; /* released to wake a waiting thread */
+    int waiting;                  /* blocked in sched_wait_threads() */
+    PyObject *inbox;              /* parked tasklets killed by other threads */
+} sched_xt;
+
 struct sched_thread {
     PyThreadState *tstate;
     unsigned long thread_id;
@@ -117,38 +155,12 @@ struct sched_thread {
     PyObject *pending_decref;     /* released after the next switch */
     TaskletObject *all;           /* started tasklets (borrowed list head) */
     int dead;                     /* its thread has ended */
-    sched_thread *reg_next, *reg_prev;  /* all live schedulers */
-    PyThread_type_lock wake_lock; /* released to wake a waiting thread */
-    int waiting;                  /* blocked in sched_wait_threads() */
-    PyObject *inbox;              /* parked tasklets killed by other threads */
+    sched_xt xt;                  /* scheduler.c's cross-thread part */
     unsigned long switches;       /* switch counter (watchdog) */
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
     unsigned int poll_countdown;  /* schedule() calls until the next poll */
-    /* the interrupt watchdog (watchdog.c); the fields the timer thread
-     * reads are guarded by its lock */
-    TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
-    sched_thread *wd_next;        /* the timer's list */
-    long long wd_budget;          /* ticks per slice, or for the whole run() */
-    long long wd_left;            /* counted mode: ticks left */
-    long long wd_budget_ns;       /* timed mode: the budget as time */
-    long long wd_start_ns;        /* timed mode: wall-clock stamp of the
-                                     start of the slice (or run()) */
-    int wd_clock;                 /* timed mode: the thread's CPU clock */
-    long long wd_t_stamp, wd_t_cpu_start, wd_t_look_cpu; /* the timer's */
-    long long wd_fired_stamp;     /* the slice a poke is for */
-    long long wd_deadline;        /* due: wall-clock time to interrupt */
-    int wd_counted;               /* the hook counts the ticks */
-    int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
-    int wd_fired;                 /* timed mode: a poke is on its way */
-    int wd_poking;                /* the timer is poking (timer lock) */
-    int wd_due;                   /* the hook interrupts at its next event */
-    int wd_soft_irq;              /* soft: the next switch revives run() */
-    int wd_pending;               /* an interrupt waits for atomic to clear */
-    unsigned long wd_deferred;    /* interrupts that had to wait (tests) */
-    unsigned long wd_interrupts;  /* interrupts delivered (tests, bench) */
-    pyhook_saved wd_saved;        /* the hook is on the running tasklet */
-    PyObject *wd_frame;           /* frame with opcode events, or NULL */
+    sched_wd wd;                  /* the watchdog's, see sched_wd */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
@@ -345,6 +357,31 @@ int wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 void wd_disarm(sched_thread *ts);
 void wd_retry(sched_thread *ts);
 void wd_shutdown(void);
+/* Reads of the watchdog's part of the record (sched_wd) elsewhere. */
+static inline TaskletObject *wd_caller(sched_thread *ts)
+{
+    return ts->wd.caller;       /* the run(timeout) caller: armed */
+}
+static inline int wd_hook_on(sched_thread *ts)
+{
+    return ts->wd.saved.installed;
+}
+static inline int wd_soft_due(sched_thread *ts)
+{
+    return ts->wd.soft_irq;
+}
+static inline int wd_threadblock(sched_thread *ts)
+{
+    return ts->wd.threadblock;
+}
+static inline int wd_interrupt_waits(sched_thread *ts)
+{
+    return ts->wd.pending;      /* for atomic to clear */
+}
+static inline unsigned long wd_deferred_count(sched_thread *ts)
+{
+    return ts->wd.deferred;
+}
 /* The switch to `next` is about to happen while a watchdog is armed: the
  * tasklet to switch to instead (run()'s caller, for a soft interrupt). */
 TaskletObject *wd_switching(sched_thread *ts, TaskletObject *next);

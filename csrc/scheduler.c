@@ -73,18 +73,18 @@ sched_thread_release(PyObject *capsule)
     if (slp_st != NULL && hub_ops != NULL)
         hub_ops->thread_end(ts);
     ts->dead = 1;
-    if (ts->reg_prev != NULL)
-        ts->reg_prev->reg_next = ts->reg_next;
+    if (ts->xt.prev != NULL)
+        ts->xt.prev->xt.next = ts->xt.next;
     else if (sched_threads == ts)
-        sched_threads = ts->reg_next;
-    if (ts->reg_next != NULL)
-        ts->reg_next->reg_prev = ts->reg_prev;
-    ts->reg_next = ts->reg_prev = NULL;
+        sched_threads = ts->xt.next;
+    if (ts->xt.next != NULL)
+        ts->xt.next->xt.prev = ts->xt.prev;
+    ts->xt.next = ts->xt.prev = NULL;
     if (slp_st != NULL)
         wake_all_others(ts);
     if (slp_is_finalizing() || ts->current == NULL)
         return;
-    Py_CLEAR(ts->inbox);
+    Py_CLEAR(ts->xt.inbox);
     while (ts->current->next != ts->current) {
         TaskletObject *t = ts->current->next;
         t->flags &= ~TF_SETUP;
@@ -117,7 +117,7 @@ sched_thread *
 sched_find_thread(unsigned long thread_id)
 {
     sched_thread *ts;
-    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+    for (ts = sched_threads; ts != NULL; ts = ts->xt.next)
         if (ts->thread_id == thread_id)
             return ts;
     return NULL;
@@ -140,9 +140,9 @@ other_threads_alive(sched_thread *me)
 void
 sched_wake(sched_thread *ts)
 {
-    if (ts->waiting) {
-        ts->waiting = 0;
-        PyThread_release_lock(ts->wake_lock);
+    if (ts->xt.waiting) {
+        ts->xt.waiting = 0;
+        PyThread_release_lock(ts->xt.wake_lock);
     }
     if (hub_ops != NULL)
         hub_ops->wake(ts);
@@ -152,7 +152,7 @@ static void
 wake_all_others(sched_thread *me)
 {
     sched_thread *ts;
-    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+    for (ts = sched_threads; ts != NULL; ts = ts->xt.next)
         if (ts != me)
             sched_wake(ts);
 }
@@ -164,11 +164,11 @@ static int
 sched_wait_threads(sched_thread *ts)
 {
     PyLockStatus r;
-    ts->waiting = 1;
+    ts->xt.waiting = 1;
     Py_BEGIN_ALLOW_THREADS
-    r = PyThread_acquire_lock_timed(ts->wake_lock, 200000, 1);
+    r = PyThread_acquire_lock_timed(ts->xt.wake_lock, 200000, 1);
     Py_END_ALLOW_THREADS
-    ts->waiting = 0;
+    ts->xt.waiting = 0;
     if (r == PY_LOCK_INTR || ts->thread_id == slp_main_thread_ident)
         return PyErr_CheckSignals();
     return 0;
@@ -194,10 +194,10 @@ static void make_runnable_after(sched_thread *ts, TaskletObject *pos,
 static void
 drain_inbox(sched_thread *ts)
 {
-    while (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0) {
-        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->inbox, 0);
+    while (ts->xt.inbox != NULL && PyList_GET_SIZE(ts->xt.inbox) > 0) {
+        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->xt.inbox, 0);
         Py_INCREF(t);
-        if (PySequence_DelItem(ts->inbox, 0) < 0)
+        if (PySequence_DelItem(ts->xt.inbox, 0) < 0)
             PyErr_Clear();
         /* Only while the throw is still pending: if the wait completed
          * first and the tasklet already got the exception, it may be
@@ -218,13 +218,13 @@ sched_create(void)
         PyErr_NoMemory();
         return NULL;
     }
-    ts->wake_lock = PyThread_allocate_lock();
-    if (ts->wake_lock == NULL) {
+    ts->xt.wake_lock = PyThread_allocate_lock();
+    if (ts->xt.wake_lock == NULL) {
         PyMem_RawFree(ts);
         PyErr_NoMemory();
         return NULL;
     }
-    PyThread_acquire_lock(ts->wake_lock, 1);
+    PyThread_acquire_lock(ts->xt.wake_lock, 1);
     ts->tstate = PyThreadState_Get();
     ts->thread_id = PyThread_get_thread_ident();
     /* Stackless's layout: item 0 is the interrupt watchdog (the run(timeout)
@@ -250,9 +250,9 @@ sched_create(void)
     ts->current = main;
     ts->runcount = 1;
     sched_tls = ts;
-    ts->reg_next = sched_threads;
+    ts->xt.next = sched_threads;
     if (sched_threads != NULL)
-        sched_threads->reg_prev = ts;
+        sched_threads->xt.prev = ts;
     sched_threads = ts;
     if (sched_register_thread(ts) < 0)
         PyErr_Clear();      /* then the thread's tasklets leak at its end */
@@ -502,7 +502,7 @@ sched_resumed(sched_thread *ts, TaskletObject *self)
     pystate_restore(ts->tstate, &self->ps);
     ts->pending_decref = NULL;
     Py_XDECREF(drop);
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         wd_resumed(ts);
 }
 
@@ -525,7 +525,7 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
-    if (ts->wd_saved.installed)
+    if (wd_hook_on(ts))
         wd_leaving(ts);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
     /* The head of the frame chain lives on the C stack the switch
@@ -547,7 +547,7 @@ PyObject *
 sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 {
     TaskletObject *self = ts->current;
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         next = wd_switching(ts, next);
     if (next != self)
         sched_do_switch(ts, next, drop);
@@ -603,7 +603,7 @@ revivable(sched_thread *ts, TaskletObject *cur, TaskletObject *w, int ending)
     /* run(threadblock=True) with a timeout waits for other threads before
      * its caller returns */
     return w != cur && !(w->flags & TF_IN_RING) && !tasklet_waiting(w) &&
-           !(w == ts->wd_caller && ts->wd_threadblock &&
+           !(w == wd_caller(ts) && wd_threadblock(ts) &&
              other_threads_alive(ts));
 }
 
@@ -753,7 +753,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         retval = (PyObject *)cur;
     if (sched_raise_pending(ts) < 0)
         return NULL;
-    if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
+    if (ts->xt.inbox != NULL && PyList_GET_SIZE(ts->xt.inbox) > 0)
         drain_inbox(ts);
     if (hub_has_work(ts) && hub_ops != NULL &&
         ++ts->poll_countdown >= 64) {
@@ -761,7 +761,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         ts->poll_countdown = 0;
         hub_ops->poll(ts);
     }
-    if (!remove && cur->next == cur && !ts->wd_soft_irq) {
+    if (!remove && cur->next == cur && !wd_soft_due(ts)) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
     }
@@ -773,7 +773,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
             return NULL;
     }
     else if (cur->next == cur) {
-        if (!ts->wd_soft_irq)
+        if (!wd_soft_due(ts))
             return Py_NewRef(retval);
         next = cur;             /* a soft interrupt revives run() */
     }
@@ -813,7 +813,7 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
         return NULL;
     /* Only the outermost run() with a timeout is the interrupt watchdog;
      * inner ones behave as timeout=0, as in Stackless. */
-    if (timeout > 0 && ts->wd_caller == NULL) {
+    if (timeout > 0 && wd_caller(ts) == NULL) {
         if (wd_arm(ts, cur, timeout, soft, ignore_nesting, totaltimeout,
                    threadblock) < 0)
             return NULL;
@@ -905,8 +905,8 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
         sched_thread *tts = t->ts;
         if (t->flags & TF_PARKED) {
             /* its watcher belongs to that thread: abort it there */
-            if ((tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL) ||
-                PyList_Append(tts->inbox, (PyObject *)t) < 0) {
+            if ((tts->xt.inbox == NULL && (tts->xt.inbox = PyList_New(0)) == NULL) ||
+                PyList_Append(tts->xt.inbox, (PyObject *)t) < 0) {
                 Py_DECREF(bomb);
                 return NULL;
             }
@@ -1082,7 +1082,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     TaskletObject *next, *w;
     int to_main = 0;
 
-    if (ts->wd_saved.installed)
+    if (wd_hook_on(ts))
         wd_leaving(ts);
     if (result == NULL)
         bomb = uncaught_error(ts, &to_main);
@@ -1127,7 +1127,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         make_runnable_after(ts, t, w);
         next = w;
     }
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         next = wd_switching(ts, next);
     all_unlink(ts, t);
     pystate_finish_free(ts->tstate, &t->ps);
@@ -1177,7 +1177,7 @@ sched_entry(slp_thread *sw)
     pystate_start(ts->tstate, &t->ps, t->func, t->context);
     Py_CLEAR(t->context);
     Py_CLEAR(ts->pending_decref);
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         wd_resumed(ts);
     all_link(ts, t);
     t->flags &= ~TF_SETUP;

@@ -222,7 +222,7 @@ atomic_exit(AtomicObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     else {
         ts->current->flags &= ~TF_ATOMIC;
-        if (ts->wd_pending)
+        if (wd_interrupt_waits(ts))
             wd_retry(ts);
     }
     Py_RETURN_NONE;
@@ -769,7 +769,7 @@ tasklet_set_atomic(PyObject *self, PyObject *arg)
     }
     else {
         t->flags &= ~TF_ATOMIC;
-        if (tasklet_ts(t) != NULL && t->ts->current == t && t->ts->wd_pending)
+        if (tasklet_ts(t) != NULL && t->ts->current == t && wd_interrupt_waits(t->ts))
             wd_retry(t->ts);
     }
     return PyBool_FromLong(old);
