@@ -267,6 +267,19 @@ static inline Py_ssize_t sched_hub_keepalive_count(sched_thread *ts)
 {
     return ts->hub.keepalive;
 }
+/* The scheduler is choosing what to run next (a tasklet that blocks waits
+ * in its idle loop, where the hub polls) or runs the schedule callback:
+ * Python code running there must not switch. */
+static inline int sched_choosing(sched_thread *ts)
+{
+    return ts->parking || ts->in_callback;
+}
+/* A switch away from the current tasklet would be refused (switch_trap,
+ * inside the schedule callback). */
+static inline int sched_switch_refused(sched_thread *ts)
+{
+    return ts->switch_trap || ts->in_callback;
+}
 /* tasklets of the thread waiting in sched_park() */
 static inline Py_ssize_t sched_nparked(sched_thread *ts)
 {

@@ -462,8 +462,8 @@ hub_fair_point(void)
     /* never from inside the scheduler (a finalizer doing I/O while it
      * picks the next tasklet), atomic, a switch_trap or the callback */
     if (h->soon_count == before || ts->current->next == ts->current ||
-        (ts->current->flags & TF_ATOMIC) || ts->switch_trap ||
-        ts->in_callback || ts->parking || h->polling)
+        (ts->current->flags & TF_ATOMIC) || sched_switch_refused(ts) ||
+        sched_choosing(ts) || h->polling)
         return 0;
     r = sched_schedule(ts, Py_None, 0);
     if (r == NULL)
@@ -576,8 +576,7 @@ hub_in_scheduler(PyObject *m, PyObject *unused)
     if (ts == NULL)
         Py_RETURN_FALSE;
     h = hub_of(ts);
-    return PyBool_FromLong(ts->parking || ts->in_callback ||
-                           (h != NULL && h->polling));
+    return PyBool_FromLong(sched_choosing(ts) || (h != NULL && h->polling));
 }
 
 static PyMethodDef hub_methods[] = {

@@ -206,7 +206,7 @@ lock_release_impl(LockObject *self)
 static int
 can_park(sched_thread *ts)
 {
-    if (ts->switch_trap || ts->in_callback ||
+    if (sched_switch_refused(ts) ||
         (ts->current->flags & TF_BLOCK_TRAP) || slp_is_finalizing())
         return 0;
     return 1;
