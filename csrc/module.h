@@ -346,8 +346,6 @@ PyObject *sched_park(sched_thread *ts, sched_abort_fn abort, void *arg);
  * code, never switches: safe from watcher callbacks.  Returns 0, or -1
  * (value released) when t is not parked. */
 int sched_unpark(TaskletObject *t, PyObject *value);
-/* t is parked (for the hub, which never reads the tasklet's fields). */
-int sched_is_parked(TaskletObject *t);
 /* A kill or throw is on its way to t (pending, or from another thread),
  * which is not on a channel (a channel waiter's tempval is its value). */
 int sched_throw_pending(TaskletObject *t);

@@ -733,12 +733,6 @@ sched_unpark(TaskletObject *t, PyObject *value)
 }
 
 int
-sched_is_parked(TaskletObject *t)
-{
-    return (t->flags & TF_PARKED) != 0;
-}
-
-int
 sched_throw_pending(TaskletObject *t)
 {
     return !t->blocked && Bomb_Check(t->tempval);
