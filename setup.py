@@ -61,7 +61,7 @@ if hub_sources:
     include_dirs.append("hub")
     libraries += ["ev", "cares"]
 
-define_macros = []
+define_macros = [("SLP_WITH_HUB", "1")] if hub_sources else []
 extra_compile_args = [
     "-Wall",
     "-Wextra",

@@ -1,4 +1,4 @@
-/* The channel type: rendezvous between tasklets (STACKLESS_API.md §4).
+/* The channel type: rendezvous between tasklets (docs/design.md, "Tasklets and channels").
  *
  * A channel's queue holds the tasklets blocked on it, all in the same
  * direction; `balance` counts them (> 0 senders, < 0 receivers).  A blocked

@@ -7,9 +7,13 @@
 
 slp_module_state *slp_st = NULL;
 
-/* The hub (hub/, libev and c-ares) is compiled into the same extension when
- * present; the core builds and works without it. */
-extern int hub_module_init(PyObject *module) __attribute__((weak));
+/* The hub (hub/, libev and c-ares) is compiled into the same extension
+ * unless setup.py is told not to (SLP_WITH_HUB); the core builds and works
+ * without it.  hub_module_init() registers the hub's operations with the
+ * scheduler (sched_register_hub()). */
+#ifdef SLP_WITH_HUB
+int hub_module_init(PyObject *module);
+#endif
 unsigned long slp_main_thread_ident;
 
 static sched_thread *
@@ -433,7 +437,7 @@ mod_watchdog_deferred(PyObject *m, PyObject *unused)
     (void)unused;
     if (ts == NULL)
         return NULL;
-    return PyLong_FromUnsignedLong(ts->wd_deferred);
+    return PyLong_FromUnsignedLong(wd_deferred_count(ts));
 }
 
 static PyObject *
@@ -911,8 +915,10 @@ module_exec(PyObject *m)
     if (tasklet_module_init(m) < 0 || channel_module_init(m) < 0 ||
         pyframe_module_init(m) < 0)
         goto fail;
-    if (hub_module_init != NULL && hub_module_init(m) < 0)
+#ifdef SLP_WITH_HUB
+    if (hub_module_init(m) < 0)
         goto fail;
+#endif
     pystate_install_chunk_cache();
     if (pystate_init_trampolines() < 0)
         goto fail;

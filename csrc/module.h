@@ -1,7 +1,7 @@
 /* Shared declarations of the Stackless layer: the tasklet, channel and bomb
  * objects, the per-thread scheduler and the module state.
  *
- * Ownership rules (see also DESIGN.md §6):
+ * Ownership rules (docs/design.md, "Ownership and reference rules"):
  *   - the run queue (a ring that contains the current tasklet), a channel's
  *     queue and the watchdog list each own one reference to every tasklet in
  *     them; a tasklet is in at most one queue at a time;
@@ -14,6 +14,7 @@
 #define SLP_MODULE_H
 
 #include <Python.h>
+#include <time.h>
 #include "pythread.h"
 #include "switch.h"
 #include "pystate.h"
@@ -24,8 +25,15 @@ typedef struct sched_thread sched_thread;
 typedef struct TaskletObject TaskletObject;
 typedef struct ChannelObject ChannelObject;
 
-/* tasklet.blocked of a tasklet waiting in sched_park() (I/O, timer, DNS) */
-#define TASKLET_PARKED 2
+/* The hub's part of a thread's scheduler record: opaque to the scheduler
+ * and written by the hub only (docs/design.md, "The scheduler and the
+ * hub").  The scheduler reads `keepalive` to know that the hub can still
+ * make a tasklet runnable although none is parked. */
+typedef struct {
+    void *state;            /* the hub's per-thread state, or NULL */
+    Py_ssize_t keepalive;   /* armed sources that no parked tasklet waits
+                               for (Timeout timers) */
+} sched_hub_part;
 
 /* tasklet flags */
 #define TF_MAIN            0x0001
@@ -36,7 +44,10 @@ typedef struct ChannelObject ChannelObject;
 #define TF_BLOCK_TRAP      0x0020
 #define TF_WATCHDOG        0x0040  /* paused in run(), in the watchdog list */
 #define TF_FINALIZING      0x0080
-#define TF_ARGS_TRIED      0x0100  /* tasklet_drop_copied_args() ran */
+#define TF_PARKED          0x0100  /* waiting in sched_park() (a state of
+                                      its own: `blocked` is the channel
+                                      direction, as in Stackless) */
+#define TF_ARGS_TRIED      0x0200  /* tasklet_drop_copied_args() ran */
 
 struct TaskletObject {
     PyObject_HEAD
@@ -54,11 +65,13 @@ struct TaskletObject {
     PyObject *weakreflist;
     unsigned long thread_id;
     unsigned short flags;         /* TF_* */
-    short blocked;                /* 1 sending, -1 receiving, 0 not blocked,
-                                     TASKLET_PARKED: waiting in sched_park */
+    short blocked;                /* Stackless's meaning: 1 sending, -1
+                                     receiving on `chan`, 0 not on a channel */
     int c_nesting;                /* calls of the test helpers in progress
                                      (nesting_level counts them) */
-    void (*abort_fn)(TaskletObject *t, void *arg); /* parked: stop waiting */
+    /* parked (TF_PARKED): the wait's abort function and its argument,
+     * called by the scheduler only (park_leave()) */
+    void (*abort_fn)(TaskletObject *t, void *arg);
     void *abort_arg;
     slp_stack stack;
     pystate_saved ps;
@@ -92,6 +105,44 @@ typedef struct {
     long long serial;             /* used when task is NULL */
 } CStackObject;
 
+/* The interrupt watchdog's part of a thread's scheduler record, owned by
+ * csrc/watchdog.c (docs/design.md, "The scheduler", run()); the fields the
+ * timer thread reads are guarded by its lock.  Other files use the
+ * accessors declared with watchdog.c's functions below. */
+typedef struct {
+    TaskletObject *caller;        /* borrowed: run(timeout) caller, or NULL */
+    sched_thread *next;           /* the timer's list */
+    long long budget;             /* ticks per slice, or for the whole run() */
+    long long left;               /* counted mode: ticks left */
+    long long budget_ns;          /* timed mode: the budget as time */
+    long long start_ns;           /* timed mode: slp_monotonic_ns() at the
+                                     start of the slice (or run()) */
+    int clock;                    /* timed mode: the thread's CPU clock */
+    long long t_stamp, t_cpu_start, t_look_cpu; /* the timer's */
+    long long fired_stamp;        /* the slice a poke is for */
+    long long deadline;           /* due: slp_monotonic_ns() to interrupt */
+    int counted;                  /* the hook counts the ticks */
+    int soft, ignore_nesting, total, threadblock;
+    int fired;                    /* timed mode: a poke is on its way */
+    int poking;                   /* the timer is poking (timer lock) */
+    int due;                      /* the hook interrupts at its next event */
+    int soft_irq;                 /* soft: the next switch revives run() */
+    int pending;                  /* an interrupt waits for atomic to clear */
+    unsigned long deferred;       /* interrupts that had to wait (tests) */
+    unsigned long interrupts;     /* interrupts delivered (tests, bench) */
+    pyhook_saved saved;           /* the hook is on the running tasklet */
+    PyObject *frame;              /* frame with opcode events, or NULL */
+} sched_wd;
+
+/* The cross-thread part of a thread's scheduler record (scheduler.c only):
+ * how other threads find this one, hand it work and wake it. */
+typedef struct {
+    sched_thread *next, *prev;    /* the registry of live schedulers */
+    PyThread_type_lock wake_lock; /* released to wake a waiting thread */
+    int waiting;                  /* blocked in sched_wait_threads() */
+    PyObject *inbox;              /* parked tasklets killed by other threads */
+} sched_xt;
+
 struct sched_thread {
     PyThreadState *tstate;
     unsigned long thread_id;
@@ -105,42 +156,16 @@ struct sched_thread {
     PyObject *pending_decref;     /* released after the next switch */
     TaskletObject *all;           /* started tasklets (borrowed list head) */
     int dead;                     /* its thread has ended */
-    sched_thread *reg_next, *reg_prev;  /* all live schedulers */
-    PyThread_type_lock wake_lock; /* released to wake a waiting thread */
-    int waiting;                  /* blocked in sched_wait_threads() */
-    PyObject *inbox;              /* parked tasklets killed by other threads */
+    sched_xt xt;                  /* scheduler.c's cross-thread part */
     unsigned long switches;       /* switch counter (watchdog) */
     PyObject *const *call_sp;     /* end of the args of the blocking call */
     Py_ssize_t nparked;           /* tasklets waiting in sched_park() */
     unsigned int poll_countdown;  /* schedule() calls until the next poll */
-    /* the interrupt watchdog (watchdog.c); the fields the timer thread
-     * reads are guarded by its lock */
-    TaskletObject *wd_caller;     /* borrowed: run(timeout) caller, or NULL */
-    sched_thread *wd_next;        /* the timer's list */
-    long long wd_budget;          /* ticks per slice, or for the whole run() */
-    long long wd_left;            /* counted mode: ticks left */
-    long long wd_budget_ns;       /* timed mode: the budget as time */
-    long long wd_start_ns;        /* timed mode: wall-clock stamp of the
-                                     start of the slice (or run()) */
-    int wd_clock;                 /* timed mode: the thread's CPU clock */
-    long long wd_t_stamp, wd_t_cpu_start, wd_t_look_cpu; /* the timer's */
-    long long wd_fired_stamp;     /* the slice a poke is for */
-    long long wd_deadline;        /* due: wall-clock time to interrupt */
-    int wd_counted;               /* the hook counts the ticks */
-    int wd_soft, wd_ignore_nesting, wd_total, wd_threadblock;
-    int wd_fired;                 /* timed mode: a poke is on its way */
-    int wd_poking;                /* the timer is poking (timer lock) */
-    int wd_due;                   /* the hook interrupts at its next event */
-    int wd_soft_irq;              /* soft: the next switch revives run() */
-    int wd_pending;               /* an interrupt waits for atomic to clear */
-    unsigned long wd_deferred;    /* interrupts that had to wait (tests) */
-    unsigned long wd_interrupts;  /* interrupts delivered (tests, bench) */
-    pyhook_saved wd_saved;        /* the hook is on the running tasklet */
-    PyObject *wd_frame;           /* frame with opcode events, or NULL */
+    sched_wd wd;                  /* the watchdog's, see sched_wd */
     int parking;                  /* blocking, before the switch: if the
                                      current tasklet is woken meanwhile,
                                      it just goes on */
-    void *hub;                    /* the hub's per-thread state, or NULL */
+    sched_hub_part hub;           /* the hub's, see sched_hub_part */
     /* C-stack serials, as get_thread_info(tid, 1 << 30) reports them: the
      * last one handed out; the main tasklet's stack has serial 1 */
     long long serial;
@@ -158,21 +183,6 @@ typedef struct {
     PyObject *error_handler;
     PyObject *channel_callback;
     PyObject *schedule_callback;
-    /* Set by the hub: called when nothing is runnable but tasklets are
-     * parked.  Waits (releasing the GIL) until something can run; callbacks
-     * only call sched_unpark().  Returns 1 after waiting, 0 when there is
-     * nothing that could ever wake a parked tasklet, -1 with an exception
-     * (for example KeyboardInterrupt from a signal). */
-    int (*idle_hook)(sched_thread *ts);
-    /* Set by the hub: wake ts's thread out of its idle hook (called with
-     * the GIL held, from another thread). */
-    void (*wake_hook)(sched_thread *ts);
-    /* Set by the hub: poll without blocking (fairness for tasklets that
-     * only ever schedule()); called every few schedule() calls while
-     * tasklets are parked. */
-    void (*poll_hook)(sched_thread *ts);
-    /* Set by the hub: the thread's scheduler is going away. */
-    void (*thread_end_hook)(sched_thread *ts);
     /* Suspended tasklets the collector found unreachable: killed once the
      * collection is over (see tasklet_finalize). */
     PyObject *pending_kills;
@@ -192,6 +202,12 @@ extern slp_module_state *slp_st;
 static inline sched_thread *tasklet_ts(TaskletObject *t)
 {
     return (t->ts != NULL && !t->ts->dead) ? t->ts : NULL;
+}
+/* Waiting for something: on a channel or in a park (Python's
+ * tasklet.blocked is true for both). */
+static inline int tasklet_waiting(TaskletObject *t)
+{
+    return t->blocked != 0 || (t->flags & TF_PARKED);
 }
 static inline int tasklet_started(TaskletObject *t)
 {
@@ -216,6 +232,77 @@ slp_tuple_from_array(PyObject *const *items, Py_ssize_t n)
     return t;
 }
 
+/* The scheduler-hub interface (docs/design.md, "The scheduler and the
+ * hub"): the operations the hub registers with sched_register_hub() when
+ * the module is initialised.  "The hub has work" means tasklets are parked
+ * or the hub's keep-alive count is positive. */
+typedef struct {
+    /* Nothing is runnable but the hub has work: wait (releasing the GIL)
+     * until something can run; callbacks only call sched_unpark().
+     * Returns 1 after waiting, 0 when nothing could ever wake a parked
+     * tasklet, -1 with an exception (KeyboardInterrupt from a signal). */
+    int (*idle)(sched_thread *ts);
+    /* Poll without blocking (fairness for tasklets that only ever
+     * schedule()); called every 64th schedule() while the hub has work. */
+    void (*poll)(sched_thread *ts);
+    /* Wake ts's thread out of idle() (GIL held, from another thread). */
+    void (*wake)(sched_thread *ts);
+    /* ts's scheduler is going away: free the hub's part of it. */
+    void (*thread_end)(sched_thread *ts);
+} sched_hub_ops;
+void sched_register_hub(const sched_hub_ops *ops);
+static inline void *sched_hub_state(sched_thread *ts)
+{
+    return ts->hub.state;
+}
+/* for the hub only */
+static inline void sched_set_hub_state(sched_thread *ts, void *state)
+{
+    ts->hub.state = state;
+}
+static inline void sched_hub_keepalive(sched_thread *ts, int delta)
+{
+    ts->hub.keepalive += delta;
+}
+static inline Py_ssize_t sched_hub_keepalive_count(sched_thread *ts)
+{
+    return ts->hub.keepalive;
+}
+/* The scheduler is choosing what to run next (a tasklet that blocks waits
+ * in its idle loop, where the hub polls) or runs the schedule callback:
+ * Python code running there must not switch. */
+static inline int sched_choosing(sched_thread *ts)
+{
+    return ts->parking || ts->in_callback;
+}
+/* A switch away from the current tasklet would be refused (switch_trap,
+ * inside the schedule callback). */
+static inline int sched_switch_refused(sched_thread *ts)
+{
+    return ts->switch_trap || ts->in_callback;
+}
+/* tasklets of the thread waiting in sched_park() */
+static inline Py_ssize_t sched_nparked(sched_thread *ts)
+{
+    return ts->nparked;
+}
+
+/* The project's one monotonic clock (CLOCK_MONOTONIC): the watchdog's
+ * slice stamps, the hub's poll pacing and the deadline of every timed
+ * wait (hub_deadline_left()).  libev keeps its own loop time for its
+ * timers, which are only ever armed with relative timeouts. */
+static inline long long slp_monotonic_ns(void)
+{
+    struct timespec tp;
+    if (clock_gettime(CLOCK_MONOTONIC, &tp) < 0)
+        return 0;
+    return (long long)tp.tv_sec * 1000000000LL + tp.tv_nsec;
+}
+static inline double slp_monotonic(void)
+{
+    return (double)slp_monotonic_ns() * 1e-9;
+}
+
 /* module.c: a thread id argument as Stackless parses it: 0 for "the
  * current thread" (absent or -1), 1 with *id set, -1 with an exception
  * (OverflowError for other negative numbers) */
@@ -223,14 +310,12 @@ int slp_parse_thread_id(PyObject *o, unsigned long *id);
 
 /* scheduler.c */
 sched_thread *sched_get(void);           /* NULL with MemoryError */
-int sched_module_init(PyObject *module);
 void ring_append(sched_thread *ts, TaskletObject *t);       /* new reference */
 void ring_insert_after(sched_thread *ts, TaskletObject *pos,
                        TaskletObject *t);                  /* new reference */
 TaskletObject *ring_remove(sched_thread *ts, TaskletObject *t); /* gives ref */
 int sched_check_switch(sched_thread *ts);
 PyObject *sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop);
-PyObject *sched_block_current(sched_thread *ts, PyObject *drop_if_ok);
 PyObject *sched_take_tempval(TaskletObject *t);
 /* Raise a throw from another thread that reached the current tasklet
  * while it ran; call at a switch point before reusing its tempval.
@@ -239,18 +324,19 @@ int sched_raise_pending(sched_thread *ts);
 PyObject *sched_schedule(sched_thread *ts, PyObject *retval, int remove);
 PyObject *sched_run(sched_thread *ts, double timeout, int threadblock,
                     int soft, int ignore_nesting, int totaltimeout);
-void sched_unblock(TaskletObject *t);  /* leave the channel; ref to caller */
 PyObject *sched_throw(TaskletObject *t, PyObject *bomb, int pending,
                       int is_kill);
 int sched_kill_all(sched_thread *ts, int (*drop)(TaskletObject *t));
 
-/* The one way to wait for something other than a channel (DESIGN.md §3):
- * the current tasklet leaves the run queue and is `blocked` until
- * sched_unpark() makes it runnable again.  kill()/throw()/raise_exception()
- * of a parked tasklet first call abort(t, arg), which must stop whatever
- * would unpark it (a watcher); it runs no Python code.  While tasklets are
- * parked and nothing is runnable, the scheduler calls the idle hook instead
- * of declaring a deadlock.  Returns the value given to sched_unpark() (a
+/* The one way to wait for something other than a channel (docs/design.md,
+ * "The park / abort contract"): the current tasklet leaves the run queue
+ * and is parked (TF_PARKED) until sched_unpark() makes it runnable again.
+ * When the wait ends any other way (kill()/throw()/raise_exception(), a
+ * Timeout, an error before the switch) the scheduler calls abort(t, arg)
+ * once, which must stop whatever would unpark it (a watcher); it runs no
+ * Python code.
+ * While tasklets are parked and nothing is runnable, the scheduler calls
+ * the idle hook instead of declaring a deadlock.  Returns the value given to sched_unpark() (a
  * new reference), or NULL with an exception (a bomb, a deadlock, the idle
  * hook's error).  On error abort(t, arg) has been called. */
 typedef void (*sched_abort_fn)(TaskletObject *t, void *arg);
@@ -261,6 +347,9 @@ PyObject *sched_park(sched_thread *ts, sched_abort_fn abort, void *arg);
  * code, never switches: safe from watcher callbacks.  Returns 0, or -1
  * (value released) when t is not parked. */
 int sched_unpark(TaskletObject *t, PyObject *value);
+/* A kill or throw is on its way to t (pending, or from another thread),
+ * which is not on a channel (a channel waiter's tempval is its value). */
+int sched_throw_pending(TaskletObject *t);
 /* The current tasklet, already queued on a channel, is about to block:
  * the tasklet to switch to, itself when the transfer completed while the
  * scheduler waited for the hub or another thread, or NULL with an error
@@ -280,6 +369,31 @@ int wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 void wd_disarm(sched_thread *ts);
 void wd_retry(sched_thread *ts);
 void wd_shutdown(void);
+/* Reads of the watchdog's part of the record (sched_wd) elsewhere. */
+static inline TaskletObject *wd_caller(sched_thread *ts)
+{
+    return ts->wd.caller;       /* the run(timeout) caller: armed */
+}
+static inline int wd_hook_on(sched_thread *ts)
+{
+    return ts->wd.saved.installed;
+}
+static inline int wd_soft_due(sched_thread *ts)
+{
+    return ts->wd.soft_irq;
+}
+static inline int wd_threadblock(sched_thread *ts)
+{
+    return ts->wd.threadblock;
+}
+static inline int wd_interrupt_waits(sched_thread *ts)
+{
+    return ts->wd.pending;      /* for atomic to clear */
+}
+static inline unsigned long wd_deferred_count(sched_thread *ts)
+{
+    return ts->wd.deferred;
+}
 /* The switch to `next` is about to happen while a watchdog is armed: the
  * tasklet to switch to instead (run()'s caller, for a soft interrupt). */
 TaskletObject *wd_switching(sched_thread *ts, TaskletObject *next);

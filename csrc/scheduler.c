@@ -25,6 +25,22 @@ static void wake_all_others(sched_thread *me);
 /* Every live scheduler, so that threads can find each other (GIL). */
 static sched_thread *sched_threads;
 
+/* The hub's operations, or NULL in a build without the hub. */
+static const sched_hub_ops *hub_ops;
+
+void
+sched_register_hub(const sched_hub_ops *ops)
+{
+    hub_ops = ops;
+}
+
+/* The hub can still make a tasklet of this thread runnable. */
+static inline int
+hub_has_work(sched_thread *ts)
+{
+    return ts->nparked > 0 || ts->hub.keepalive > 0;
+}
+
 /* ------------------------------------------------------------------------
  * Per-thread state.
  */
@@ -45,7 +61,7 @@ sched_thread_release(PyObject *capsule)
     }
     if (!slp_is_finalizing() && ts->current != NULL && sched_tls == ts) {
         /* The thread ends: its suspended tasklets get TaskletExit so their
-         * finally blocks run (STACKLESS_API.md §6.6). */
+         * finally blocks run, as in Stackless. */
         PyObject *exc, *val, *tb;
         PyErr_Fetch(&exc, &val, &tb);
         if (sched_kill_all(ts, NULL) < 0)
@@ -54,21 +70,21 @@ sched_thread_release(PyObject *capsule)
     }
     if (sched_tls == ts)
         sched_tls = NULL;
-    if (slp_st != NULL && slp_st->thread_end_hook != NULL)
-        slp_st->thread_end_hook(ts);
+    if (slp_st != NULL && hub_ops != NULL)
+        hub_ops->thread_end(ts);
     ts->dead = 1;
-    if (ts->reg_prev != NULL)
-        ts->reg_prev->reg_next = ts->reg_next;
+    if (ts->xt.prev != NULL)
+        ts->xt.prev->xt.next = ts->xt.next;
     else if (sched_threads == ts)
-        sched_threads = ts->reg_next;
-    if (ts->reg_next != NULL)
-        ts->reg_next->reg_prev = ts->reg_prev;
-    ts->reg_next = ts->reg_prev = NULL;
+        sched_threads = ts->xt.next;
+    if (ts->xt.next != NULL)
+        ts->xt.next->xt.prev = ts->xt.prev;
+    ts->xt.next = ts->xt.prev = NULL;
     if (slp_st != NULL)
         wake_all_others(ts);
     if (slp_is_finalizing() || ts->current == NULL)
         return;
-    Py_CLEAR(ts->inbox);
+    Py_CLEAR(ts->xt.inbox);
     while (ts->current->next != ts->current) {
         TaskletObject *t = ts->current->next;
         t->flags &= ~TF_SETUP;
@@ -101,14 +117,15 @@ sched_thread *
 sched_find_thread(unsigned long thread_id)
 {
     sched_thread *ts;
-    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+    for (ts = sched_threads; ts != NULL; ts = ts->xt.next)
         if (ts->thread_id == thread_id)
             return ts;
     return NULL;
 }
 
 /* Another Python thread exists: it may still hand us work, so blocking
- * waits for it instead of being a deadlock (STACKLESS_API.md §6.3 rule 2). */
+ * waits for it instead of being a deadlock (docs/design.md, "The
+ * scheduler", blocking). */
 static int
 other_threads_alive(sched_thread *me)
 {
@@ -123,19 +140,19 @@ other_threads_alive(sched_thread *me)
 void
 sched_wake(sched_thread *ts)
 {
-    if (ts->waiting) {
-        ts->waiting = 0;
-        PyThread_release_lock(ts->wake_lock);
+    if (ts->xt.waiting) {
+        ts->xt.waiting = 0;
+        PyThread_release_lock(ts->xt.wake_lock);
     }
-    if (slp_st->wake_hook != NULL)
-        slp_st->wake_hook(ts);
+    if (hub_ops != NULL)
+        hub_ops->wake(ts);
 }
 
 static void
 wake_all_others(sched_thread *me)
 {
     sched_thread *ts;
-    for (ts = sched_threads; ts != NULL; ts = ts->reg_next)
+    for (ts = sched_threads; ts != NULL; ts = ts->xt.next)
         if (ts != me)
             sched_wake(ts);
 }
@@ -147,11 +164,11 @@ static int
 sched_wait_threads(sched_thread *ts)
 {
     PyLockStatus r;
-    ts->waiting = 1;
+    ts->xt.waiting = 1;
     Py_BEGIN_ALLOW_THREADS
-    r = PyThread_acquire_lock_timed(ts->wake_lock, 200000, 1);
+    r = PyThread_acquire_lock_timed(ts->xt.wake_lock, 200000, 1);
     Py_END_ALLOW_THREADS
-    ts->waiting = 0;
+    ts->xt.waiting = 0;
     if (r == PY_LOCK_INTR || ts->thread_id == slp_main_thread_ident)
         return PyErr_CheckSignals();
     return 0;
@@ -177,16 +194,16 @@ static void make_runnable_after(sched_thread *ts, TaskletObject *pos,
 static void
 drain_inbox(sched_thread *ts)
 {
-    while (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0) {
-        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->inbox, 0);
+    while (ts->xt.inbox != NULL && PyList_GET_SIZE(ts->xt.inbox) > 0) {
+        TaskletObject *t = (TaskletObject *)PyList_GET_ITEM(ts->xt.inbox, 0);
         Py_INCREF(t);
-        if (PySequence_DelItem(ts->inbox, 0) < 0)
+        if (PySequence_DelItem(ts->xt.inbox, 0) < 0)
             PyErr_Clear();
         /* Only while the throw is still pending: if the wait completed
          * first and the tasklet already got the exception, it may be
          * parked again in a later wait (a finally block) that must not
          * be cut short. */
-        if (t->blocked == TASKLET_PARKED && Bomb_Check(t->tempval))
+        if ((t->flags & TF_PARKED) && Bomb_Check(t->tempval))
             make_runnable_after(ts, ts->current->prev, t);
         Py_DECREF(t);
     }
@@ -201,13 +218,13 @@ sched_create(void)
         PyErr_NoMemory();
         return NULL;
     }
-    ts->wake_lock = PyThread_allocate_lock();
-    if (ts->wake_lock == NULL) {
+    ts->xt.wake_lock = PyThread_allocate_lock();
+    if (ts->xt.wake_lock == NULL) {
         PyMem_RawFree(ts);
         PyErr_NoMemory();
         return NULL;
     }
-    PyThread_acquire_lock(ts->wake_lock, 1);
+    PyThread_acquire_lock(ts->xt.wake_lock, 1);
     ts->tstate = PyThreadState_Get();
     ts->thread_id = PyThread_get_thread_ident();
     /* Stackless's layout: item 0 is the interrupt watchdog (the run(timeout)
@@ -233,9 +250,9 @@ sched_create(void)
     ts->current = main;
     ts->runcount = 1;
     sched_tls = ts;
-    ts->reg_next = sched_threads;
+    ts->xt.next = sched_threads;
     if (sched_threads != NULL)
-        sched_threads->reg_prev = ts;
+        sched_threads->xt.prev = ts;
     sched_threads = ts;
     if (sched_register_thread(ts) < 0)
         PyErr_Clear();      /* then the thread's tasklets leak at its end */
@@ -259,7 +276,7 @@ sched_get(void)
 void
 ring_insert_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    assert(!(t->flags & TF_IN_RING) && t->blocked == 0);
+    assert(!(t->flags & TF_IN_RING) && !tasklet_waiting(t));
     assert(pos->flags & TF_IN_RING);
     Py_INCREF(t);
     t->prev = pos;
@@ -328,49 +345,49 @@ revive_watchdog(sched_thread *ts, TaskletObject *t)
     watchdog_remove(ts, t);
 }
 
-/* Put t, which is not in the ring, right after pos; a watchdog leaves the
- * watchdog list, a blocked tasklet leaves its channel. */
+/* The one way out of a park: the park state is cleared, and when the wait
+ * did not complete (kill, throw, a Timeout, an error before the switch)
+ * the wait's abort function stops whatever would still unpark t.  This is
+ * the only caller of abort functions (docs/design.md, "The park / abort
+ * contract"). */
+static void
+park_leave(sched_thread *ts, TaskletObject *t, int abort)
+{
+    sched_abort_fn fn = t->abort_fn;
+    void *arg = t->abort_arg;
+    assert((t->flags & TF_PARKED) && fn != NULL);
+    t->flags &= ~TF_PARKED;
+    t->abort_fn = NULL;
+    t->abort_arg = NULL;
+    ts->nparked--;
+    if (abort)
+        fn(t, arg);
+}
+
+/* Put t right after pos; a watchdog leaves the watchdog list, a waiting
+ * tasklet leaves its channel or its park.  A tasklet still in the ring is
+ * the current one, blocking while the scheduler waits for the hub or
+ * another thread: it only leaves its channel or park. */
 static void
 make_runnable_after(sched_thread *ts, TaskletObject *pos, TaskletObject *t)
 {
-    if (t->flags & TF_IN_RING) {
-        /* blocking, but still the current tasklet (waiting for the hub or
-         * another thread): it only leaves its channel or wait */
-        if (t->blocked == TASKLET_PARKED) {
-            t->abort_fn(t, t->abort_arg);
-            t->blocked = 0;
-            t->abort_fn = NULL;
-            t->abort_arg = NULL;
-            ts->nparked--;      /* still in the ring: no park reference */
-        }
-        else if (t->blocked) {
-            channel_remove_waiter(t->chan, t);
-            Py_DECREF(t);
-        }
-        if (t->flags & TF_WATCHDOG)
-            revive_watchdog(ts, t);
-        return;
-    }
+    int in_ring = (t->flags & TF_IN_RING) != 0;
+    int drop = 0;
     /* The channel's (or the park) reference keeps t alive until the ring
-     * has its own. */
-    if (t->blocked == TASKLET_PARKED) {
-        /* the scheduler's park reference becomes the ring's */
-        t->abort_fn(t, t->abort_arg);
-        t->blocked = 0;
-        t->abort_fn = NULL;
-        t->abort_arg = NULL;
-        ts->nparked--;
-        ring_insert_after(ts, pos, t);
-        Py_DECREF(t);
+     * has its own; a parked tasklet still in the ring has no park
+     * reference. */
+    if (t->flags & TF_PARKED) {
+        park_leave(ts, t, 1);
+        drop = !in_ring;
     }
     else if (t->blocked) {
         channel_remove_waiter(t->chan, t);
+        drop = 1;
+    }
+    if (!in_ring)
         ring_insert_after(ts, pos, t);
+    if (drop)
         Py_DECREF(t);
-    }
-    else {
-        ring_insert_after(ts, pos, t);
-    }
     if (t->flags & TF_WATCHDOG)
         revive_watchdog(ts, t);
 }
@@ -387,7 +404,7 @@ sched_release_inner_watchdogs(sched_thread *ts, TaskletObject *w)
                                                              n - 1);
         if (t == w)
             break;
-        if (!(t->flags & TF_IN_RING) && !t->blocked)
+        if (!(t->flags & TF_IN_RING) && !tasklet_waiting(t))
             make_runnable_after(ts, ts->current->prev, t);
         else
             watchdog_remove(ts, t);
@@ -400,13 +417,6 @@ sched_make_runnable_after(sched_thread *ts, TaskletObject *pos,
                           TaskletObject *t)
 {
     make_runnable_after(ts, pos, t);
-}
-
-void
-sched_unblock(TaskletObject *t)
-{
-    channel_remove_waiter(t->chan, t);
-    Py_DECREF(t);               /* the channel's reference */
 }
 
 /* ------------------------------------------------------------------------
@@ -492,7 +502,7 @@ sched_resumed(sched_thread *ts, TaskletObject *self)
     pystate_restore(ts->tstate, &self->ps);
     ts->pending_decref = NULL;
     Py_XDECREF(drop);
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         wd_resumed(ts);
 }
 
@@ -517,7 +527,7 @@ sched_do_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
         tasklet_drop_copied_args(self);
     if (slp_st->schedule_callback != NULL)
         sched_call_schedule_cb(ts, (PyObject *)self, (PyObject *)next);
-    if (ts->wd_saved.installed)
+    if (wd_hook_on(ts))
         wd_leaving(ts);
     pystate_save(ts->tstate, &self->ps, ts->call_sp);
     /* The head of the frame chain lives on the C stack the switch
@@ -539,7 +549,7 @@ PyObject *
 sched_switch(sched_thread *ts, TaskletObject *next, PyObject *drop)
 {
     TaskletObject *self = ts->current;
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         next = wd_switching(ts, next);
     if (next != self)
         sched_do_switch(ts, next, drop);
@@ -573,92 +583,121 @@ sched_raise_pending(sched_thread *ts)
     return -1;
 }
 
-/* The tasklet to run when the current one leaves the ring.  If it is the
- * last runnable one, the innermost watchdog (or main) is revived when it is
- * floating; otherwise this is a deadlock.  Returns NULL with RuntimeError,
- * having changed nothing. */
-static TaskletObject *
-pick_after_leave(sched_thread *ts)
+/* The one idle loop: the current tasklet `cur` cannot go on (it blocks on
+ * a channel, parks, pauses in run(), or ends) and may be the last runnable
+ * one.  In order: parked tasklets other threads threw into (the inbox); the
+ * hub's waits while tasklets are parked (the idle hook polls, GIL
+ * released); the wakeup target (the innermost run() caller, or main), when
+ * it may take over; other Python threads, which may still hand this one
+ * work (docs/design.md, "The scheduler", blocking).  `ending`: cur is
+ * ending, and the wakeup target takes over whenever it is not waiting.
+ * Returns IDLE_RUN when something is runnable (cur->next, or cur itself
+ * when its own wait completed meanwhile, see ts->parking), IDLE_REVIVE
+ * when the wakeup target should be revived, IDLE_NONE when nothing could
+ * ever run (a deadlock), IDLE_ERROR with an exception. */
+enum { IDLE_ERROR = -1, IDLE_RUN, IDLE_REVIVE, IDLE_NONE };
+
+static int
+revivable(sched_thread *ts, TaskletObject *cur, TaskletObject *w, int ending)
 {
-    TaskletObject *cur = ts->current, *w;
+    if (ending)
+        return !tasklet_waiting(w);
+    /* run(threadblock=True) with a timeout waits for other threads before
+     * its caller returns */
+    return w != cur && !(w->flags & TF_IN_RING) && !tasklet_waiting(w) &&
+           !(w == wd_caller(ts) && wd_threadblock(ts) &&
+             other_threads_alive(ts));
+}
+
+static int
+sched_idle(sched_thread *ts, TaskletObject *cur, int ending)
+{
     for (;;) {
         drain_inbox(ts);
         /* A blocking tasklet is still the current one while the scheduler
          * waits below; if its wait completed meanwhile (another thread sent,
          * the hub fired), it just goes on. */
-        if (ts->parking && cur->blocked == 0)
-            return cur;
-        if (cur->next != cur)
-            return cur->next;
+        if ((ts->parking && !tasklet_waiting(cur)) || cur->next != cur)
+            return IDLE_RUN;
         /* While tasklets wait in the hub, wait for the hub: run() goes on
-         * while waits can still complete (STACKLESS_API.md, decisions). */
-        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-            int r = slp_st->idle_hook(ts);
+         * while waits can still complete. */
+        if (hub_ops != NULL && hub_has_work(ts)) {
+            int r = hub_ops->idle(ts);
             if (r < 0)
-                return NULL;
+                return IDLE_ERROR;
             if (r > 0)
                 continue;
         }
-        /* 1. revive the watchdog (the run() caller, or main); a bomb the
-         * blocking tasklet carries (send_exception) moves to it */
-        w = wakeup_target(ts);
-        if (w != cur && !(w->flags & TF_IN_RING) && !w->blocked &&
-            !(w == ts->wd_caller && ts->wd_threadblock &&
-              other_threads_alive(ts))) {
-            if (Bomb_Check(cur->tempval) && cur->blocked > 0 &&
-                cur->blocked != TASKLET_PARKED) {
-                Py_SETREF(w->tempval, cur->tempval);
-                cur->tempval = Py_NewRef(Py_None);
-            }
-            make_runnable_after(ts, cur, w);
-            return w;
-        }
-        /* 2. another thread may still hand us work: wait for it */
+        if (revivable(ts, cur, wakeup_target(ts), ending))
+            return IDLE_REVIVE;
         if (!other_threads_alive(ts))
-            break;
+            return IDLE_NONE;
         if (sched_wait_threads(ts) < 0)
-            return NULL;
+            return IDLE_ERROR;
     }
-    /* 3. deadlock */
-    PyErr_SetString(PyExc_RuntimeError,
-                    "Deadlock: the last runnable tasklet cannot be blocked.");
-    return NULL;
+}
+
+/* The tasklet to run when the current one leaves the ring: the next one,
+ * itself when its wait completed while the scheduler waited, or the
+ * revived wakeup target (a bomb the blocking tasklet carries, from
+ * send_exception, moves to it).  Returns NULL with an exception
+ * (RuntimeError for a deadlock), having changed nothing. */
+static TaskletObject *
+pick_after_leave(sched_thread *ts)
+{
+    TaskletObject *cur = ts->current, *w;
+    switch (sched_idle(ts, cur, 0)) {
+    case IDLE_RUN:
+        if (ts->parking && !tasklet_waiting(cur))
+            return cur;
+        return cur->next;
+    case IDLE_REVIVE:
+        w = wakeup_target(ts);
+        if (Bomb_Check(cur->tempval) && cur->blocked > 0) {
+            Py_SETREF(w->tempval, cur->tempval);
+            cur->tempval = Py_NewRef(Py_None);
+        }
+        make_runnable_after(ts, cur, w);
+        return w;
+    case IDLE_NONE:
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Deadlock: the last runnable tasklet cannot be blocked.");
+        return NULL;
+    default:
+        return NULL;
+    }
 }
 
 PyObject *
 sched_park(sched_thread *ts, sched_abort_fn abort, void *arg)
 {
     TaskletObject *cur = ts->current, *next;
+    /* parked from here on: every way out below goes through park_leave() */
+    cur->flags |= TF_PARKED;
+    cur->abort_fn = abort;
+    cur->abort_arg = arg;
+    ts->nparked++;
     if (cur->flags & TF_BLOCK_TRAP) {
-        abort(cur, arg);
+        park_leave(ts, cur, 1);
         PyErr_SetString(PyExc_RuntimeError,
                         "this tasklet does not like to be blocked.");
         return NULL;
     }
     if (sched_raise_pending(ts) < 0 || sched_check_switch(ts) < 0) {
-        abort(cur, arg);
+        park_leave(ts, cur, 1);
         return NULL;
     }
-    cur->blocked = TASKLET_PARKED;
-    cur->abort_fn = abort;
-    cur->abort_arg = arg;
-    ts->nparked++;
     Py_SETREF(cur->tempval, Py_NewRef(Py_None));
     ts->parking = 1;
     next = pick_after_leave(ts);
     ts->parking = 0;
     /* The idle hook may have woken cur itself along with others: cur is
-     * still in the ring and runs on (hub issue). */
-    if (next != NULL && cur->blocked != TASKLET_PARKED)
+     * still in the ring and runs on. */
+    if (next != NULL && !(cur->flags & TF_PARKED))
         next = cur;
     if (next == NULL || next == cur) {
-        if (cur->blocked == TASKLET_PARKED) {
-            cur->blocked = 0;
-            cur->abort_fn = NULL;
-            cur->abort_arg = NULL;
-            ts->nparked--;
-            abort(cur, arg);
-        }
+        if (cur->flags & TF_PARKED)
+            park_leave(ts, cur, 1);
         if (next == NULL)
             return NULL;
         return sched_take_tempval(cur);
@@ -674,14 +713,11 @@ sched_unpark(TaskletObject *t, PyObject *value)
 {
     sched_thread *ts = t->ts;
     assert(ts != NULL && ts == sched_peek());
-    if (t->blocked != TASKLET_PARKED) {
+    if (!(t->flags & TF_PARKED)) {
         Py_XDECREF(value);
         return -1;
     }
-    t->blocked = 0;
-    t->abort_fn = NULL;
-    t->abort_arg = NULL;
-    ts->nparked--;
+    park_leave(ts, t, 0);
     if (Bomb_Check(t->tempval)) {
         /* another thread threw into it meanwhile (its abort is queued in
          * the inbox): the exception wins over the wait's result */
@@ -698,16 +734,10 @@ sched_unpark(TaskletObject *t, PyObject *value)
     return 0;
 }
 
-/* The current tasklet leaves the run queue: it was just queued on a channel
- * by the caller (which took its own reference), or it pauses.  The ring's
- * reference is dropped after the switch.  Call sched_check_switch() and
- * sched_can_leave() first. */
-PyObject *
-sched_block_current(sched_thread *ts, PyObject *unused)
+int
+sched_throw_pending(TaskletObject *t)
 {
-    TaskletObject *cur = ts->current, *next = cur->next;
-    (void)unused;
-    return sched_switch(ts, next, (PyObject *)ring_remove(ts, cur));
+    return !t->blocked && Bomb_Check(t->tempval);
 }
 
 /* schedule() and schedule_remove(). */
@@ -719,15 +749,15 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
         retval = (PyObject *)cur;
     if (sched_raise_pending(ts) < 0)
         return NULL;
-    if (ts->inbox != NULL && PyList_GET_SIZE(ts->inbox) > 0)
+    if (ts->xt.inbox != NULL && PyList_GET_SIZE(ts->xt.inbox) > 0)
         drain_inbox(ts);
-    if (ts->nparked > 0 && slp_st->poll_hook != NULL &&
+    if (hub_has_work(ts) && hub_ops != NULL &&
         ++ts->poll_countdown >= 64) {
         /* tasklets that only schedule() must not starve the hub's waits */
         ts->poll_countdown = 0;
-        slp_st->poll_hook(ts);
+        hub_ops->poll(ts);
     }
-    if (!remove && cur->next == cur && !ts->wd_soft_irq) {
+    if (!remove && cur->next == cur && !wd_soft_due(ts)) {
         /* Nobody else to run: no switch at all. */
         return Py_NewRef(retval);
     }
@@ -739,7 +769,7 @@ sched_schedule(sched_thread *ts, PyObject *retval, int remove)
             return NULL;
     }
     else if (cur->next == cur) {
-        if (!ts->wd_soft_irq)
+        if (!wd_soft_due(ts))
             return Py_NewRef(retval);
         next = cur;             /* a soft interrupt revives run() */
     }
@@ -773,13 +803,13 @@ sched_run(sched_thread *ts, double timeout, int threadblock, int soft,
     if (sched_raise_pending(ts) < 0)
         return NULL;
     if (cur->next == cur && !(timeout > 0 && threadblock) &&
-        ts->nparked == 0)
+        !hub_has_work(ts))
         Py_RETURN_NONE;
     if (sched_check_switch(ts) < 0)
         return NULL;
     /* Only the outermost run() with a timeout is the interrupt watchdog;
-     * inner ones behave as timeout=0 (§6.2). */
-    if (timeout > 0 && ts->wd_caller == NULL) {
+     * inner ones behave as timeout=0, as in Stackless. */
+    if (timeout > 0 && wd_caller(ts) == NULL) {
         if (wd_arm(ts, cur, timeout, soft, ignore_nesting, totaltimeout,
                    threadblock) < 0)
             return NULL;
@@ -847,7 +877,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
             Py_RETURN_NONE;
         if (is_kill && tasklet_started(t) && !(t->flags & TF_MAIN)) {
             /* Its thread is gone: nothing can run it; drop its frames
-             * (STACKLESS_API.md §7.7). */
+             * (as Stackless does for a tasklet whose thread ended). */
             sched_forget(t);
             pystate_discard(&t->ps);
             slp_stack_reset(&t->stack);
@@ -866,12 +896,13 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
     }
     if (tasklet_ts(t) != ts) {
         /* Another thread's tasklet: make it runnable there with the bomb
-         * and wake that thread; never switch here (§7.6). */
+         * and wake that thread; never switch here (docs/design.md,
+         * "The scheduler", threads). */
         sched_thread *tts = t->ts;
-        if (t->blocked == TASKLET_PARKED) {
+        if (t->flags & TF_PARKED) {
             /* its watcher belongs to that thread: abort it there */
-            if ((tts->inbox == NULL && (tts->inbox = PyList_New(0)) == NULL) ||
-                PyList_Append(tts->inbox, (PyObject *)t) < 0) {
+            if ((tts->xt.inbox == NULL && (tts->xt.inbox = PyList_New(0)) == NULL) ||
+                PyList_Append(tts->xt.inbox, (PyObject *)t) < 0) {
                 Py_DECREF(bomb);
                 return NULL;
             }
@@ -882,7 +913,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
          * (in the ring): left on the channel, a sender would replace the
          * bomb with its value.  Its thread sees it unblocked and goes on
          * in it. */
-        if (t->blocked != TASKLET_PARKED &&
+        if (!(t->flags & TF_PARKED) &&
             (t->blocked || !(t->flags & TF_IN_RING)))
             make_runnable_after(tts, tts->current, t);
         sched_wake(tts);
@@ -907,7 +938,7 @@ sched_throw_impl(TaskletObject *t, PyObject *bomb, int pending, int is_kill,
     }
     else if (!(t->flags & TF_IN_RING)) {
         TaskletObject *pos = (pending || return_here) ? cur->prev : cur;
-        if ((t->flags & TF_WATCHDOG) && !t->blocked)
+        if ((t->flags & TF_WATCHDOG) && !tasklet_waiting(t))
             ring_insert_after(ts, pos, t);
         else
             make_runnable_after(ts, pos, t);
@@ -974,7 +1005,7 @@ make_runtime_bomb(const char *msg)
     return b;
 }
 
-/* An exception escaped tasklet t: decide where it goes (Stackless §6.4).
+/* An exception escaped tasklet t: decide where it goes (as Stackless does).
  * Returns a bomb for the watchdog, or NULL when the error is done with.
  * *to_main is set for SystemExit. */
 static SLP_NOINLINE PyObject *
@@ -1034,24 +1065,10 @@ end_wait_error(sched_thread *ts, TaskletObject *t)
 static int
 sched_end_wait(sched_thread *ts, TaskletObject *t)
 {
-    for (;;) {
-        TaskletObject *w;
-        drain_inbox(ts);
-        if (t->next != t)
-            return 1;
-        if (ts->nparked > 0 && slp_st->idle_hook != NULL) {
-            int r = slp_st->idle_hook(ts);
-            if (r < 0)
-                return end_wait_error(ts, t);
-            if (r > 0)
-                continue;
-        }
-        w = wakeup_target(ts);
-        if (!w->blocked || !other_threads_alive(ts))
-            return 0;
-        if (sched_wait_threads(ts) < 0)
-            return end_wait_error(ts, t);
-    }
+    int r = sched_idle(ts, t, 1);
+    if (r == IDLE_ERROR)
+        return end_wait_error(ts, t);
+    return r == IDLE_RUN;
 }
 
 static SLP_NOINLINE SLP_NORETURN void
@@ -1061,7 +1078,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     TaskletObject *next, *w;
     int to_main = 0;
 
-    if (ts->wd_saved.installed)
+    if (wd_hook_on(ts))
         wd_leaving(ts);
     if (result == NULL)
         bomb = uncaught_error(ts, &to_main);
@@ -1089,7 +1106,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
     }
     else {
         w = wakeup_target(ts);
-        if (w->blocked) {
+        if (tasklet_waiting(w)) {
             PyObject *b = make_runtime_bomb(
                 w->blocked < 0
                     ? "the main tasklet is receiving without a sender available."
@@ -1106,7 +1123,7 @@ sched_end(sched_thread *ts, TaskletObject *t, PyObject *result)
         make_runnable_after(ts, t, w);
         next = w;
     }
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         next = wd_switching(ts, next);
     all_unlink(ts, t);
     pystate_finish_free(ts->tstate, &t->ps);
@@ -1156,7 +1173,7 @@ sched_entry(slp_thread *sw)
     pystate_start(ts->tstate, &t->ps, t->func, t->context);
     Py_CLEAR(t->context);
     Py_CLEAR(ts->pending_decref);
-    if (ts->wd_caller != NULL)
+    if (wd_caller(ts) != NULL)
         wd_resumed(ts);
     all_link(ts, t);
     t->flags &= ~TF_SETUP;

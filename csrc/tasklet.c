@@ -222,7 +222,7 @@ atomic_exit(AtomicObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     else {
         ts->current->flags &= ~TF_ATOMIC;
-        if (ts->wd_pending)
+        if (wd_interrupt_waits(ts))
             wd_retry(ts);
     }
     Py_RETURN_NONE;
@@ -367,7 +367,7 @@ tasklet_bind_impl(TaskletObject *t, PyObject *func, PyObject *args,
                         "can't (re)bind the current tasklet");
         return -1;
     }
-    if ((t->flags & TF_IN_RING) || t->blocked) {
+    if ((t->flags & TF_IN_RING) || tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "tasklet is scheduled");
         return -1;
     }
@@ -596,7 +596,7 @@ tasklet_insert(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     TaskletObject *t = T(self);
     sched_thread *ts;
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
         return NULL;
     }
@@ -620,7 +620,7 @@ static PyObject *
 tasklet_remove(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     TaskletObject *t = T(self);
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "You cannot remove a blocked tasklet.");
         return NULL;
@@ -644,7 +644,7 @@ tasklet_run_impl(TaskletObject *t, int remove)
 {
     sched_thread *ts;
     TaskletObject *cur;
-    if (t->blocked) {
+    if (tasklet_waiting(t)) {
         PyErr_SetString(PyExc_RuntimeError, "You cannot run a blocked tasklet");
         return NULL;
     }
@@ -710,10 +710,11 @@ tasklet_kill(PyObject *self, PyObject *args, PyObject *kwds)
         Py_RETURN_NONE;
     }
     if (tasklet_started(T(self)) && tasklet_ts(T(self)) == NULL &&
-        T(self)->blocked && T(self)->blocked != TASKLET_PARKED) {
+        T(self)->blocked) {
         /* its thread has ended: the frames are dropped (sched_throw), and
          * it leaves the channel it waited on, as in Stackless */
-        sched_unblock(T(self));
+        channel_remove_waiter(T(self)->chan, T(self));
+        Py_DECREF(T(self));     /* the channel's reference */
     }
     bomb = bomb_new(slp_st->TaskletExit, NULL, NULL);
     if (bomb == NULL)
@@ -796,7 +797,7 @@ tasklet_set_atomic(PyObject *self, PyObject *arg)
     }
     else {
         t->flags &= ~TF_ATOMIC;
-        if (tasklet_ts(t) != NULL && t->ts->current == t && t->ts->wd_pending)
+        if (tasklet_ts(t) != NULL && t->ts->current == t && wd_interrupt_waits(t->ts))
             wd_retry(t->ts);
     }
     return PyBool_FromLong(old);
@@ -971,13 +972,15 @@ tasklet_drop_if_restorable(TaskletObject *t)
 {
     sched_thread *ts = tasklet_ts(t);
     if (ts == NULL || !tasklet_started(t) || tasklet_is_current(t) ||
-        (t->flags & (TF_MAIN | TF_WATCHDOG)) || t->blocked == TASKLET_PARKED)
+        (t->flags & (TF_MAIN | TF_WATCHDOG | TF_PARKED)))
         return 0;
     if (t->c_nesting + pystate_stackless_nesting(ts->tstate, &t->ps) > 0)
         return 0;
     Py_INCREF(t);
-    if (t->blocked)
-        sched_unblock(t);
+    if (t->blocked) {
+        channel_remove_waiter(t->chan, t);
+        Py_DECREF(t);           /* the channel's reference */
+    }
     else if (t->flags & TF_IN_RING)
         Py_DECREF(ring_remove(ts, t));
     /* its frames are dropped without running finally blocks (as in
@@ -1142,9 +1145,9 @@ tasklet_dealloc(PyObject *self)
 #define VISIBLY_ALIVE(t) (tasklet_alive(t) && tasklet_ts(t) != NULL)
 FLAG_GETTER(alive, VISIBLY_ALIVE(t))
 FLAG_GETTER(paused, VISIBLY_ALIVE(t) && !(t->flags & TF_IN_RING) &&
-                    !t->blocked)
-FLAG_GETTER(blocked, t->blocked != 0)
-FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || t->blocked)
+                    !tasklet_waiting(t))
+FLAG_GETTER(blocked, tasklet_waiting(t))
+FLAG_GETTER(scheduled, (t->flags & TF_IN_RING) || tasklet_waiting(t))
 FLAG_GETTER(atomic, (t->flags & TF_ATOMIC) != 0)
 FLAG_GETTER(ignore_nesting, (t->flags & TF_IGNORE_NESTING) != 0)
 FLAG_GETTER(block_trap, (t->flags & TF_BLOCK_TRAP) != 0)
@@ -1185,7 +1188,7 @@ static PyObject *
 link_or_none(TaskletObject *t, int forward)
 {
     TaskletObject *link = NULL;
-    if (t->blocked && t->blocked != TASKLET_PARKED)
+    if (t->blocked)
         link = forward ? t->cnext : t->cprev;
     else if (t->flags & TF_IN_RING)
         link = forward ? t->next : t->prev;
@@ -1291,7 +1294,7 @@ tasklet_get_context_id(PyObject *self, void *c)
     return id;
 }
 
-/* trace_function / profile_function (STACKLESS_API.md §8.4): the
+/* trace_function / profile_function (as in Stackless): the
  * tasklet's own sys.settrace()/setprofile() function. */
 static PyObject *
 tasklet_get_tracer(PyObject *self, void *c)

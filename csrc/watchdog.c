@@ -1,5 +1,6 @@
 /* The watchdog: run(timeout) pre-empts a tasklet that runs too long
- * without switching (STACKLESS_API.md §6.2), on a stock interpreter.
+ * without switching, on a stock interpreter (docs/design.md, "The
+ * scheduler", run()).
  *
  * A tick is about one bytecode instruction, as in Stackless, where the
  * eval loop counts them.  Stock CPython counts nothing, so there are two
@@ -85,7 +86,7 @@ own_cpu_ns(void)
 static long long
 wall_ns(void)
 {
-    return clock_ns(CLOCK_MONOTONIC);
+    return slp_monotonic_ns();
 }
 
 /* --- the hook ---------------------------------------------------------- */
@@ -99,14 +100,14 @@ static void
 hook_on(sched_thread *ts)
 {
     PyFrameObject *f;
-    if (ts->wd_saved.installed) {
-        if (pyhook_is_installed(wd_trace, &ts->wd_saved))
+    if (ts->wd.saved.installed) {
+        if (pyhook_is_installed(wd_trace, &ts->wd.saved))
             return;
         /* the tasklet called sys.settrace(): its new function becomes
          * the one the hook passes events on to */
         hook_off(ts);
     }
-    if (pyhook_install(wd_trace, &ts->wd_saved) < 0) {
+    if (pyhook_install(wd_trace, &ts->wd.saved) < 0) {
         PyErr_Clear();
         return;
     }
@@ -114,55 +115,55 @@ hook_on(sched_thread *ts)
      * events: ask for instruction events in the running frame */
     f = PyEval_GetFrame();
     if (f != NULL && pyhook_trace_opcodes(f, 1) == 0)
-        ts->wd_frame = Py_NewRef((PyObject *)f);
+        ts->wd.frame = Py_NewRef((PyObject *)f);
 }
 
 /* Instruction events in `f` (the running frame) instead of the last one. */
 static void
 hook_retarget(sched_thread *ts, PyFrameObject *f)
 {
-    PyObject *old = ts->wd_frame;
+    PyObject *old = ts->wd.frame;
     if ((PyObject *)f == old)
         return;
-    ts->wd_frame = NULL;
+    ts->wd.frame = NULL;
     if (old != NULL) {
         pyhook_trace_opcodes((PyFrameObject *)old, 0);
         Py_DECREF(old);
     }
     if (f != NULL && pyhook_trace_opcodes(f, 1) == 0)
-        ts->wd_frame = Py_NewRef((PyObject *)f);
+        ts->wd.frame = Py_NewRef((PyObject *)f);
 }
 
 static void
 hook_off(sched_thread *ts)
 {
-    PyObject *f = ts->wd_frame;
+    PyObject *f = ts->wd.frame;
     if (f != NULL) {
-        ts->wd_frame = NULL;
+        ts->wd.frame = NULL;
         pyhook_trace_opcodes((PyFrameObject *)f, 0);
         Py_DECREF(f);
     }
-    pyhook_uninstall(wd_trace, &ts->wd_saved);
+    pyhook_uninstall(wd_trace, &ts->wd.saved);
 }
 
 /* The budget starts again (a switch, or an interrupt that had to wait). */
 static void
 budget_restart(sched_thread *ts)
 {
-    ts->wd_due = 0;
-    if (ts->wd_counted) {
-        ts->wd_left = ts->wd_budget;
+    ts->wd.due = 0;
+    if (ts->wd.counted) {
+        ts->wd.left = ts->wd.budget;
     }
     else {
-        __atomic_store_n(&ts->wd_start_ns, wall_ns(), __ATOMIC_RELAXED);
-        __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&ts->wd.start_ns, wall_ns(), __ATOMIC_RELAXED);
+        __atomic_store_n(&ts->wd.fired, 0, __ATOMIC_RELEASE);
     }
 }
 
 static int
 nesting_ok(sched_thread *ts, TaskletObject *t)
 {
-    return ts->wd_ignore_nesting || (t->flags & TF_IGNORE_NESTING) ||
+    return ts->wd.ignore_nesting || (t->flags & TF_IGNORE_NESTING) ||
            pystate_nesting_level(ts->tstate, NULL) == 0;
 }
 
@@ -177,31 +178,31 @@ must_wait(sched_thread *ts, TaskletObject *t)
 static int
 wd_fire(sched_thread *ts)
 {
-    TaskletObject *victim = ts->current, *w = ts->wd_caller;
+    TaskletObject *victim = ts->current, *w = ts->wd.caller;
     PyObject *res;
 
     if (w == NULL || victim == w) {
         budget_restart(ts);
         return 0;
     }
-    if (must_wait(ts, victim) || ts->wd_soft) {
-        if (ts->wd_soft)
-            ts->wd_soft_irq = 1;    /* the next switch revives run() */
+    if (must_wait(ts, victim) || ts->wd.soft) {
+        if (ts->wd.soft)
+            ts->wd.soft_irq = 1;    /* the next switch revives run() */
         else {
             /* atomic: delivered when it clears; the others: when the
              * budget is spent again */
-            ts->wd_pending = (victim->flags & TF_ATOMIC) != 0;
-            ts->wd_deferred++;
+            ts->wd.pending = (victim->flags & TF_ATOMIC) != 0;
+            ts->wd.deferred++;
         }
         budget_restart(ts);
-        if (!ts->wd_counted)
+        if (!ts->wd.counted)
             hook_off(ts);
         return 0;
     }
     hook_off(ts);
     if (sched_check_switch(ts) < 0)
         return -1;
-    ts->wd_interrupts++;
+    ts->wd.interrupts++;
     /* The victim leaves the run queue; the watchdog's run() returns it. */
     sched_release_inner_watchdogs(ts, w);
     Py_SETREF(w->tempval, Py_NewRef((PyObject *)victim));
@@ -219,12 +220,12 @@ wd_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     sched_thread *ts = sched_peek();
     int r = 0;
 
-    if (ts == NULL || !ts->wd_saved.installed)
+    if (ts == NULL || !ts->wd.saved.installed)
         return 0;
     if (what != PyTrace_OPCODE) {
         /* the tasklet's own trace function */
-        r = pyhook_chain(&ts->wd_saved, obj, frame, what, arg);
-        if (r < 0 || !ts->wd_saved.installed)
+        r = pyhook_chain(&ts->wd.saved, obj, frame, what, arg);
+        if (r < 0 || !ts->wd.saved.installed)
             return r;
     }
     if (!pyhook_opcode_events()) {
@@ -233,28 +234,28 @@ wd_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
     else if (what == PyTrace_CALL) {
         hook_retarget(ts, frame);
     }
-    else if (what == PyTrace_RETURN && (PyObject *)frame == ts->wd_frame) {
+    else if (what == PyTrace_RETURN && (PyObject *)frame == ts->wd.frame) {
         PyFrameObject *back = PyFrame_GetBack(frame);
         hook_retarget(ts, back);
         Py_XDECREF(back);
     }
-    if (ts->wd_due) {
+    if (ts->wd.due) {
         /* timed mode: poked a little early, the hook waits for the
          * deadline itself */
-        if (ts->wd_deadline != 0 && wall_ns() < ts->wd_deadline)
+        if (ts->wd.deadline != 0 && wall_ns() < ts->wd.deadline)
             return r;
     }
     else {
-        if (!ts->wd_counted)
+        if (!ts->wd.counted)
             return r;
         if (what == PyTrace_OPCODE)
-            ts->wd_left--;
+            ts->wd.left--;
         else if (what == PyTrace_LINE)
-            ts->wd_left -= (PyObject *)frame == ts->wd_frame ? 0
+            ts->wd.left -= (PyObject *)frame == ts->wd.frame ? 0
                                                              : WD_LINE_TICKS;
         else
-            ts->wd_left--;
-        if (ts->wd_left > 0)
+            ts->wd.left--;
+        if (ts->wd.left > 0)
             return r;
     }
     if (wd_fire(ts) < 0)
@@ -266,10 +267,10 @@ wd_trace(PyObject *obj, PyFrameObject *frame, int what, PyObject *arg)
 void
 wd_retry(sched_thread *ts)
 {
-    if (ts->wd_pending && ts->wd_caller != NULL) {
-        ts->wd_pending = 0;
-        ts->wd_due = 1;
-        ts->wd_deadline = 0;
+    if (ts->wd.pending && ts->wd.caller != NULL) {
+        ts->wd.pending = 0;
+        ts->wd.due = 1;
+        ts->wd.deadline = 0;
         hook_on(ts);
     }
 }
@@ -282,16 +283,16 @@ static TaskletObject *soft_divert(sched_thread *ts, TaskletObject *cur,
 TaskletObject *
 wd_switching(sched_thread *ts, TaskletObject *next)
 {
-    TaskletObject *cur = ts->current, *w = ts->wd_caller;
+    TaskletObject *cur = ts->current, *w = ts->wd.caller;
 
-    if (ts->wd_soft_irq)
+    if (ts->wd.soft_irq)
         next = soft_divert(ts, cur, w, next);
     if (next != cur) {
         /* a new slice; with totaltimeout a due interrupt stays due: the
          * hook goes onto the next tasklet (wd_resumed) */
-        if (!ts->wd_total)
+        if (!ts->wd.total)
             budget_restart(ts);
-        ts->wd_pending = 0;
+        ts->wd.pending = 0;
     }
     return next;
 }
@@ -303,13 +304,13 @@ soft_divert(sched_thread *ts, TaskletObject *cur, TaskletObject *w,
     /* a soft interrupt is due: the switch goes to run()'s caller, and the
      * tasklet that would have run stays queued after it */
     if (w == NULL || w == cur || w == next || (w->flags & TF_IN_RING) ||
-        w->blocked) {
-        ts->wd_soft_irq = 0;
+        tasklet_waiting(w)) {
+        ts->wd.soft_irq = 0;
         return next;
     }
     if (!nesting_ok(ts, cur))
         return next;            /* passed on to the next switch */
-    ts->wd_soft_irq = 0;
+    ts->wd.soft_irq = 0;
     Py_SETREF(w->tempval, Py_NewRef(Py_None));
     if (next == cur || !(next->flags & TF_IN_RING))
         sched_make_runnable_after(ts, cur, w);
@@ -321,7 +322,7 @@ soft_divert(sched_thread *ts, TaskletObject *cur, TaskletObject *w,
 void
 wd_leaving(sched_thread *ts)
 {
-    if (ts->wd_saved.installed)
+    if (ts->wd.saved.installed)
         hook_off(ts);
 }
 
@@ -329,7 +330,7 @@ void
 wd_resumed(sched_thread *ts)
 {
     PyObject *exc, *val, *tb;
-    if (ts->current == ts->wd_caller || !(ts->wd_counted || ts->wd_due))
+    if (ts->current == ts->wd.caller || !(ts->wd.counted || ts->wd.due))
         return;
     PyErr_Fetch(&exc, &val, &tb);
     hook_on(ts);
@@ -344,7 +345,7 @@ wd_still_armed(sched_thread *ts)
     sched_thread *p;
     int found = 0;
     PyThread_acquire_lock(wd_lock, 1);
-    for (p = wd_list; p != NULL; p = p->wd_next)
+    for (p = wd_list; p != NULL; p = p->wd.next)
         if (p == ts)
             found = 1;
     PyThread_release_lock(wd_lock);
@@ -356,31 +357,31 @@ static int
 wd_poked(void *arg)
 {
     sched_thread *ts = arg;
-    if (!wd_still_armed(ts) || ts->wd_counted)
+    if (!wd_still_armed(ts) || ts->wd.counted)
         return 0;
     if (sched_peek() != ts) {
         /* another thread ran the pending call: ask again */
         if (pyhook_poke(ts->tstate, wd_poked, ts) < 0)
-            __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
+            __atomic_store_n(&ts->wd.fired, 0, __ATOMIC_RELEASE);
         return 0;
     }
-    if (!__atomic_load_n(&ts->wd_fired, __ATOMIC_ACQUIRE) ||
-        __atomic_load_n(&ts->wd_start_ns, __ATOMIC_RELAXED) !=
-            ts->wd_fired_stamp) {
+    if (!__atomic_load_n(&ts->wd.fired, __ATOMIC_ACQUIRE) ||
+        __atomic_load_n(&ts->wd.start_ns, __ATOMIC_RELAXED) !=
+            ts->wd.fired_stamp) {
         /* the slice started again meanwhile */
-        __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
+        __atomic_store_n(&ts->wd.fired, 0, __ATOMIC_RELEASE);
         return 0;
     }
-    if (ts->current == ts->wd_caller)
+    if (ts->current == ts->wd.caller)
         return 0;
     /* the CPU time left (the timer's estimate of the slice's start); the
      * hook checks the wall clock, which runs at least as fast */
     {
-        long long left = ts->wd_budget_ns -
-                         (own_cpu_ns() - ts->wd_t_cpu_start);
-        ts->wd_deadline = left > 0 ? wall_ns() + left : 0;
+        long long left = ts->wd.budget_ns -
+                         (own_cpu_ns() - ts->wd.t_cpu_start);
+        ts->wd.deadline = left > 0 ? wall_ns() + left : 0;
     }
-    ts->wd_due = 1;
+    ts->wd.due = 1;
     hook_on(ts);
     return 0;
 }
@@ -392,7 +393,7 @@ wd_poked(void *arg)
 static long long
 lead(sched_thread *ts)
 {
-    long long l = ts->wd_budget_ns / 80;
+    long long l = ts->wd.budget_ns / 80;
     return l < WD_LEAD_NS ? l : WD_LEAD_NS;
 }
 
@@ -405,17 +406,17 @@ lead(sched_thread *ts)
 static long long
 timer_look(sched_thread *ts)
 {
-    long long cpu = clock_ns((clockid_t)ts->wd_clock);
-    long long stamp = __atomic_load_n(&ts->wd_start_ns, __ATOMIC_RELAXED);
-    if (stamp != ts->wd_t_stamp) {
+    long long cpu = clock_ns((clockid_t)ts->wd.clock);
+    long long stamp = __atomic_load_n(&ts->wd.start_ns, __ATOMIC_RELAXED);
+    if (stamp != ts->wd.t_stamp) {
         long long est = cpu - (wall_ns() - stamp);
-        if (est < ts->wd_t_look_cpu)
-            est = ts->wd_t_look_cpu;
-        ts->wd_t_stamp = stamp;
-        ts->wd_t_cpu_start = est;
+        if (est < ts->wd.t_look_cpu)
+            est = ts->wd.t_look_cpu;
+        ts->wd.t_stamp = stamp;
+        ts->wd.t_cpu_start = est;
     }
-    ts->wd_t_look_cpu = cpu;
-    return cpu - ts->wd_t_cpu_start;
+    ts->wd.t_look_cpu = cpu;
+    return cpu - ts->wd.t_cpu_start;
 }
 
 static void
@@ -449,20 +450,20 @@ wd_timer_main(void *unused)
             PyThread_release_lock(wd_lock);
             return;
         }
-        for (ts = wd_list; ts != NULL; ts = ts->wd_next) {
-            if (__atomic_load_n(&ts->wd_fired, __ATOMIC_ACQUIRE))
+        for (ts = wd_list; ts != NULL; ts = ts->wd.next) {
+            if (__atomic_load_n(&ts->wd.fired, __ATOMIC_ACQUIRE))
                 continue;
             used = timer_look(ts) + lead(ts);
-            if (used >= ts->wd_budget_ns) {
+            if (used >= ts->wd.budget_ns) {
                 if (nfire < 16) {
-                    ts->wd_fired_stamp = ts->wd_t_stamp;
-                    __atomic_store_n(&ts->wd_fired, 1, __ATOMIC_RELEASE);
-                    ts->wd_poking++;    /* disarm waits for the poke */
+                    ts->wd.fired_stamp = ts->wd.t_stamp;
+                    __atomic_store_n(&ts->wd.fired, 1, __ATOMIC_RELEASE);
+                    ts->wd.poking++;    /* disarm waits for the poke */
                     fire[nfire++] = ts;
                 }
             }
-            else if (ts->wd_budget_ns - used < sleep_ns) {
-                sleep_ns = ts->wd_budget_ns - used;
+            else if (ts->wd.budget_ns - used < sleep_ns) {
+                sleep_ns = ts->wd.budget_ns - used;
             }
         }
         PyThread_release_lock(wd_lock);
@@ -473,11 +474,11 @@ wd_timer_main(void *unused)
                 pyhook_poke(ts->tstate, wd_poked, ts) < 0) {
                 /* (a full pending-call queue): retry in 1 ms -- never at
                  * once, this thread may have a real-time priority */
-                __atomic_store_n(&ts->wd_fired, 0, __ATOMIC_RELEASE);
+                __atomic_store_n(&ts->wd.fired, 0, __ATOMIC_RELEASE);
                 failed = 1;
             }
             PyThread_acquire_lock(wd_lock, 1);
-            ts->wd_poking--;
+            ts->wd.poking--;
             PyThread_release_lock(wd_lock);
         }
         if (failed)
@@ -507,19 +508,19 @@ wd_after_fork_child(PyObject *self, PyObject *unused)
     wd_list = NULL;
     wd_timer_running = 0;
     wd_stop = 0;
-    if (ts == NULL || ts->wd_caller == NULL || ts->wd_counted)
+    if (ts == NULL || ts->wd.caller == NULL || ts->wd.counted)
         Py_RETURN_NONE;
-    ts->wd_next = NULL;
-    ts->wd_poking = 0;
-    ts->wd_fired = 0;
+    ts->wd.next = NULL;
+    ts->wd.poking = 0;
+    ts->wd.fired = 0;
     if (pthread_getcpuclockid(pthread_self(), &clk) != 0 ||
         wd_start_timer() < 0) {
         PyErr_Clear();
         Py_RETURN_NONE;
     }
-    ts->wd_clock = (int)clk;
-    ts->wd_start_ns = ts->wd_t_stamp = wall_ns();
-    ts->wd_t_cpu_start = ts->wd_t_look_cpu = own_cpu_ns();
+    ts->wd.clock = (int)clk;
+    ts->wd.start_ns = ts->wd.t_stamp = wall_ns();
+    ts->wd.t_cpu_start = ts->wd.t_look_cpu = own_cpu_ns();
     PyThread_acquire_lock(wd_lock, 1);
     wd_list = ts;
     PyThread_release_lock(wd_lock);
@@ -598,34 +599,34 @@ wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 
     if (!counted && wd_start_timer() < 0)
         return -1;
-    ts->wd_caller = caller;
-    ts->wd_budget = budget;
-    ts->wd_left = budget;
-    ts->wd_counted = counted;
-    ts->wd_soft = soft;
-    ts->wd_ignore_nesting = ignore_nesting;
-    ts->wd_total = totaltimeout;
-    ts->wd_threadblock = threadblock;
-    ts->wd_due = 0;
-    ts->wd_soft_irq = 0;
-    ts->wd_pending = 0;
-    ts->wd_budget_ns = budget * WD_TICK_NS;
-    ts->wd_fired = 0;
+    ts->wd.caller = caller;
+    ts->wd.budget = budget;
+    ts->wd.left = budget;
+    ts->wd.counted = counted;
+    ts->wd.soft = soft;
+    ts->wd.ignore_nesting = ignore_nesting;
+    ts->wd.total = totaltimeout;
+    ts->wd.threadblock = threadblock;
+    ts->wd.due = 0;
+    ts->wd.soft_irq = 0;
+    ts->wd.pending = 0;
+    ts->wd.budget_ns = budget * WD_TICK_NS;
+    ts->wd.fired = 0;
     if (!counted) {
         clockid_t clk;
         if (pthread_getcpuclockid(pthread_self(), &clk) != 0) {
-            ts->wd_caller = NULL;
+            ts->wd.caller = NULL;
             PyErr_SetString(PyExc_RuntimeError,
                             "no CPU-time clock for the watchdog");
             return -1;
         }
-        ts->wd_clock = (int)clk;
-        ts->wd_start_ns = ts->wd_t_stamp = wall_ns();
-        ts->wd_t_cpu_start = ts->wd_t_look_cpu = own_cpu_ns();
+        ts->wd.clock = (int)clk;
+        ts->wd.start_ns = ts->wd.t_stamp = wall_ns();
+        ts->wd.t_cpu_start = ts->wd.t_look_cpu = own_cpu_ns();
     }
     if (!counted) {
         PyThread_acquire_lock(wd_lock, 1);
-        ts->wd_next = wd_list;
+        ts->wd.next = wd_list;
         wd_list = ts;
         PyThread_release_lock(wd_lock);
         PyThread_release_lock(wd_sleep);    /* let the timer see it */
@@ -636,18 +637,18 @@ wd_arm(sched_thread *ts, TaskletObject *caller, double timeout, int soft,
 void
 wd_disarm(sched_thread *ts)
 {
-    if (!ts->wd_counted && wd_lock != NULL) {
+    if (!ts->wd.counted && wd_lock != NULL) {
         sched_thread **pp;
         int poking;
         PyThread_acquire_lock(wd_lock, 1);
-        for (pp = &wd_list; *pp != NULL; pp = &(*pp)->wd_next) {
+        for (pp = &wd_list; *pp != NULL; pp = &(*pp)->wd.next) {
             if (*pp == ts) {
-                *pp = ts->wd_next;
+                *pp = ts->wd.next;
                 break;
             }
         }
-        ts->wd_next = NULL;
-        poking = ts->wd_poking;
+        ts->wd.next = NULL;
+        poking = ts->wd.poking;
         PyThread_release_lock(wd_lock);
         if (poking) {
             /* the timer is handing this thread a poke: it may need the
@@ -656,7 +657,7 @@ wd_disarm(sched_thread *ts)
             for (;;) {
                 struct timespec d = {0, 20000};
                 PyThread_acquire_lock(wd_lock, 1);
-                poking = ts->wd_poking;
+                poking = ts->wd.poking;
                 PyThread_release_lock(wd_lock);
                 if (!poking)
                     break;
@@ -665,12 +666,12 @@ wd_disarm(sched_thread *ts)
             Py_END_ALLOW_THREADS
         }
     }
-    ts->wd_caller = NULL;
-    ts->wd_counted = 0;
-    ts->wd_due = 0;
-    ts->wd_soft_irq = 0;
-    ts->wd_pending = 0;
-    ts->wd_fired = 0;
+    ts->wd.caller = NULL;
+    ts->wd.counted = 0;
+    ts->wd.due = 0;
+    ts->wd.soft_irq = 0;
+    ts->wd.pending = 0;
+    ts->wd.fired = 0;
     hook_off(ts);
 }
 

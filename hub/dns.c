@@ -1,5 +1,5 @@
 /* Name resolution on c-ares, driven by the thread's libev loop
- * (DESIGN.md §4 "DNS").  No resolver threads.
+ * (docs/design.md, "The scheduler and the hub").  No resolver threads.
  *
  * - One ares channel per hub (per thread), created on first use and
  *   re-created when the process id changed (fork) or the configuration
@@ -863,7 +863,7 @@ req_run(sched_thread *ts, const round_args *a)
         }
         r->t = NULL;
         if (r->destroyed && attempt == 0 &&
-            ts->hub != NULL && ((hub_state *)ts->hub)->dns != dc) {
+            hub_of(ts) != NULL && hub_of(ts)->dns != dc) {
             req_free(r);
             continue;
         }

@@ -1,6 +1,6 @@
 /* The hub: one libev loop per thread and the scheduler's idle hook
- * (DESIGN.md §3 "Idle = poll", §4).  No hub tasklet: when nothing is
- * runnable the scheduler calls hub_idle(), which polls the loop once with
+ * (docs/design.md, "The scheduler and the hub").  No hub tasklet: when
+ * nothing is runnable the scheduler calls hub_idle(), which polls the loop once with
  * the GIL released only around the blocking poll; watcher callbacks only
  * unpark tasklets.  Also: sleep(), the Timeout timer object, cross-thread
  * wake-ups. */
@@ -74,7 +74,7 @@ fds_available(int n)
 hub_state *
 hub_get(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h != NULL)
         return h;
     h = PyMem_RawCalloc(1, sizeof(*h));
@@ -117,36 +117,15 @@ hub_get(sched_thread *ts)
     ev_async_init(&h->async, async_cb);
     ev_async_start(h->loop, &h->async);
     ev_unref(h->loop);          /* the async watcher keeps nothing alive */
-    h->last_poll = ev_now(h->loop);
-    ts->hub = h;
+    h->last_poll = slp_monotonic();
+    sched_set_hub_state(ts, h);
     return h;
-}
-
-int
-hub_ref(sched_thread *ts)
-{
-    hub_state *h = hub_get(ts);
-    if (h == NULL)
-        return -1;
-    h->nactive++;
-    ev_ref(h->loop);
-    return 0;
-}
-
-void
-hub_unref(sched_thread *ts)
-{
-    hub_state *h = ts->hub;
-    if (h != NULL) {
-        h->nactive--;
-        ev_unref(h->loop);
-    }
 }
 
 void
 hub_wakeup(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h != NULL)
         ev_async_send(h->loop, &h->async);
 }
@@ -163,7 +142,7 @@ timer_stop_active(hub_timer *tm)
         ev_timer_stop(tm->h->loop, &tm->timer);
         tm->active = 0;
         tm->h->nactive--;
-        tm->h->ts->nparked--;   /* the hub keeps polling while it is armed */
+        sched_hub_keepalive(tm->h->ts, -1);  /* polled while armed */
     }
 }
 
@@ -175,7 +154,7 @@ hubtimer_cb(struct ev_loop *loop, ev_timer *w, int revents)
     /* non-repeating: libev has stopped it */
     tm->active = 0;
     tm->h->nactive--;
-    tm->h->ts->nparked--;
+    sched_hub_keepalive(tm->h->ts, -1);
     tm->queued = 1;             /* the active reference becomes the queue's */
     tm->next_expired = tm->h->expired;
     tm->h->expired = tm;
@@ -223,7 +202,7 @@ hubtimer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
     ev_timer_start(h->loop, &tm->timer);
     tm->active = 1;
     h->nactive++;
-    ts->nparked++;
+    sched_hub_keepalive(ts, 1);
     Py_INCREF(tm);              /* the active (then queued) reference */
     return (PyObject *)tm;
 }
@@ -327,8 +306,7 @@ deliver_expired(sched_thread *ts, hub_state *h)
             Py_DECREF(tm);
             continue;
         }
-        if (Bomb_Check(t->tempval) &&
-            (t->blocked == 0 || t->blocked == TASKLET_PARKED)) {
+        if (sched_throw_pending(t)) {
             /* A kill or throw is already on its way to t (pending, or
              * from another thread): it wins, the Timeout is dropped as if
              * the block it guards had been left.  (A channel waiter's
@@ -347,11 +325,9 @@ deliver_expired(sched_thread *ts, hub_state *h)
             if (bomb == NULL) {
                 PyErr_WriteUnraisable((PyObject *)tm);
             }
-            else if (t->blocked == TASKLET_PARKED) {
-                t->abort_fn(t, t->abort_arg);
-                sched_unpark(t, bomb);
-            }
             else {
+                /* parked or not, the scheduler makes t runnable with the
+                 * bomb (aborting its wait) */
                 PyObject *r = sched_throw(t, bomb, 1, 0);
                 if (r == NULL)
                     PyErr_WriteUnraisable((PyObject *)tm);
@@ -391,7 +367,7 @@ after_poll(sched_thread *ts, hub_state *h)
 static int
 hub_idle(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h == NULL)
         return 0;
     if (h->lock_done != NULL) {
@@ -407,7 +383,7 @@ hub_idle(sched_thread *ts)
     if (h->expired == NULL)
         ev_run(h->loop, EVRUN_ONCE);
     h->soon_pos = NULL;
-    h->last_poll = ev_now(h->loop);
+    h->last_poll = slp_monotonic();
     if (after_poll(ts, h) < 0) {
         h->polling = 0;
         return -1;
@@ -419,7 +395,7 @@ hub_idle(sched_thread *ts)
 void
 hub_maybe_poll(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h != NULL && h->lock_done != NULL)
         hub_lock_drain(h);
     if (h == NULL || h->nactive <= 0)
@@ -429,20 +405,20 @@ hub_maybe_poll(sched_thread *ts)
      * go of it for a poll that does not wait bought nothing, and taking
      * it straight back each time counted as a GIL switch, so other
      * threads never asked for it and starved. */
-    if (ev_time() - h->last_poll < 1e-3)
+    if (slp_monotonic() - h->last_poll < 1e-3)
         return;
     h->keep_gil = 1;
     h->soon_pos = NULL;
     ev_run(h->loop, EVRUN_NOWAIT);
     h->soon_pos = NULL;
     h->keep_gil = 0;
-    h->last_poll = ev_now(h->loop);
+    h->last_poll = slp_monotonic();
 }
 
 int
 hub_poll_fair(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h == NULL)
         return 0;
     hub_maybe_poll(ts);
@@ -476,9 +452,9 @@ hub_fair_point(void)
     hub_state *h;
     unsigned long before;
     PyObject *r;
-    if (ts == NULL || (h = ts->hub) == NULL || h->nactive <= 0)
+    if (ts == NULL || (h = hub_of(ts)) == NULL || h->nactive <= 0)
         return 0;
-    if (ev_time() - h->last_poll < 1e-3)
+    if (slp_monotonic() - h->last_poll < 1e-3)
         return 0;
     before = h->soon_count;
     if (hub_poll_fair(ts) < 0)
@@ -486,8 +462,8 @@ hub_fair_point(void)
     /* never from inside the scheduler (a finalizer doing I/O while it
      * picks the next tasklet), atomic, a switch_trap or the callback */
     if (h->soon_count == before || ts->current->next == ts->current ||
-        (ts->current->flags & TF_ATOMIC) || ts->switch_trap ||
-        ts->in_callback || ts->parking || h->polling)
+        (ts->current->flags & TF_ATOMIC) || sched_switch_refused(ts) ||
+        sched_choosing(ts) || h->polling)
         return 0;
     r = sched_schedule(ts, Py_None, 0);
     if (r == NULL)
@@ -499,10 +475,10 @@ hub_fair_point(void)
 static void
 hub_thread_end(sched_thread *ts)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     if (h == NULL)
         return;
-    ts->hub = NULL;
+    sched_set_hub_state(ts, NULL);
     while (h->expired != NULL) {
         hub_timer *tm = h->expired;
         h->expired = tm->next_expired;
@@ -545,8 +521,8 @@ hub_sleep(PyObject *m, PyObject *arg)
     if (secs == 0) {
         PyObject *r;
         hub_maybe_poll(ts);
-        if (ts->hub != NULL && ((hub_state *)ts->hub)->expired != NULL &&
-            after_poll(ts, ts->hub) < 0)
+        if (hub_of(ts) != NULL && hub_of(ts)->expired != NULL &&
+            after_poll(ts, hub_of(ts)) < 0)
             return NULL;
         r = sched_schedule(ts, Py_None, 0);
         if (r == NULL)
@@ -567,10 +543,11 @@ hub_info(PyObject *m, PyObject *unused)
     (void)m; (void)unused;
     if (ts == NULL || (h = hub_get(ts)) == NULL)
         return NULL;
-    return Py_BuildValue("{s:i,s:i,s:n,s:i}",
+    return Py_BuildValue("{s:i,s:i,s:n,s:n,s:i}",
                          "backend", (int)ev_backend(h->loop),
                          "active", (int)h->nactive,
-                         "nparked", ts->nparked,
+                         "nparked", sched_nparked(ts),
+                         "keepalive", sched_hub_keepalive_count(ts),
                          "iterations", (int)ev_iteration(h->loop));
 }
 
@@ -582,8 +559,8 @@ hub_after_fork(PyObject *m, PyObject *unused)
 {
     sched_thread *ts = sched_peek();
     (void)m; (void)unused;
-    if (ts != NULL && ts->hub != NULL)
-        ev_loop_fork(((hub_state *)ts->hub)->loop);
+    if (ts != NULL && hub_of(ts) != NULL)
+        ev_loop_fork(hub_of(ts)->loop);
     Py_RETURN_NONE;
 }
 
@@ -598,9 +575,8 @@ hub_in_scheduler(PyObject *m, PyObject *unused)
     (void)m; (void)unused;
     if (ts == NULL)
         Py_RETURN_FALSE;
-    h = ts->hub;
-    return PyBool_FromLong(ts->parking || ts->in_callback ||
-                           (h != NULL && h->polling));
+    h = hub_of(ts);
+    return PyBool_FromLong(sched_choosing(ts) || (h != NULL && h->polling));
 }
 
 static PyMethodDef hub_methods[] = {
@@ -620,6 +596,13 @@ static PyMethodDef hub_methods[] = {
     {NULL, NULL, 0, NULL}
 };
 
+static const sched_hub_ops hub_ops = {
+    .idle = hub_idle,
+    .poll = hub_maybe_poll,
+    .wake = hub_wakeup,
+    .thread_end = hub_thread_end,
+};
+
 int
 hub_module_init(PyObject *module)
 {
@@ -636,10 +619,7 @@ hub_module_init(PyObject *module)
         return -1;
     if (hub_dns_module_init(module) < 0 || hub_lock_module_init(module) < 0)
         return -1;
-    slp_st->idle_hook = hub_idle;
-    slp_st->thread_end_hook = hub_thread_end;
-    slp_st->wake_hook = hub_wakeup;
-    slp_st->poll_hook = hub_maybe_poll;
+    sched_register_hub(&hub_ops);
     /* The importing thread's loop now, so its fds exist from the start. */
     ts = sched_get();
     if (ts == NULL || hub_get(ts) == NULL)

@@ -1,6 +1,6 @@
 /* The hub: one libev loop per thread, polled by the scheduler's idle hook
- * when nothing is runnable (DESIGN.md §3-§4).  The only headers that see
- * <ev.h>.  Watcher callbacks only call sched_unpark() or queue work for
+ * when nothing is runnable (docs/design.md, "The scheduler and the hub").
+ * The only headers that see <ev.h>.  Watcher callbacks only call sched_unpark() or queue work for
  * the idle hook; they never run Python code and never switch. */
 #ifndef HUB_HUB_H
 #define HUB_HUB_H
@@ -29,7 +29,8 @@ typedef struct hub_state {
     int nfds;
     hub_wait *free_waits;         /* freelist */
     hub_timer *expired;           /* Timeout objects whose timer fired */
-    ev_tstamp last_poll;          /* for the sleep(0) fairness poll */
+    double last_poll;             /* slp_monotonic() of the last poll
+                                     (the fairness polls pace on it) */
     Py_ssize_t nactive;           /* waits and timers that can wake someone */
     void *dns;                    /* dns.c: the thread's c-ares channel */
     struct lock_waiter *lock_done; /* lock.c: waits granted by other threads */
@@ -64,7 +65,31 @@ struct hub_timer {
     int queued;
 };
 
+/* The thread's hub state, or NULL before hub_get() made it. */
+static inline hub_state *hub_of(sched_thread *ts)
+{
+    return (hub_state *)sched_hub_state(ts);
+}
+
+/* The deadline of a timed wait that may wait more than once (a socket
+ * call retried after each wake-up, a lock): *deadline is 0 until the first
+ * call, which fixes it `timeout` seconds ahead on slp_monotonic(), so the
+ * retries share it.  Returns the seconds left: -1 when timeout < 0 (no
+ * limit), 0 once the deadline has passed. */
+static inline double hub_deadline_left(double *deadline, double timeout)
+{
+    double now;
+    if (timeout < 0)
+        return -1;
+    now = slp_monotonic();
+    if (*deadline == 0)
+        *deadline = now + timeout;
+    return *deadline > now ? *deadline - now : 0;
+}
+
 /* hub.c */
+/* Registers the hub's operations with the scheduler (module.c calls it). */
+int hub_module_init(PyObject *module);
 hub_state *hub_get(sched_thread *ts);     /* NULL with an exception */
 void hub_wakeup(sched_thread *ts);        /* thread-safe, GIL not needed */
 void hub_maybe_poll(sched_thread *ts);    /* fairness: poll without blocking */
@@ -81,10 +106,6 @@ void hub_run_soon(hub_state *h, TaskletObject *t);
  * woke a due timer's tasklet, yield to it once (not inside atomic, a
  * switch_trap or the schedule callback).  Returns -1 with an exception. */
 int hub_fair_point(void);
-/* Keep the thread's idle hook polling although no hub wait is active (a
- * cross-thread wait that hub_wakeup() will end); GIL held, own thread. */
-int hub_ref(sched_thread *ts);
-void hub_unref(sched_thread *ts);
 
 /* wait.c */
 /* Park the current tasklet until fd is ready for `events` (EV_READ or

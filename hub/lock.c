@@ -206,18 +206,10 @@ lock_release_impl(LockObject *self)
 static int
 can_park(sched_thread *ts)
 {
-    if (ts->switch_trap || ts->in_callback ||
+    if (sched_switch_refused(ts) ||
         (ts->current->flags & TF_BLOCK_TRAP) || slp_is_finalizing())
         return 0;
     return 1;
-}
-
-static double
-mono_now(void)
-{
-    struct timespec tv;
-    clock_gettime(CLOCK_MONOTONIC, &tv);
-    return (double)tv.tv_sec + tv.tv_nsec * 1e-9;
 }
 
 /* The thread cannot switch: wait as a thread lock would, releasing the
@@ -226,11 +218,11 @@ mono_now(void)
 static int
 acquire_blocking_thread(LockObject *self, double timeout)
 {
-    double deadline = timeout < 0 ? 0 : mono_now() + timeout;
+    double deadline = 0;
     long nap = 50000;
     while (self->locked) {
         struct timespec ts;
-        if (timeout >= 0 && mono_now() >= deadline)
+        if (hub_deadline_left(&deadline, timeout) == 0)
             return 0;
         ts.tv_sec = 0;
         ts.tv_nsec = nap;

@@ -1,5 +1,5 @@
-/* Cooperative socket hot paths (DESIGN.md §4): recv, recv_into, send,
- * sendall in C on the OS-non-blocking fd of a _socket.socket.  Try the
+/* Cooperative socket hot paths (docs/design.md, "The scheduler and the
+ * hub"): recv, recv_into, send, sendall in C on the OS-non-blocking fd of a _socket.socket.  Try the
  * syscall (GIL held: it cannot block); on EAGAIN park on the fd until the
  * deadline; retry.  One syscall per recv/send in the steady state.
  *
@@ -27,14 +27,6 @@ static PyObject *StdConnectEx;    /* _socket.socket.connect_ex */
 static PyObject *StdAccept;       /* _socket.socket._accept */
 static PyObject *Resolver;        /* patches/socket.py _resolve_addr */
 
-static double
-mono_now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + t.tv_nsec * 1e-9;
-}
-
 static int
 check_sock(PyObject *o)
 {
@@ -52,6 +44,35 @@ sock_timeout_error(void)
     return NULL;
 }
 
+/* One wait of a socket call that found its fd not ready: park until the
+ * fd is ready for `events` or the call's deadline passes (the socket's
+ * timeout in ns, < 0 for None, counted from the call's first wait; see
+ * hub_deadline_left()).  *ts is looked up on the first wait.  Returns 0 to
+ * try again, -1 with an exception (TimeoutError "timed out" at the
+ * deadline, a kill or throw). */
+static int
+sock_wait(hub_sockobj *s, sched_thread **ts, int events, int64_t timeout_ns,
+          double *deadline)
+{
+    double left = hub_deadline_left(deadline, timeout_ns > 0
+                                    ? (double)timeout_ns * 1e-9 : -1);
+    int r;
+    if (left == 0) {
+        sock_timeout_error();
+        return -1;
+    }
+    if (*ts == NULL && (*ts = sched_get()) == NULL)
+        return -1;
+    r = hub_wait_fd(*ts, s->sock_fd, events, left);
+    if (r < 0)
+        return -1;
+    if (r == 0) {
+        sock_timeout_error();
+        return -1;
+    }
+    return 0;
+}
+
 typedef ssize_t (*io_fn)(int fd, void *ctx);
 
 /* A reader that found no data at its last recv() (a request/response
@@ -64,7 +85,7 @@ static hub_fdslot *
 recv_slot(int fd)
 {
     sched_thread *ts = sched_peek();
-    hub_state *h = ts != NULL ? ts->hub : NULL;
+    hub_state *h = ts != NULL ? hub_of(ts) : NULL;
     if (h == NULL || fd < 0 || fd >= h->nfds)
         return NULL;
     return &h->fds[fd];
@@ -84,8 +105,7 @@ sock_io_ex(hub_sockobj *s, int writing, io_fn fn, void *ctx,
         wait_first = 0;
     for (;;) {
         ssize_t n;
-        int err, r;
-        double remaining = -1;
+        int err;
         if (wait_first) {
             wait_first = 0;
             err = EAGAIN;
@@ -108,25 +128,9 @@ sock_io_ex(hub_sockobj *s, int writing, io_fn fn, void *ctx,
             return -1;
         }
     wait:
-        if (s->sock_timeout > 0) {
-            if (*deadline == 0)
-                *deadline = mono_now() + (double)s->sock_timeout * 1e-9;
-            remaining = *deadline - mono_now();
-            if (remaining <= 0) {
-                sock_timeout_error();
-                return -1;
-            }
-        }
-        if (ts == NULL && (ts = sched_get()) == NULL)
+        if (sock_wait(s, &ts, writing ? EV_WRITE : EV_READ, s->sock_timeout,
+                      deadline) < 0)
             return -1;
-        r = hub_wait_fd(ts, s->sock_fd, writing ? EV_WRITE : EV_READ,
-                        remaining);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            sock_timeout_error();
-            return -1;
-        }
     }
 }
 
@@ -430,8 +434,6 @@ sock_accept(PyObject *self, PyObject *unused)
         /* the stdlib's _accept (its makesockaddr) with timeout 0 */
         for (;;) {
             int64_t saved = s->sock_timeout;
-            double remaining = -1;
-            int w;
             if (saved == 0)
                 return PyObject_CallOneArg(StdAccept, self);
             s->sock_timeout = 0;
@@ -440,20 +442,8 @@ sock_accept(PyObject *self, PyObject *unused)
             if (r != NULL || !PyErr_ExceptionMatches(PyExc_BlockingIOError))
                 return r;
             PyErr_Clear();
-            if (saved > 0) {
-                if (deadline == 0)
-                    deadline = mono_now() + (double)saved * 1e-9;
-                remaining = deadline - mono_now();
-                if (remaining <= 0)
-                    return sock_timeout_error();
-            }
-            if (ts == NULL && (ts = sched_get()) == NULL)
+            if (sock_wait(s, &ts, EV_READ, saved, &deadline) < 0)
                 return NULL;
-            w = hub_wait_fd(ts, s->sock_fd, EV_READ, remaining);
-            if (w < 0)
-                return NULL;
-            if (w == 0)
-                return sock_timeout_error();
         }
     }
     fd = sock_io(s, 0, do_accept, &ss, &deadline, 0);
@@ -619,32 +609,14 @@ connect_impl(hub_sockobj *s, PyObject *addr)
     if (err <= 0 || s->sock_timeout == 0)
         return err;
     for (;;) {
-        double remaining = -1;
         socklen_t len = sizeof(err);
-        int r;
         if (err == EAGAIN || err == EWOULDBLOCK) {
             /* (AF_UNIX backlog full) a blocking socket waits and retries */
         }
         else if (err != EINPROGRESS && err != EALREADY && err != EINTR)
             return err;
-        if (s->sock_timeout > 0) {
-            if (deadline == 0)
-                deadline = mono_now() + (double)s->sock_timeout * 1e-9;
-            remaining = deadline - mono_now();
-            if (remaining <= 0) {
-                sock_timeout_error();
-                return -1;
-            }
-        }
-        if (ts == NULL && (ts = sched_get()) == NULL)
+        if (sock_wait(s, &ts, EV_WRITE, s->sock_timeout, &deadline) < 0)
             return -1;
-        r = hub_wait_fd(ts, s->sock_fd, EV_WRITE, remaining);
-        if (r < 0)
-            return -1;
-        if (r == 0) {
-            sock_timeout_error();
-            return -1;
-        }
         if (err == EAGAIN || err == EWOULDBLOCK) {
             err = connect_once(s, addr);
             if (err <= 0)

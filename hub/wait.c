@@ -176,7 +176,7 @@ hub_wait_fd(sched_thread *ts, int fd, int events, double timeout)
 int
 hub_cancel_fd(sched_thread *ts, int fd)
 {
-    hub_state *h = ts->hub;
+    hub_state *h = hub_of(ts);
     int n = 0, i;
     if (h == NULL || fd < 0 || fd >= h->nfds)
         return 0;
