@@ -675,11 +675,12 @@ tasklet_run_impl(TaskletObject *t, int remove)
         Py_RETURN_NONE;
     if (sched_check_switch(ts) < 0)
         return NULL;
+    /* Not scheduled: appended to the queue, i.e. just before the caller, so
+     * that the caller runs next once t yields (Stackless's order: after
+     * t2.remove(); t2.run(), t2's next is the caller).  A run() caller in the
+     * watchdog list leaves it in its own run() when it resumes. */
     if (!(t->flags & TF_IN_RING))
-        ring_insert_after(ts, cur, t);
-    if (t->flags & TF_WATCHDOG) {
-        /* its run() removes it from the watchdog list when it resumes */
-    }
+        ring_append(ts, t);
     if (remove)
         return sched_switch(ts, t, (PyObject *)ring_remove(ts, cur));
     return sched_switch(ts, t, NULL);

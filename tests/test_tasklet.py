@@ -373,8 +373,10 @@ def test_run_scheduled_second_tasklet_skips_the_first():
 
 
 def test_run_removed_tasklet_docs_example():
-    # Stackless docs: t2.remove(); t2.run() -- t2 is put right after the
-    # caller and runs at once; the caller resumes when the queue comes round.
+    # Stackless's docs (tasklet.run()) and its C source: t2.remove();
+    # t2.run() appends t2 to the queue -- just before the caller -- and
+    # switches to it, so t2's next is the caller, which runs as soon as t2
+    # yields; the rest of the queue comes after.
     log = []
     nexts = []
 
@@ -391,14 +393,42 @@ def test_run_removed_tasklet_docs_example():
     t2.remove()
     t2.run()
     log.append("main")
-    # As on Stackless 3.7: t2 runs, then the
-    # rest of the queue, up to the caller.
-    assert nexts[0] is t1
+    assert nexts[0] is main
+    assert log == ["t2", "main"]
     assert t2.scheduled
     stackless.run()
     del nexts[:]
-    assert log == ["t2", "t1", "t3", "main", "t2'", "t1'", "t3'"]
+    assert log == ["t2", "main", "t1", "t3", "t2'", "t1'", "t3'"]
     assert not (t1.alive or t2.alive or t3.alive)
+
+
+def test_switch_to_removed_tasklet_takes_the_callers_place():
+    # switch() appends the target as run() does and takes the caller out:
+    # the queue goes on from the target as it would have from the caller.
+    log = []
+
+    def f(name):
+        log.append(name)
+        stackless.schedule()
+        log.append(name + "'")
+
+    main = stackless.getcurrent()
+    t1 = stackless.tasklet(f)("t1")
+    t2 = stackless.tasklet(f)("t2")
+    t2.remove()
+
+    def switcher():
+        t2.switch()
+        log.append("switcher")
+
+    s = stackless.tasklet(switcher)()
+    stackless.run()
+    assert not s.scheduled and s.alive   # paused by its switch()
+    assert log == ["t1", "t2", "t1'", "t2'"]
+    s.insert()
+    stackless.run()
+    assert log[-1] == "switcher" and not s.alive
+    assert main is stackless.getcurrent()
 
 
 def test_run_returns_tempval():
