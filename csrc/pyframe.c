@@ -75,6 +75,39 @@ slot_value(PyObject *v, PyObject *null)
     return Py_NewRef(v != NULL ? v : null);
 }
 
+/* Set the variables (localsplus[0:n]) of a frame that does not run from
+ * the tuple lp (`null` stands for an empty slot), after checking that lp
+ * fits the code: one entry per variable, and a cell in each cell and free
+ * variable slot (the eval loop reads those slots as cells unchecked).
+ * -1 with ValueError, the slots unchanged. */
+static int
+set_localsplus(PyObject **slots, PyCodeObject *co, PyObject *lp,
+               PyObject *null)
+{
+    int i, n = co->co_nlocalsplus;
+    if (PyTuple_GET_SIZE(lp) != n) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: %zd variables, the "
+                     "code has %d", co->co_qualname, PyTuple_GET_SIZE(lp),
+                     n);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
+            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
+            PyErr_Format(PyExc_ValueError, "frame of %R: variable %d must "
+                         "be a cell", co->co_qualname, i);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyTuple_GET_ITEM(lp, i);
+        Py_XSETREF(slots[i], v == null ? NULL : Py_NewRef(v));
+    }
+    return 0;
+}
+
 /* _frames_of(t, null): [(code, globals, locals, lasti, depth, kind,
  * is_entry, localsplus, stack, frame), ...] outermost first.
  *   lasti: index (in code units) of prev_instr
@@ -251,8 +284,6 @@ fill_frame(PyObject *mod, PyObject *args)
 {
     PyObject *o, *lp, *null;
     _PyInterpreterFrame *f;
-    PyCodeObject *co;
-    int i, n;
     (void)mod;
     if (!PyArg_ParseTuple(args, "O!O!O:_fill_frame", &PyFrame_Type, &o,
                           &PyTuple_Type, &lp, &null))
@@ -263,26 +294,8 @@ fill_frame(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "not a frame snapshot");
         return NULL;
     }
-    co = f->f_code;
-    n = co->co_nlocalsplus;
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
+    if (set_localsplus(f->localsplus, f->f_code, lp, null) < 0)
         return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
-            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
-            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
-                            "cell");
-            return NULL;
-        }
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
-    }
     Py_RETURN_NONE;
 }
 
@@ -447,10 +460,6 @@ gen_fill(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "bad generator state");
         return NULL;
     }
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
-        return NULL;
-    }
     if (depth > co->co_stacksize) {
         PyErr_SetString(PyExc_ValueError, "value stack too deep");
         return NULL;
@@ -464,20 +473,8 @@ gen_fill(PyObject *mod, PyObject *args)
                         "exception");
         return NULL;
     }
-    for (i = 0; i < n; i++) {
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
-            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
-            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
-                            "cell");
-            return NULL;
-        }
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
-    }
+    if (set_localsplus(f->localsplus, co, lp, null) < 0)
+        return NULL;
     for (i = 0; i < depth; i++) {
         PyObject *v = PyTuple_GET_ITEM(st, i);
         f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
@@ -554,11 +551,6 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     n = co->co_nlocalsplus;
     ncode = Py_SIZE(co);
     depth = (int)PyTuple_GET_SIZE(st);
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_Format(PyExc_ValueError, "frame of %R: %zd locals, the code "
-                     "has %d", co->co_qualname, PyTuple_GET_SIZE(lp), n);
-        return NULL;
-    }
     if (depth + (*push ? 1 : 0) > co->co_stacksize) {
         PyErr_Format(PyExc_ValueError, "frame of %R: value stack of %d "
                      "entries is deeper than the code allows (%d)",
@@ -570,16 +562,6 @@ build_frame(PyObject *spec, PyObject *null, int *push)
         PyErr_Format(PyExc_ValueError, "frame of %R: position %d is "
                      "outside its code", co->co_qualname, resume * 2);
         return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v)) {
-            PyErr_Format(PyExc_ValueError, "frame of %R: variable %d must "
-                         "be a cell", co->co_qualname, i);
-            return NULL;
-        }
     }
     for (i = 0; i < depth; i++) {
         if (PyTuple_GET_ITEM(st, i) == null &&
@@ -600,14 +582,14 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     if (fo == NULL)
         return NULL;
     f = fo->f_frame;
+    if (set_localsplus(f->localsplus, co, lp, null) < 0) {
+        Py_DECREF(fo);
+        return NULL;
+    }
     /* A counted reference, as every frame's frame_obj is (the collector
      * and the tasklet's traversal visit it); the resumer drops it when the
      * frame has run or is dropped (drop_frames()). */
     f->frame_obj = (PyFrameObject *)Py_NewRef(fo);
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        f->localsplus[i] = v == null ? NULL : Py_NewRef(v);
-    }
     for (i = 0; i < depth; i++) {
         PyObject *v = PyTuple_GET_ITEM(st, i);
         f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
