@@ -26,13 +26,58 @@
 #include "pyframe.h"
 #include "module.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-
 #include "frameobject.h"
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
 
+/* ========================================================================
+ * The version block: what differs in the interpreter frame between the
+ * versions.  Below it, code is written against these names only.
+ *
+ * Positions are instruction indexes (code units).  FRAME_LASTI is where a
+ * frame object stands (what f_lasti reports).  A generator's position
+ * (GEN_LASTI) is the instruction it stopped at: its RETURN_GENERATOR
+ * before it starts, the YIELD_VALUE it is suspended at after; 3.11 and
+ * 3.12 record that instruction (prev_instr), 3.13 the one after it
+ * (instr_ptr).  3.13 also tells a generator suspended in a `yield from`
+ * or `await` by its state, which follows from the YIELD_VALUE's argument.
+ */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define SLP_PY 313
+#elif PY_VERSION_HEX >= 0x030C0000
+#  define SLP_PY 312
+#else
+#  define SLP_PY 311
+#endif
+
+#if SLP_PY <= 312
+#  define FRAME_CODE(f)             ((f)->f_code)
+#  define FRAME_SET_LASTI(f, co, i) ((f)->prev_instr = _PyCode_CODE(co) + (i))
+#  define GEN_LASTI(f)              _PyInterpreterFrame_LASTI(f)
+#  define GEN_SET_LASTI(f, co, i)   FRAME_SET_LASTI(f, co, i)
+#  define GEN_IS_SUSPENDED(s)       ((s) == FRAME_SUSPENDED)
+#  define GEN_SUSPENDED_AT(co, i)   FRAME_SUSPENDED
+#else
+#  define FRAME_CODE(f)             ((PyCodeObject *)(f)->f_executable)
+#  define FRAME_SET_LASTI(f, co, i) ((f)->instr_ptr = _PyCode_CODE(co) + (i))
+#  define GEN_LASTI(f)              (_PyInterpreterFrame_LASTI(f) - 1)
+#  define GEN_SET_LASTI(f, co, i)   FRAME_SET_LASTI(f, co, (i) + 1)
+#  define GEN_IS_SUSPENDED(s)       FRAME_STATE_SUSPENDED(s)
+#  define GEN_SUSPENDED_AT(co, i) \
+    (_PyCode_CODE(co)[i].op.arg ? FRAME_SUSPENDED_YIELD_FROM : FRAME_SUSPENDED)
+#endif
+#define FRAME_LASTI(f)              _PyInterpreterFrame_LASTI(f)
+#define GEN_FRAME(gen)              ((_PyInterpreterFrame *)(gen)->gi_iframe)
+
+/* The frame-resumption trampoline (the tasklet part: _frames_of,
+ * _frame_stack, _resumer) exists for 3.11; later versions pickle
+ * generators, coroutines, frame objects and tracebacks as values, and a
+ * suspended tasklet is not restorable there (stackless_compat/_pickle.py
+ * says so). */
+#define HAS_RESUMER (SLP_PY == 311)
+
+#if HAS_RESUMER
 /* Is f the interpreter frame stored inside its own frame object (a frame
  * the trampoline runs)? */
 static int
@@ -49,6 +94,8 @@ tasklet_top_frame(TaskletObject *t)
         return NULL;
     return (_PyInterpreterFrame *)pystate_saved_top_frame(&t->ps);
 }
+
+#endif
 
 static int
 check_suspended(PyObject *o, TaskletObject **tp)
@@ -108,6 +155,7 @@ set_localsplus(PyObject **slots, PyCodeObject *co, PyObject *lp,
     return 0;
 }
 
+#if HAS_RESUMER
 /* _frames_of(t, null): [(code, globals, locals, lasti, depth, kind,
  * is_entry, localsplus, stack, frame), ...] outermost first.
  *   lasti: index (in code units) of prev_instr
@@ -211,6 +259,8 @@ frame_stack(PyObject *mod, PyObject *args)
     return st;
 }
 
+#endif /* HAS_RESUMER */
+
 /* _frame_slots(frame, null): (code, globals, lasti, localsplus) of a frame
  * object, running or not. */
 static PyObject *
@@ -224,15 +274,15 @@ frame_slots(PyObject *mod, PyObject *args)
                           &null))
         return NULL;
     f = ((PyFrameObject *)o)->f_frame;
-    n = f->f_code->co_nlocalsplus;
+    n = FRAME_CODE(f)->co_nlocalsplus;
     lp = PyTuple_New(n);
     if (lp == NULL)
         return NULL;
     for (i = 0; i < n; i++)
         PyTuple_SET_ITEM(lp, i, slot_value(f->localsplus[i], null));
-    return Py_BuildValue("(OOiN)", (PyObject *)f->f_code,
+    return Py_BuildValue("(OOiN)", (PyObject *)FRAME_CODE(f),
                          f->f_globals ? f->f_globals : Py_None,
-                         _PyInterpreterFrame_LASTI(f), lp);
+                         FRAME_LASTI(f), lp);
 }
 
 /* _snapshot_frame(code, globals, (), lasti, null): a frame object at that
@@ -258,7 +308,7 @@ snapshot_frame(PyObject *mod, PyObject *args)
     fo = PyFrame_New(PyThreadState_Get(), co, globals, NULL);
     if (fo == NULL)
         return NULL;
-    fo->f_frame->prev_instr = _PyCode_CODE(co) + lasti;
+    FRAME_SET_LASTI(fo->f_frame, co, lasti);
     /* the variables come with _fill_frame() (they may refer back to the
      * frame); until then cells are empty */
     for (i = 0; i < n; i++) {
@@ -290,11 +340,11 @@ fill_frame(PyObject *mod, PyObject *args)
         return NULL;
     f = ((PyFrameObject *)o)->f_frame;
     if (f->owner != FRAME_OWNED_BY_FRAME_OBJECT || f->frame_obj != NULL ||
-        f->stacktop != f->f_code->co_nlocalsplus) {
+        f->stacktop != FRAME_CODE(f)->co_nlocalsplus) {
         PyErr_SetString(PyExc_ValueError, "not a frame snapshot");
         return NULL;
     }
-    if (set_localsplus(f->localsplus, f->f_code, lp, null) < 0)
+    if (set_localsplus(f->localsplus, FRAME_CODE(f), lp, null) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -322,7 +372,7 @@ gen_state(PyObject *mod, PyObject *args)
     gen = (PyGenObject *)o;
     if (gen->gi_frame_state == FRAME_CREATED)
         state = 0;
-    else if (gen->gi_frame_state == FRAME_SUSPENDED)
+    else if (GEN_IS_SUSPENDED(gen->gi_frame_state))
         state = 1;
     else {
         PyErr_SetString(PyExc_ValueError,
@@ -332,8 +382,8 @@ gen_state(PyObject *mod, PyObject *args)
                             : "it has finished");
         return NULL;
     }
-    f = (_PyInterpreterFrame *)gen->gi_iframe;
-    co = f->f_code;
+    f = GEN_FRAME(gen);
+    co = FRAME_CODE(f);
     n = co->co_nlocalsplus;
     depth = f->stacktop - n;
     if (depth < 0 || depth > co->co_stacksize) {
@@ -353,7 +403,7 @@ gen_state(PyObject *mod, PyObject *args)
         PyTuple_SET_ITEM(st, i, slot_value(f->localsplus[n + i], null));
     exc = gen->gi_exc_state.exc_value;
     return Py_BuildValue("(OOiiNNO)", (PyObject *)co, f->f_globals, state,
-                         _PyInterpreterFrame_LASTI(f), lp, st,
+                         GEN_LASTI(f), lp, st,
                          exc != NULL ? exc : Py_None);
 }
 
@@ -404,7 +454,7 @@ gen_new(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "unexpected generator code");
         return NULL;
     }
-    fo->f_frame->prev_instr = _PyCode_CODE(co) + co->_co_firsttraceable - 2;
+    GEN_SET_LASTI(fo->f_frame, co, co->_co_firsttraceable - 2);
     /* takes the frame object's reference and moves its frame into the
      * generator */
     if (co->co_flags & CO_COROUTINE)
@@ -413,7 +463,7 @@ gen_new(PyObject *mod, PyObject *args)
         gen = PyGen_NewWithQualName(fo, name, qualname);
     if (gen == NULL)
         return NULL;
-    f = (_PyInterpreterFrame *)((PyGenObject *)gen)->gi_iframe;
+    f = GEN_FRAME((PyGenObject *)gen);
     assert(f->frame_obj == NULL);
     (void)f;
     /* Until _gen_fill() it behaves as an exhausted generator (one whose
@@ -445,13 +495,13 @@ gen_fill(PyObject *mod, PyObject *args)
         return NULL;
     }
     gen = (PyGenObject *)o;
-    f = (_PyInterpreterFrame *)gen->gi_iframe;
-    co = f->f_code;
+    f = GEN_FRAME(gen);
+    co = FRAME_CODE(f);
     n = co->co_nlocalsplus;
     depth = (int)PyTuple_GET_SIZE(st);
     if (gen->gi_frame_state != FRAME_COMPLETED || f->stacktop != n ||
         f->frame_obj != NULL ||
-        _PyInterpreterFrame_LASTI(f) != co->_co_firsttraceable - 2) {
+        GEN_LASTI(f) != co->_co_firsttraceable - 2) {
         PyErr_SetString(PyExc_ValueError, "not an unpickled generator "
                         "waiting for its state");
         return NULL;
@@ -480,10 +530,11 @@ gen_fill(PyObject *mod, PyObject *args)
         f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
     }
     f->stacktop = n + depth;
-    f->prev_instr = _PyCode_CODE(co) + lasti;
+    GEN_SET_LASTI(f, co, lasti);
     Py_XSETREF(gen->gi_exc_state.exc_value,
                exc == Py_None ? NULL : Py_NewRef(exc));
-    gen->gi_frame_state = state ? FRAME_SUSPENDED : FRAME_CREATED;
+    gen->gi_frame_state = state ? GEN_SUSPENDED_AT(co, lasti)
+                                : FRAME_CREATED;
     Py_RETURN_NONE;
 }
 
@@ -502,6 +553,7 @@ handled_exc(PyObject *mod, PyObject *o)
     return Py_NewRef(ei != NULL ? ei : Py_None);
 }
 
+#if HAS_RESUMER
 /* ------------------------------------------------------------------------
  * The resumer.
  */
@@ -929,58 +981,8 @@ static PyType_Spec resumer_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, resumer_slots
 };
 
-static PyMethodDef pyframe_functions[] = {
-    {"_frames_of", frames_of, METH_VARARGS,
-     "_frames_of(t, null): the frame chain of a suspended tasklet"},
-    {"_frame_slots", frame_slots, METH_VARARGS,
-     "_frame_slots(frame, null): code, globals, lasti, variables"},
-    {"_snapshot_frame", snapshot_frame, METH_VARARGS,
-     "_snapshot_frame(code, globals, localsplus, lasti, null)"},
-    {"_fill_frame", fill_frame, METH_VARARGS,
-     "_fill_frame(frame, localsplus, null): variables of a snapshot"},
-    {"_frame_stack", frame_stack, METH_VARARGS,
-     "_frame_stack(t, level, depth, null): value stack entries of a frame"},
-    {"_gen_state", gen_state, METH_VARARGS,
-     "_gen_state(gen, null): the state of a suspended generator"},
-    {"_gen_new", gen_new, METH_VARARGS,
-     "_gen_new(code, globals, name, qualname): a generator to fill"},
-    {"_gen_fill", gen_fill, METH_VARARGS,
-     "_gen_fill(gen, state, lasti, localsplus, stack, exc, null)"},
-    {"_handled_exc", handled_exc, METH_O,
-     "_handled_exc(t): the exception a suspended tasklet handles"},
-    {NULL}
-};
+#else /* !HAS_RESUMER */
 
-int
-pyframe_module_init(PyObject *m)
-{
-    PyObject *layout;
-    if (PyModule_AddFunctions(m, pyframe_functions) < 0)
-        return -1;
-    resumer_type = (PyTypeObject *)PyType_FromModuleAndSpec(
-        m, &resumer_spec, NULL);
-    if (resumer_type == NULL)
-        return -1;
-    if (PyModule_AddObjectRef(m, "_resumer", (PyObject *)resumer_type) < 0)
-        return -1;
-    /* The format depends on the interpreter's bytecode and frame layout. */
-    layout = Py_BuildValue("(sii)", "cpython-frames", PY_MAJOR_VERSION,
-                           PY_MINOR_VERSION);
-    if (layout == NULL)
-        return -1;
-    if (PyModule_AddObject(m, "_frame_layout", layout) < 0) {
-        Py_DECREF(layout);
-        return -1;
-    }
-    return 0;
-}
-
-#else /* CPython 3.12, 3.13 */
-
-/* The frame layout and the trampoline are implemented for 3.11 only: on
- * later versions a suspended tasklet is not restorable and pickling it
- * raises PicklingError (stackless_compat/_pickle.py says so before it gets
- * here). */
 int
 pyframe_is_resumer(PyObject *o)
 {
@@ -998,11 +1000,49 @@ pyframe_resume(PyObject *resumer, PyObject *tv)
     return NULL;
 }
 
+#endif /* HAS_RESUMER */
+
+static PyMethodDef pyframe_functions[] = {
+#if HAS_RESUMER
+    {"_frames_of", frames_of, METH_VARARGS,
+     "_frames_of(t, null): the frame chain of a suspended tasklet"},
+    {"_frame_stack", frame_stack, METH_VARARGS,
+     "_frame_stack(t, level, depth, null): value stack entries of a frame"},
+#endif
+    {"_frame_slots", frame_slots, METH_VARARGS,
+     "_frame_slots(frame, null): code, globals, lasti, variables"},
+    {"_snapshot_frame", snapshot_frame, METH_VARARGS,
+     "_snapshot_frame(code, globals, localsplus, lasti, null)"},
+    {"_fill_frame", fill_frame, METH_VARARGS,
+     "_fill_frame(frame, localsplus, null): variables of a snapshot"},
+    {"_gen_state", gen_state, METH_VARARGS,
+     "_gen_state(gen, null): the state of a suspended generator"},
+    {"_gen_new", gen_new, METH_VARARGS,
+     "_gen_new(code, globals, name, qualname): a generator to fill"},
+    {"_gen_fill", gen_fill, METH_VARARGS,
+     "_gen_fill(gen, state, lasti, localsplus, stack, exc, null)"},
+    {"_handled_exc", handled_exc, METH_O,
+     "_handled_exc(t): the exception a suspended tasklet handles"},
+    {NULL}
+};
+
 int
 pyframe_module_init(PyObject *m)
 {
-    PyObject *layout = Py_BuildValue("(sii)", "cpython-frames",
-                                     PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    PyObject *layout;
+    if (PyModule_AddFunctions(m, pyframe_functions) < 0)
+        return -1;
+#if HAS_RESUMER
+    resumer_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &resumer_spec, NULL);
+    if (resumer_type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(m, "_resumer", (PyObject *)resumer_type) < 0)
+        return -1;
+#endif
+    /* The format depends on the interpreter's bytecode and frame layout. */
+    layout = Py_BuildValue("(sii)", "cpython-frames", PY_MAJOR_VERSION,
+                           PY_MINOR_VERSION);
     if (layout == NULL)
         return -1;
     if (PyModule_AddObject(m, "_frame_layout", layout) < 0) {
@@ -1011,5 +1051,3 @@ pyframe_module_init(PyObject *m)
     }
     return 0;
 }
-
-#endif
