@@ -400,7 +400,6 @@ def test_bomb_in_tempval_explodes_after_unpickle():
     t.kill()
 
 
-@NOT_PORTED
 def test_bomb_with_traceback_pickles_with_frame_snapshots():
     try:
         raise KeyError("x")
