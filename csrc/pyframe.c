@@ -70,12 +70,44 @@
 #define FRAME_LASTI(f)              _PyInterpreterFrame_LASTI(f)
 #define GEN_FRAME(gen)              ((_PyInterpreterFrame *)(gen)->gi_iframe)
 
-/* The frame-resumption trampoline (the tasklet part: _frames_of,
- * _frame_stack, _resumer) exists for 3.11; later versions pickle
- * generators, coroutines, frame objects and tracebacks as values, and a
- * suspended tasklet is not restorable there (stackless_compat/_pickle.py
- * says so). */
-#define HAS_RESUMER (SLP_PY == 311)
+/* The frame-resumption trampoline.  3.11 runs a resumed frame inside its
+ * frame object, marked as an entry frame (the eval loop then returns to
+ * us instead of popping it from the data stack).  3.12+ pop every
+ * returning thread-owned frame from the data stack and run other frames
+ * only as generators' frames: a resumed frame is the frame of a generator
+ * object made for it (its code is not a generator's, which tells such
+ * frames apart), continued with PyIter_Send() or throw(), as the
+ * interpreter continues a generator.  Its caller being a C call (value
+ * stack not recorded) marks a frame entered from C on 3.12+ (is_entry on
+ * 3.11). */
+#define HAS_RESUMER 1
+#define RESUME_IN_FRAME_OBJECT (SLP_PY == 311)
+#if SLP_PY == 311
+#  define FRAME_FUNC(f)             ((PyObject *)(f)->f_func)
+#  define FRAME_IS_ENTRY(f)         ((int)(f)->is_entry)
+#else
+#  define FRAME_FUNC(f)             ((f)->f_funcobj)
+#  define FRAME_IS_ENTRY(f) \
+    ((f)->previous != NULL && \
+     (f)->previous->owner == FRAME_OWNED_BY_THREAD && \
+     (f)->previous->stacktop < 0)
+#endif
+#if SLP_PY == 313
+#  define THREAD_TOP(ts)            ((ts)->current_frame)
+#else
+#  define THREAD_TOP(ts)            ((ts)->cframe->current_frame)
+#endif
+/* The NULL of a call's "self or NULL" is below the callable up to 3.12,
+ * above it on 3.13. */
+#if SLP_PY == 313
+#  define NULL_SLOT_MISPLACED(st, i, depth, null) \
+    ((i) == 0 || PyTuple_GET_ITEM(st, (i) - 1) == (null))
+#else
+#  define NULL_SLOT_MISPLACED(st, i, depth, null) \
+    ((i) + 1 >= (depth) || PyTuple_GET_ITEM(st, (i) + 1) == (null))
+#endif
+#define GEN_CODE_FLAGS \
+    (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
 
 #if HAS_RESUMER
 /* Is f the interpreter frame stored inside its own frame object (a frame
@@ -83,8 +115,13 @@
 static int
 frame_is_ours(_PyInterpreterFrame *f)
 {
+#if RESUME_IN_FRAME_OBJECT
     return f->frame_obj != NULL &&
            (void *)f == (void *)f->frame_obj->_f_frame_data;
+#else
+    return f->owner == FRAME_OWNED_BY_GENERATOR &&
+           (FRAME_CODE(f)->co_flags & GEN_CODE_FLAGS) == 0;
+#endif
 }
 
 static _PyInterpreterFrame *
@@ -179,13 +216,21 @@ frames_of(PyObject *mod, PyObject *args)
     if (list == NULL)
         return NULL;
     for (f = tasklet_top_frame(t); f != NULL; f = f->previous) {
-        PyCodeObject *co = f->f_code;
+        PyCodeObject *co = FRAME_CODE(f);
         int n = co->co_nlocalsplus, depth = -1, kind, i;
         PyObject *lp, *st, *item;
+#if RESUME_IN_FRAME_OBJECT
         if (f->owner == FRAME_OWNED_BY_GENERATOR)
             kind = 3;
         else if (frame_is_ours(f))
             kind = f->is_entry ? 2 : 1;
+#else
+        if (frame_is_ours(f))
+            kind = _PyFrame_GetGenerator(f)->gi_frame_state ==
+                   FRAME_EXECUTING ? 2 : 1;
+        else if (f->owner == FRAME_OWNED_BY_GENERATOR)
+            kind = 3;
+#endif
         else if (f->owner == FRAME_OWNED_BY_FRAME_OBJECT)
             kind = 4;
         else
@@ -207,9 +252,9 @@ frames_of(PyObject *mod, PyObject *args)
             "(OOOiiiiNNOO)", (PyObject *)co,
             f->f_globals ? f->f_globals : Py_None,
             f->f_locals ? f->f_locals : Py_None,
-            _PyInterpreterFrame_LASTI(f), depth, kind, (int)f->is_entry,
+            FRAME_LASTI(f), depth, kind, FRAME_IS_ENTRY(f),
             lp, st, f->frame_obj ? (PyObject *)f->frame_obj : Py_None,
-            f->f_func ? (PyObject *)f->f_func : Py_None);
+            FRAME_FUNC(f) ? FRAME_FUNC(f) : Py_None);
         if (item == NULL || PyList_Insert(list, 0, item) < 0) {
             Py_XDECREF(item);
             goto fail;
@@ -242,12 +287,13 @@ frame_stack(PyObject *mod, PyObject *args)
     f = tasklet_top_frame(t);
     for (i = 0; i < level && f != NULL; i++)
         f = f->previous;
-    if (f == NULL || f->owner != FRAME_OWNED_BY_THREAD) {
+    if (f == NULL || (f->owner != FRAME_OWNED_BY_THREAD &&
+                      !frame_is_ours(f))) {
         PyErr_SetString(PyExc_RuntimeError, "no such frame to read");
         return NULL;
     }
-    n = f->f_code->co_nlocalsplus;
-    if (depth < 0 || depth > f->f_code->co_stacksize) {
+    n = FRAME_CODE(f)->co_nlocalsplus;
+    if (depth < 0 || depth > FRAME_CODE(f)->co_stacksize) {
         PyErr_SetString(PyExc_ValueError, "stack depth out of range");
         return NULL;
     }
@@ -575,6 +621,7 @@ pyframe_is_resumer(PyObject *o)
     return resumer_type != NULL && Py_IS_TYPE(o, resumer_type);
 }
 
+#if RESUME_IN_FRAME_OBJECT
 static void
 frame_release_slots(_PyInterpreterFrame *f)
 {
@@ -653,6 +700,12 @@ build_frame(PyObject *spec, PyObject *null, int *push)
 
 /* Release a list of frames built by build_frame() that never ran: each
  * refers to itself through frame_obj. */
+static int
+built_top(PyObject *o)
+{
+    return ((PyFrameObject *)o)->f_frame->stacktop;
+}
+
 static void
 drop_frames(PyObject *frames)
 {
@@ -669,6 +722,99 @@ drop_frames(PyObject *frames)
     }
     Py_DECREF(frames);
 }
+
+#else /* resumed frames are generators' frames */
+
+/* One frame from (code, globals, locals, localsplus, stack, resume, push):
+ * the generator that runs it.  Until the resumer starts, its state is
+ * "completed", so that dropping it never runs its code. */
+static PyObject *
+build_frame(PyObject *spec, PyObject *null, int *push)
+{
+    PyObject *code, *globals, *locals, *lp, *st, *gen;
+    PyCodeObject *co;
+    PyFrameObject *fo;
+    _PyInterpreterFrame *f;
+    int resume, n, i, depth;
+    if (!PyTuple_Check(spec) ||
+        !PyArg_ParseTuple(spec, "O!O!OO!O!ip:frame", &PyCode_Type, &code,
+                          &PyDict_Type, &globals, &locals, &PyTuple_Type,
+                          &lp, &PyTuple_Type, &st, &resume, push))
+        return NULL;
+    co = (PyCodeObject *)code;
+    n = co->co_nlocalsplus;
+    depth = (int)PyTuple_GET_SIZE(st);
+    if (co->co_flags & GEN_CODE_FLAGS) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: the code of a "
+                     "generator or coroutine is not a frame to resume",
+                     co->co_qualname);
+        return NULL;
+    }
+    if (depth + (*push ? 1 : 0) > co->co_stacksize) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: value stack of %d "
+                     "entries is deeper than the code allows (%d)",
+                     co->co_qualname, depth + (*push ? 1 : 0),
+                     co->co_stacksize);
+        return NULL;
+    }
+    if (resume - 1 < co->_co_firsttraceable || resume >= Py_SIZE(co)) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: position %d is "
+                     "outside its code", co->co_qualname, resume * 2);
+        return NULL;
+    }
+    for (i = 0; i < depth; i++) {
+        if (PyTuple_GET_ITEM(st, i) == null &&
+            NULL_SLOT_MISPLACED(st, i, depth, null)) {
+            /* an empty slot is only ever beside a callable */
+            PyErr_Format(PyExc_ValueError, "frame of %R: misplaced empty "
+                         "stack entry", co->co_qualname);
+            return NULL;
+        }
+    }
+    if (locals == Py_None)
+        locals = NULL;
+    else if (!PyMapping_Check(locals)) {
+        PyErr_SetString(PyExc_TypeError, "frame locals must be a mapping");
+        return NULL;
+    }
+    fo = PyFrame_New(PyThreadState_Get(), co, globals, locals);
+    if (fo == NULL)
+        return NULL;
+    f = fo->f_frame;
+    if (set_localsplus(f->localsplus, co, lp, null) < 0) {
+        Py_DECREF(fo);
+        return NULL;
+    }
+    for (i = 0; i < depth; i++) {
+        PyObject *v = PyTuple_GET_ITEM(st, i);
+        f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
+    }
+    f->stacktop = n + depth;
+    /* continues at `resume` (the generator's position is the instruction
+     * before) */
+    GEN_SET_LASTI(f, co, resume - 1);
+    /* takes the frame object's reference; the frame moves into it */
+    gen = PyGen_NewWithQualName(fo, co->co_name, co->co_qualname);
+    if (gen == NULL)
+        return NULL;
+    ((PyGenObject *)gen)->gi_frame_state = FRAME_COMPLETED;
+    return gen;
+}
+
+static int
+built_top(PyObject *o)
+{
+    return GEN_FRAME((PyGenObject *)o)->stacktop;
+}
+
+/* Release a list of generators built by build_frame() that never ran. */
+static void
+drop_frames(PyObject *frames)
+{
+    Py_XDECREF(frames);
+}
+
+#endif /* RESUME_IN_FRAME_OBJECT */
 
 static PyObject *
 resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -709,12 +855,13 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto fail;
     for (i = 0; i < n; i++) {
         int p = 0;
-        PyFrameObject *fo = build_frame(PyList_GET_ITEM(specs, i), null, &p);
+        PyObject *fo = (PyObject *)build_frame(PyList_GET_ITEM(specs, i),
+                                               null, &p);
         if (fo == NULL)
             goto fail;      /* (the list's empty slots are NULL) */
-        PyList_SET_ITEM(frames, i, (PyObject *)fo);
+        PyList_SET_ITEM(frames, i, fo);
         PyTuple_SET_ITEM(push, i, PyBool_FromLong(p));
-        PyTuple_SET_ITEM(tops, i, PyLong_FromLong(fo->f_frame->stacktop));
+        PyTuple_SET_ITEM(tops, i, PyLong_FromLong(built_top(fo)));
         if (PyTuple_GET_ITEM(tops, i) == NULL)
             goto fail;
         if (!p && i != n - 1) {
@@ -779,6 +926,7 @@ resumer_dealloc(ResumerObject *r)
     Py_DECREF(tp);
 }
 
+#if RESUME_IN_FRAME_OBJECT
 /* Hand frame fo back to its frame object after it ran. */
 static void
 frame_done(PyFrameObject *fo, PyFrameObject *caller)
@@ -916,6 +1064,143 @@ pyframe_resume(PyObject *self, PyObject *tv)
     Py_CLEAR(r->frames);
     return value;
 }
+
+#else /* resumed frames are generators' frames */
+
+/* A resumed frame does not pass its RESUME instruction, where the
+ * interpreter reports a 'call' to the trace and profile functions (as it
+ * does when a generator resumes): report it here, with the frame as the
+ * top.  -1 with an error. */
+static int
+trace_call(PyThreadState *ts, PyGenObject *g)
+{
+    PyObject *fo;
+    int err = 0, i;
+    if (ts->tracing || (ts->c_tracefunc == NULL &&
+                        ts->c_profilefunc == NULL))
+        return 0;
+    fo = PyObject_GetAttrString((PyObject *)g, "gi_frame");
+    if (fo == NULL)
+        return -1;
+    if (!PyFrame_Check(fo)) {
+        Py_DECREF(fo);
+        return 0;
+    }
+    THREAD_TOP(ts) = GEN_FRAME(g);
+    for (i = 0; i < 2 && err == 0; i++) {
+        Py_tracefunc fn = i == 0 ? ts->c_profilefunc : ts->c_tracefunc;
+        PyObject *obj = i == 0 ? ts->c_profileobj : ts->c_traceobj;
+        if (fn == NULL)
+            continue;
+        ts->tracing++;
+        err = fn(obj, (PyFrameObject *)fo, PyTrace_CALL, Py_None);
+        ts->tracing--;
+    }
+    THREAD_TOP(ts) = GEN_FRAME(g)->previous;
+    Py_DECREF(fo);
+    return err ? -1 : 0;
+}
+
+/* Continue resumed frame g (a generator's frame that returns instead of
+ * yielding) with value (stolen; pushed when push is set), or with the
+ * raised exception when value is NULL; its return value, or NULL with the
+ * exception it raised.  The interpreter's generator send, without the
+ * generator's own handled-exception item: the frame handles exceptions on
+ * the thread's, as a function's frame does (the eval loop puts exc_info
+ * back from previous_item when the frame is done). */
+static PyObject *
+run_frame(PyThreadState *ts, PyGenObject *g, PyObject *value, int push)
+{
+    _PyInterpreterFrame *f = GEN_FRAME(g);
+    if (value != NULL) {
+        if (push)
+            _PyFrame_StackPush(f, value);
+        else
+            Py_DECREF(value);
+    }
+    g->gi_exc_state.previous_item = ts->exc_info;
+    g->gi_frame_state = FRAME_EXECUTING;
+    value = _PyEval_EvalFrameDefault(ts, f, value == NULL);
+    if (!FRAME_STATE_FINISHED(g->gi_frame_state)) {
+        /* it yielded: not code a frame of a tasklet can have */
+        Py_XDECREF(value);
+        PyErr_SetString(PyExc_RuntimeError, "a resumed frame yielded");
+        return NULL;
+    }
+    return value;
+}
+
+PyObject *
+pyframe_resume(PyObject *self, PyObject *tv)
+{
+    ResumerObject *r = (ResumerObject *)self;
+    PyThreadState *ts = PyThreadState_Get();
+    _PyInterpreterFrame *base = THREAD_TOP(ts);
+    PyObject *frames, *value;
+    Py_ssize_t i, n;
+
+    if (r->started || r->frames == NULL) {
+        Py_XDECREF(tv);
+        PyErr_SetString(PyExc_RuntimeError, "the frames were resumed "
+                        "already");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(r->frames);
+    for (i = 0; i < n; i++) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(r->frames, i);
+        if (g->gi_frame_state != FRAME_COMPLETED ||
+            GEN_FRAME(g)->stacktop !=
+                PyLong_AsLong(PyTuple_GET_ITEM(r->tops, i))) {
+            Py_XDECREF(tv);
+            PyErr_SetString(PyExc_RuntimeError, "the unpickled frames were "
+                            "cleared before they could resume");
+            return NULL;
+        }
+    }
+    r->started = 1;
+    frames = Py_NewRef(r->frames);
+    /* Link the chain (the innermost frame is the top while it runs) and
+     * make the generators continuable. */
+    for (i = 0; i < n; i++) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(frames, i);
+        GEN_FRAME(g)->previous = i == 0 ? base
+            : GEN_FRAME((PyGenObject *)PyList_GET_ITEM(frames, i - 1));
+        g->gi_frame_state = FRAME_SUSPENDED;
+    }
+    if (r->exc != Py_None && ts->exc_info->exc_value == NULL)
+        ts->exc_info->exc_value = Py_NewRef(r->exc);
+
+    /* The result of the operation the innermost frame was suspended in. */
+    if (tv != NULL && Bomb_Check(tv)) {
+        value = bomb_explode(tv);
+    }
+    else if (r->pending != Py_None) {
+        Py_XDECREF(tv);
+        value = PyObject_Call(PyTuple_GET_ITEM(r->pending, 0),
+                              PyTuple_GET_ITEM(r->pending, 1), NULL);
+    }
+    else {
+        value = tv != NULL ? tv : Py_NewRef(Py_None);
+    }
+
+    for (i = n - 1; i >= 0; i--) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(frames, i);
+        int push = PyTuple_GET_ITEM(r->push, i) == Py_True;
+        /* the caller's frame is the one below while this one runs */
+        THREAD_TOP(ts) = GEN_FRAME(g)->previous;
+        if (value != NULL && trace_call(ts, g) < 0)
+            Py_CLEAR(value);
+        value = run_frame(ts, g, value, push);
+        PyList_SET_ITEM(frames, i, Py_NewRef(Py_None));
+        Py_DECREF(g);
+    }
+    THREAD_TOP(ts) = base;
+    Py_DECREF(frames);
+    Py_CLEAR(r->frames);
+    return value;
+}
+
+#endif /* RESUME_IN_FRAME_OBJECT */
 
 static PyObject *
 resumer_call(PyObject *self, PyObject *args, PyObject *kwds)
