@@ -50,9 +50,10 @@ __all__ = ["NULL", "reduce_suspended", "restore_suspended"]
 
 _FRAME_TAG = "pyframe"
 _LAYOUT = (tuple(_stackless._frame_layout), importlib.util.MAGIC_NUMBER)
-# Suspended tasklets (the frame-resumption trampoline) pickle on 3.11;
-# generators, coroutines, frame objects and tracebacks on every version.
-_SUPPORTED = sys.version_info[:2] == (3, 11)
+# Suspended tasklets (the frame-resumption trampoline, csrc/pyframe.c),
+# generators, coroutines, frame objects and tracebacks pickle on every
+# supported version.
+_SUPPORTED = sys.version_info[:2] in ((3, 11), (3, 12), (3, 13))
 # 3.12 puts the NULL of a method call below the callable, 3.13 above it.
 _NULL_ABOVE = sys.version_info >= (3, 13)
 _NULL_PAIR = ["A", "N"] if _NULL_ABOVE else ["N", "A"]
@@ -267,6 +268,8 @@ def _effect(op, arg, code_len, jump):
 def _call_pops(name, arg):
     if name in ("CALL", "PRECALL"):
         return arg + 2
+    if name == "CALL_KW":
+        return arg + 3
     if name == "CALL_FUNCTION_EX":
         return 3 + (arg & 1)
     if name == "BINARY_SUBSCR":
@@ -274,7 +277,9 @@ def _call_pops(name, arg):
     if name == "FOR_ITER":
         return 0
     if name == "BEFORE_WITH":
-        return 0        # __enter__ runs with the bound __exit__ in place
+        # __enter__ runs with the bound __exit__ in place (3.11); 3.12+
+        # store __exit__ after the call, over the manager they released
+        return None if _END_FOR else 0
     if name == "WITH_EXCEPT_START":
         return 0
     return None
@@ -375,7 +380,7 @@ class _Analysis:
 _FAST = {
     "LOAD_FAST": lambda a: ((a,), (), ()),
     "LOAD_FAST_LOAD_FAST": lambda a: ((a >> 4, a & 15), (), ()),
-    "STORE_FAST_LOAD_FAST": lambda a: ((a & 15,), (a >> 4,), ()),
+    "STORE_FAST_LOAD_FAST": None,       # stores, then reads
     "STORE_FAST": lambda a: ((), (a,), ()),
     "STORE_FAST_STORE_FAST": lambda a: ((), (a >> 4, a & 15), ()),
     "DELETE_FAST": lambda a: ((), (), (a,)),
@@ -410,8 +415,12 @@ def _reads_unbound(a, start, unbound):
         _, op, arg, nxt, _ = ins
         name = opcode.opname[op]
         after = u
-        fast = _FAST.get(name)
-        if fast is not None:
+        fast = _FAST.get(name, _N)
+        if fast is None:
+            u = u - {arg >> 4}
+            fast = _FAST["LOAD_FAST"]
+            arg &= 15
+        if fast is not _N:
             reads, stores, clears = fast(arg)
             if any(i in u for i in reads):
                 r = True
@@ -635,8 +644,11 @@ def _callee_is_called_directly(t, level, caller, callee_func,
         enter = getattr(type(ex.__self__), "__enter__", None)
         return enter is callee_func
     st = _stackless._frame_stack(t, level, prefix + 2, NULL)
-    target = st[prefix + 1] if st[prefix] is NULL or \
-        name == "CALL_FUNCTION_EX" else st[prefix]
+    if _NULL_ABOVE:     # 3.13: the callable, then self or NULL
+        target = st[prefix]
+    else:
+        target = st[prefix + 1] if st[prefix] is NULL or \
+            name == "CALL_FUNCTION_EX" else st[prefix]
     if target is callee_func:
         return True
     if type(target) is types.MethodType:
