@@ -5,19 +5,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from stackless_compat import _pickle
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "examples")
-
-# These need the frame-resumption trampoline, which is ported to CPython
-# 3.11 only: each test that cannot work elsewhere is a strict xfail there.
-tasklet_frames = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="suspended tasklets pickle and resume on CPython 3.11 only (the "
-    "trampoline in csrc/pyframe.c is not ported to this version yet)")
 
 
 def run(*args, limit="20000"):
@@ -28,7 +17,6 @@ def run(*args, limit="20000"):
     return p.stdout
 
 
-@tasklet_frames
 def test_checkpoint_resumes_in_a_new_process_with_the_same_result(tmp_path):
     script = os.path.join(EX, "checkpoint.py")
     whole = run(script, "run")
@@ -42,7 +30,6 @@ def test_checkpoint_resumes_in_a_new_process_with_the_same_result(tmp_path):
     assert run(script, "resume", state) == whole
 
 
-@tasklet_frames
 def test_migrate_moves_a_blocked_server_tasklet_to_another_process():
     out = run(os.path.join(EX, "migrate.py"))
     lines = out.splitlines()

@@ -30,13 +30,6 @@ import pickle_subjects as subj
 N = int(os.environ.get("SLP_FUZZ_N", "2000"))
 SEED = int(os.environ.get("SLP_FUZZ_SEED", "12"))
 
-# These need the frame-resumption trampoline, which is ported to CPython
-# 3.11 only: each test that cannot work elsewhere is a strict xfail there.
-tasklet_frames = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="suspended tasklets pickle and resume on CPython 3.11 only (the "
-    "trampoline in csrc/pyframe.c is not ported to this version yet)")
-
 
 def _names(data):
     out = set()
@@ -230,7 +223,6 @@ def run_loaded(obj, victims):
 
 @pytest.mark.noleakcheck  # mutated channel states may stay in the
 #                           restore bookkeeping (_pickle._waiting)
-@tasklet_frames
 def test_mutated_pickles_never_crash():
     rnd = random.Random(SEED)
     random.seed(SEED)

@@ -17,12 +17,6 @@ import pickle_subjects as subj
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 
-# Generators pickle as values on every version; the tasklets around them
-# need the frame-resumption trampoline, which is ported to 3.11 only.
-tasklet_frames = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="suspended tasklets pickle and resume on CPython 3.11 only (the "
-    "trampoline in csrc/pyframe.c is not ported to this version yet)")
 
 def roundtrip(obj, proto):
     if proto == "deepcopy":
@@ -335,7 +329,6 @@ def test_mutated_states_never_crash():
 import stackless_compat as stackless     # noqa: E402
 
 
-@tasklet_frames
 @pytest.mark.parametrize("proto", PROTOCOLS)
 def test_tasklet_holding_a_suspended_generator(proto):
     del subj.log[:]
@@ -372,7 +365,6 @@ def test_tasklet_blocked_inside_a_generator():
         del subj.log[:]
 
 
-@tasklet_frames
 def test_tasklet_inside_a_generator_is_refused_clearly():
     ch = stackless.channel()
     t = stackless.tasklet(subj.for_over_receiving)(ch)

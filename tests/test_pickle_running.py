@@ -30,13 +30,6 @@ TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 # resume).
 PY312 = sys.version_info >= (3, 12)
 
-# These need the frame-resumption trampoline, which is ported to CPython
-# 3.11 only: each test that cannot work elsewhere is a strict xfail there.
-tasklet_frames = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="suspended tasklets pickle and resume on CPython 3.11 only (the "
-    "trampoline in csrc/pyframe.c is not ported to this version yet)")
-
 
 @pytest.fixture(autouse=True)
 def _clear_log():
@@ -61,7 +54,6 @@ def finish(t):
 
 # -- resuming in this process ------------------------------------------------
 
-@tasklet_frames
 @pytest.mark.parametrize("proto", PROTOCOLS)
 def test_schedule_remove_chain_resumes(proto):
     t = suspended(subj.chain, 5)
@@ -77,7 +69,6 @@ def test_schedule_remove_chain_resumes(proto):
     assert expected[-1] == ("chain", [5, 101, 103, 105])
 
 
-@tasklet_frames
 def test_pending_result_is_delivered():
     # schedule_remove() returns the tasklet itself: the resumed one
     t = suspended(subj.leaf, 4)
@@ -87,7 +78,6 @@ def test_pending_result_is_delivered():
     assert subj.log[-1] == ("leaf", 4, 8, True)
 
 
-@tasklet_frames
 def test_tempval_is_schedules_result():
     t = suspended(subj.leaf, 1)
     u = pickle.loads(pickle.dumps(t))
@@ -97,7 +87,6 @@ def test_tempval_is_schedules_result():
     assert subj.log[-1] == ("leaf", 1, 2, False)
 
 
-@tasklet_frames
 def test_deep_chain():
     t = suspended(subj.run_deep, 12)
     u = pickle.loads(pickle.dumps(t))
@@ -106,7 +95,6 @@ def test_deep_chain():
     assert subj.log == [("deep", [True] + [i * 10 for i in range(11, -1, -1)])]
 
 
-@tasklet_frames
 def test_resumed_tasklet_pickles_again():
     t = suspended(subj.chain, 1)
     u = pickle.loads(pickle.dumps(t))
@@ -122,7 +110,6 @@ def test_resumed_tasklet_pickles_again():
                         ("chain", [1, 101, 103, 105])]
 
 
-@tasklet_frames
 def test_copy_and_deepcopy():
     t = suspended(subj.leaf, 3)
     for u in (copy.copy(t), copy.deepcopy(t)):
@@ -132,7 +119,6 @@ def test_copy_and_deepcopy():
     assert subj.log == [("leaf", 3, 6, False), ("leaf", 3, 6, True)]
 
 
-@tasklet_frames
 def test_cells_and_closures():
     t = suspended(subj.with_cells, 10)
     u = pickle.loads(pickle.dumps(t))
@@ -141,7 +127,6 @@ def test_cells_and_closures():
     assert subj.log == [("cells", 15, 16)]
 
 
-@tasklet_frames
 def test_frame_with_free_variables():
     t = suspended(subj.in_closure, 10)
     u = pickle.loads(pickle.dumps(t))
@@ -150,7 +135,6 @@ def test_frame_with_free_variables():
     assert subj.log == [("closure", 15, 11)]
 
 
-@tasklet_frames
 def test_handled_exception_is_restored():
     t = suspended(subj.in_handler)
     u = pickle.loads(pickle.dumps(t))
@@ -160,7 +144,6 @@ def test_handled_exception_is_restored():
                         ("after", (None, None, None))]
 
 
-@tasklet_frames
 def test_value_stack_is_restored():
     ch = stackless.channel()
     t = stackless.tasklet(subj.stack_user)(ch)
@@ -176,7 +159,6 @@ def test_value_stack_is_restored():
 
 # -- channels ---------------------------------------------------------------
 
-@tasklet_frames
 def test_channel_with_receivers_keeps_queue_order():
     ch = stackless.channel()
     ts = [stackless.tasklet(subj.receiver)(ch, n) for n in "abc"]
@@ -199,7 +181,6 @@ def test_channel_with_receivers_keeps_queue_order():
     assert ("a", "finally") in subj.log and ("b", "finally") in subj.log
 
 
-@tasklet_frames
 def test_tasklet_pickled_alone_is_blocked_on_a_copy_of_its_channel():
     ch = stackless.channel()
     t = stackless.tasklet(subj.receiver)(ch, "x")
@@ -214,7 +195,6 @@ def test_tasklet_pickled_alone_is_blocked_on_a_copy_of_its_channel():
     assert ("x", 7, 7) in subj.log and not u.alive
 
 
-@tasklet_frames
 def test_blocked_sender_delivers_its_value():
     ch = stackless.channel()
     t = stackless.tasklet(subj.sender)(ch, ["p", "q"])
@@ -228,7 +208,6 @@ def test_blocked_sender_delivers_its_value():
     assert subj.log == [("sent", ["p", "q"])]
 
 
-@tasklet_frames
 def test_for_loop_over_channel():
     ch = stackless.channel()
     t = stackless.tasklet(subj.iterate)(ch)
@@ -243,7 +222,6 @@ def test_for_loop_over_channel():
 
 # -- kill, throw, tracing, GC, watchdog --------------------------------------
 
-@tasklet_frames
 def test_kill_before_it_ran_runs_finally_blocks():
     ch = stackless.channel()
     t = stackless.tasklet(subj.receiver)(ch, "k")
@@ -255,7 +233,6 @@ def test_kill_before_it_ran_runs_finally_blocks():
     assert subj.log == [("k", "finally")] and not u.alive
 
 
-@tasklet_frames
 def test_removed_tasklet_pickles_paused():
     t = stackless.tasklet(subj.spinner)(3)
     t.run()
@@ -270,7 +247,6 @@ def test_removed_tasklet_pickles_paused():
     assert subj.log == [("spun", 3)]
 
 
-@tasklet_frames
 def test_throw_into_resumed_tasklet():
     t = suspended(subj.catcher)
     u = pickle.loads(pickle.dumps(t))
@@ -279,7 +255,6 @@ def test_throw_into_resumed_tasklet():
     assert subj.log == [("caught", "zz")] and not u.alive
 
 
-@tasklet_frames
 def test_tracing_sees_resumed_frames():
     t = suspended(subj.leaf, 2)
     u = pickle.loads(pickle.dumps(t))
@@ -294,7 +269,6 @@ def test_tracing_sees_resumed_frames():
     assert ("leaf", "line") in events or ("leaf", "call") in events
 
 
-@tasklet_frames
 def test_tracing_state_with_pickle_flag():
     t = suspended(subj.leaf, 2)
 
@@ -316,7 +290,6 @@ def tracer_for_flag(frame, event, arg):
     return None
 
 
-@tasklet_frames
 def test_unreferenced_unpickled_tasklets_are_collected():
     t = suspended(subj.leaf, 2)
     data = pickle.dumps(t)
@@ -329,7 +302,6 @@ def test_unreferenced_unpickled_tasklets_are_collected():
     gc.collect()
 
 
-@tasklet_frames
 def test_abandoned_resumed_tasklet_is_killed_by_the_collector():
     t = suspended(subj.chain, 0)
     u = pickle.loads(pickle.dumps(t))
@@ -341,7 +313,6 @@ def test_abandoned_resumed_tasklet_is_killed_by_the_collector():
     assert not u.alive
 
 
-@tasklet_frames
 def test_watchdog_interrupted_tasklet():
     n = 300000
     t = stackless.tasklet(subj.busy)(n)
@@ -384,7 +355,6 @@ def run_child(data):
     return eval(p.stdout.decode())
 
 
-@tasklet_frames
 def test_resume_in_another_process():
     t = suspended(subj.chain, 9)
     data = pickle.dumps(t)
@@ -393,7 +363,6 @@ def test_resume_in_another_process():
     assert run_child(data) == expected
 
 
-@tasklet_frames
 def test_channel_with_receiver_in_another_process():
     ch = stackless.channel()
     t = stackless.tasklet(subj.receiver)(ch, "r")
@@ -405,7 +374,6 @@ def test_channel_with_receiver_in_another_process():
 
 # -- what cannot be pickled --------------------------------------------------
 
-@tasklet_frames
 def test_callback_from_c_is_not_restorable():
     t = stackless.tasklet(subj.callback_user)()
     t.run()
@@ -418,7 +386,6 @@ def test_callback_from_c_is_not_restorable():
     t.kill()
 
 
-@tasklet_frames
 def test_call_through_star_args_and_bound_method():
     t = suspended(subj.through_star_args, subj.Caller().method, 41)
     assert t.restorable != PY312
@@ -428,7 +395,6 @@ def test_call_through_star_args_and_bound_method():
     assert subj.log == [("star", 42)]
 
 
-@tasklet_frames
 @pytest.mark.xfail(PY312, strict=True, reason="3.12+ release the context "
                    "manager's value stack slot before __enter__ runs and "
                    "store __exit__ after it: a frame suspended in __enter__ "
@@ -451,7 +417,6 @@ def test_suspended_in_enter_and_exit(fail):
     assert subj.log == [("body", "entered"), ("exit", exc), "after"]
 
 
-@tasklet_frames
 def test_code_with_extended_args():
     import dis
     assert any(i.opname == "EXTENDED_ARG"
@@ -467,7 +432,6 @@ def test_code_with_extended_args():
     assert subj.log == [("long", base * 1 + 1000 + base * 2 + 2000)]
 
 
-@tasklet_frames
 def test_unpicklable_local_names_frame_line_and_variable():
     t = suspended(subj.with_unpicklable)
     with pytest.raises(pickle.PicklingError,
@@ -477,7 +441,6 @@ def test_unpicklable_local_names_frame_line_and_variable():
     t.kill()
 
 
-@tasklet_frames
 def test_code_not_found_by_name():
     ns = {"__name__": subj.__name__}
     exec("def made_at_run_time():\n"
@@ -494,7 +457,6 @@ def test_current_and_main_are_refused():
         pickle.dumps(stackless.getcurrent())
 
 
-@tasklet_frames
 def test_unpickled_not_yet_run_pickles_again():
     t = suspended(subj.leaf, 1)
     u = pickle.loads(pickle.dumps(t))
@@ -538,7 +500,6 @@ def leaf_state():
     yield st[:1] + (None,) + st[2:]     # tempval was t
 
 
-@tasklet_frames
 def test_position_not_on_instruction_boundary(leaf_state):
     res = frames_of(leaf_state)[-1][7]
     for bad in (res + 1, res - 1, 1, 10 ** 6, -5):
@@ -546,14 +507,12 @@ def test_position_not_on_instruction_boundary(leaf_state):
             load_with(leaf_state, -1, 7, bad)
 
 
-@tasklet_frames
 def test_stack_deeper_than_the_code_allows(leaf_state):
     stack = frames_of(leaf_state)[0][6]
     with pytest.raises(pickle.UnpicklingError, match="value stack of"):
         load_with(leaf_state, 0, 6, stack + (1,) * 50)
 
 
-@tasklet_frames
 def test_stack_not_matching_the_code(leaf_state):
     stack = frames_of(leaf_state)[0][6]     # chain: for loop's iterator
     assert stack, stack
@@ -563,27 +522,23 @@ def test_stack_not_matching_the_code(leaf_state):
         load_with(leaf_state, 0, 6, (_pickle.NULL,) + stack[1:])
 
 
-@tasklet_frames
 def test_other_interpreter_version(leaf_state):
     with pytest.raises(pickle.UnpicklingError, match="another interpreter"):
         load_with(leaf_state, 0, 1, (("cpython-frames", 3, 12), b"xxxx"))
 
 
-@tasklet_frames
 def test_changed_code(leaf_state):
     ref = frames_of(leaf_state)[0][2]
     with pytest.raises(pickle.UnpicklingError, match="code changed"):
         load_with(leaf_state, 0, 2, ref[:3] + ("0" * 16,))
 
 
-@tasklet_frames
 def test_wrong_locals(leaf_state):
     lp = frames_of(leaf_state)[-1][5]
     with pytest.raises(pickle.UnpicklingError, match="local variables"):
         load_with(leaf_state, -1, 5, lp + (1,))
 
 
-@tasklet_frames
 def test_cell_variable_must_be_a_cell():
     t = suspended(subj.with_cells, 1)
     st = state_of(t)
@@ -637,7 +592,6 @@ def test_damaged_frame_snapshot_is_refused():
     setter(g, lp)
 
 
-@tasklet_frames
 def test_restorable_follows_stackless_and_pickling_goes_by_the_frames():
     # restorable is Stackless's rule (nesting_level == 0); pickling judges
     # the frames: it refuses a callback from C code, and resumes an
@@ -673,7 +627,6 @@ def _frames_running(code):
             (type(o) is types.GeneratorType and o.gi_code is code)]
 
 
-@tasklet_frames
 def test_unrun_and_finished_resumed_frames_are_freed():
     t = suspended(subj.chain, 1)
     data = pickle.dumps(t)
@@ -692,7 +645,6 @@ def test_unrun_and_finished_resumed_frames_are_freed():
     assert len(_frames_running(subj.leaf.__code__)) == before
 
 
-@tasklet_frames
 def test_collector_runs_while_resumed_frames_wait():
     ch = stackless.channel()
     ts = [stackless.tasklet(subj.receiver)(ch, n) for n in "pq"]
