@@ -1,4 +1,5 @@
-/* Frames of suspended tasklets for CPython 3.11 (see pyframe.h).
+/* Frames of suspended tasklets for CPython 3.11, 3.12, 3.13 (see
+ * pyframe.h).
  *
  * Part of the version layer: this file knows the interpreter frame
  * (_PyInterpreterFrame) and the frame object.  stackless_compat/_pickle.py
@@ -7,9 +8,11 @@
  *
  * Reading.  A suspended tasklet's frames are reached only through its saved
  * state (pystate_saved.top_frame and each frame's `previous`); frames live on
- * the tasklet's data stack or in frame objects, never on a C stack.
+ * the tasklet's data stack, in frame objects or in generators, never on a
+ * C stack (3.12+ shim frames are relinked out while it is suspended).
  *
- * Resuming.  A pickled frame becomes a frame object that owns its
+ * Resuming (3.11; 3.12+ below, at the version block).  A pickled frame
+ * becomes a frame object that owns its
  * interpreter frame (PyFrame_New), filled with the saved locals and value
  * stack and positioned just before the instruction to run next.  The
  * resumer bound to the new tasklet evaluates the innermost frame with
