@@ -1,4 +1,5 @@
-/* Frames of suspended tasklets for CPython 3.11 (see pyframe.h).
+/* Frames of suspended tasklets for CPython 3.11, 3.12, 3.13 (see
+ * pyframe.h).
  *
  * Part of the version layer: this file knows the interpreter frame
  * (_PyInterpreterFrame) and the frame object.  stackless_compat/_pickle.py
@@ -7,9 +8,11 @@
  *
  * Reading.  A suspended tasklet's frames are reached only through its saved
  * state (pystate_saved.top_frame and each frame's `previous`); frames live on
- * the tasklet's data stack or in frame objects, never on a C stack.
+ * the tasklet's data stack, in frame objects or in generators, never on a
+ * C stack (3.12+ shim frames are relinked out while it is suspended).
  *
- * Resuming.  A pickled frame becomes a frame object that owns its
+ * Resuming (3.11; 3.12+ below, at the version block).  A pickled frame
+ * becomes a frame object that owns its
  * interpreter frame (PyFrame_New), filled with the saved locals and value
  * stack and positioned just before the instruction to run next.  The
  * resumer bound to the new tasklet evaluates the innermost frame with
@@ -26,20 +29,102 @@
 #include "pyframe.h"
 #include "module.h"
 
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
-
 #include "frameobject.h"
 #include "internal/pycore_code.h"
 #include "internal/pycore_frame.h"
 #include "internal/pycore_pystate.h"
 
+/* ========================================================================
+ * The version block: what differs in the interpreter frame between the
+ * versions.  Below it, code is written against these names only.
+ *
+ * Positions are instruction indexes (code units).  FRAME_LASTI is where a
+ * frame object stands (what f_lasti reports).  A generator's position
+ * (GEN_LASTI) is the instruction it stopped at: its RETURN_GENERATOR
+ * before it starts, the YIELD_VALUE it is suspended at after; 3.11 and
+ * 3.12 record that instruction (prev_instr), 3.13 the one after it
+ * (instr_ptr).  3.13 also tells a generator suspended in a `yield from`
+ * or `await` by its state, which follows from the YIELD_VALUE's argument.
+ */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define SLP_PY 313
+#elif PY_VERSION_HEX >= 0x030C0000
+#  define SLP_PY 312
+#else
+#  define SLP_PY 311
+#endif
+
+#if SLP_PY <= 312
+#  define FRAME_CODE(f)             ((f)->f_code)
+#  define FRAME_SET_LASTI(f, co, i) ((f)->prev_instr = _PyCode_CODE(co) + (i))
+#  define GEN_LASTI(f)              _PyInterpreterFrame_LASTI(f)
+#  define GEN_SET_LASTI(f, co, i)   FRAME_SET_LASTI(f, co, i)
+#  define GEN_IS_SUSPENDED(s)       ((s) == FRAME_SUSPENDED)
+#  define GEN_SUSPENDED_AT(co, i)   FRAME_SUSPENDED
+#else
+#  define FRAME_CODE(f)             ((PyCodeObject *)(f)->f_executable)
+#  define FRAME_SET_LASTI(f, co, i) ((f)->instr_ptr = _PyCode_CODE(co) + (i))
+#  define GEN_LASTI(f)              (_PyInterpreterFrame_LASTI(f) - 1)
+#  define GEN_SET_LASTI(f, co, i)   FRAME_SET_LASTI(f, co, (i) + 1)
+#  define GEN_IS_SUSPENDED(s)       FRAME_STATE_SUSPENDED(s)
+#  define GEN_SUSPENDED_AT(co, i) \
+    (_PyCode_CODE(co)[i].op.arg ? FRAME_SUSPENDED_YIELD_FROM : FRAME_SUSPENDED)
+#endif
+#define FRAME_LASTI(f)              _PyInterpreterFrame_LASTI(f)
+#define GEN_FRAME(gen)              ((_PyInterpreterFrame *)(gen)->gi_iframe)
+
+/* The frame-resumption trampoline.  3.11 runs a resumed frame inside its
+ * frame object, marked as an entry frame (the eval loop then returns to
+ * us instead of popping it from the data stack).  3.12+ pop every
+ * returning thread-owned frame from the data stack and run other frames
+ * only as generators' frames: a resumed frame is the frame of a generator
+ * object made for it (its code is not a generator's, which tells such
+ * frames apart), continued with PyIter_Send() or throw(), as the
+ * interpreter continues a generator.  Its caller being a C call (value
+ * stack not recorded) marks a frame entered from C on 3.12+ (is_entry on
+ * 3.11). */
+#define HAS_RESUMER 1
+#define RESUME_IN_FRAME_OBJECT (SLP_PY == 311)
+#if SLP_PY == 311
+#  define FRAME_FUNC(f)             ((PyObject *)(f)->f_func)
+#  define FRAME_IS_ENTRY(f)         ((int)(f)->is_entry)
+#else
+#  define FRAME_FUNC(f)             ((f)->f_funcobj)
+#  define FRAME_IS_ENTRY(f) \
+    ((f)->previous != NULL && \
+     (f)->previous->owner == FRAME_OWNED_BY_THREAD && \
+     (f)->previous->stacktop < 0)
+#endif
+#if SLP_PY == 313
+#  define THREAD_TOP(ts)            ((ts)->current_frame)
+#else
+#  define THREAD_TOP(ts)            ((ts)->cframe->current_frame)
+#endif
+/* The NULL of a call's "self or NULL" is below the callable up to 3.12,
+ * above it on 3.13. */
+#if SLP_PY == 313
+#  define NULL_SLOT_MISPLACED(st, i, depth, null) \
+    ((i) == 0 || PyTuple_GET_ITEM(st, (i) - 1) == (null))
+#else
+#  define NULL_SLOT_MISPLACED(st, i, depth, null) \
+    ((i) + 1 >= (depth) || PyTuple_GET_ITEM(st, (i) + 1) == (null))
+#endif
+#define GEN_CODE_FLAGS \
+    (CO_GENERATOR | CO_COROUTINE | CO_ASYNC_GENERATOR | CO_ITERABLE_COROUTINE)
+
+#if HAS_RESUMER
 /* Is f the interpreter frame stored inside its own frame object (a frame
  * the trampoline runs)? */
 static int
 frame_is_ours(_PyInterpreterFrame *f)
 {
+#if RESUME_IN_FRAME_OBJECT
     return f->frame_obj != NULL &&
            (void *)f == (void *)f->frame_obj->_f_frame_data;
+#else
+    return f->owner == FRAME_OWNED_BY_GENERATOR &&
+           (FRAME_CODE(f)->co_flags & GEN_CODE_FLAGS) == 0;
+#endif
 }
 
 static _PyInterpreterFrame *
@@ -49,6 +134,8 @@ tasklet_top_frame(TaskletObject *t)
         return NULL;
     return (_PyInterpreterFrame *)pystate_saved_top_frame(&t->ps);
 }
+
+#endif
 
 static int
 check_suspended(PyObject *o, TaskletObject **tp)
@@ -75,6 +162,40 @@ slot_value(PyObject *v, PyObject *null)
     return Py_NewRef(v != NULL ? v : null);
 }
 
+/* Set the variables (localsplus[0:n]) of a frame that does not run from
+ * the tuple lp (`null` stands for an empty slot), after checking that lp
+ * fits the code: one entry per variable, and a cell in each cell and free
+ * variable slot (the eval loop reads those slots as cells unchecked).
+ * -1 with ValueError, the slots unchanged. */
+static int
+set_localsplus(PyObject **slots, PyCodeObject *co, PyObject *lp,
+               PyObject *null)
+{
+    int i, n = co->co_nlocalsplus;
+    if (PyTuple_GET_SIZE(lp) != n) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: %zd variables, the "
+                     "code has %d", co->co_qualname, PyTuple_GET_SIZE(lp),
+                     n);
+        return -1;
+    }
+    for (i = 0; i < n; i++) {
+        unsigned char k = (unsigned char)PyBytes_AS_STRING(
+            co->co_localspluskinds)[i];
+        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
+            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
+            PyErr_Format(PyExc_ValueError, "frame of %R: variable %d must "
+                         "be a cell", co->co_qualname, i);
+            return -1;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        PyObject *v = PyTuple_GET_ITEM(lp, i);
+        Py_XSETREF(slots[i], v == null ? NULL : Py_NewRef(v));
+    }
+    return 0;
+}
+
+#if HAS_RESUMER
 /* _frames_of(t, null): [(code, globals, locals, lasti, depth, kind,
  * is_entry, localsplus, stack, frame), ...] outermost first.
  *   lasti: index (in code units) of prev_instr
@@ -98,13 +219,21 @@ frames_of(PyObject *mod, PyObject *args)
     if (list == NULL)
         return NULL;
     for (f = tasklet_top_frame(t); f != NULL; f = f->previous) {
-        PyCodeObject *co = f->f_code;
+        PyCodeObject *co = FRAME_CODE(f);
         int n = co->co_nlocalsplus, depth = -1, kind, i;
         PyObject *lp, *st, *item;
+#if RESUME_IN_FRAME_OBJECT
         if (f->owner == FRAME_OWNED_BY_GENERATOR)
             kind = 3;
         else if (frame_is_ours(f))
             kind = f->is_entry ? 2 : 1;
+#else
+        if (frame_is_ours(f))
+            kind = _PyFrame_GetGenerator(f)->gi_frame_state ==
+                   FRAME_EXECUTING ? 2 : 1;
+        else if (f->owner == FRAME_OWNED_BY_GENERATOR)
+            kind = 3;
+#endif
         else if (f->owner == FRAME_OWNED_BY_FRAME_OBJECT)
             kind = 4;
         else
@@ -126,9 +255,9 @@ frames_of(PyObject *mod, PyObject *args)
             "(OOOiiiiNNOO)", (PyObject *)co,
             f->f_globals ? f->f_globals : Py_None,
             f->f_locals ? f->f_locals : Py_None,
-            _PyInterpreterFrame_LASTI(f), depth, kind, (int)f->is_entry,
+            FRAME_LASTI(f), depth, kind, FRAME_IS_ENTRY(f),
             lp, st, f->frame_obj ? (PyObject *)f->frame_obj : Py_None,
-            f->f_func ? (PyObject *)f->f_func : Py_None);
+            FRAME_FUNC(f) ? FRAME_FUNC(f) : Py_None);
         if (item == NULL || PyList_Insert(list, 0, item) < 0) {
             Py_XDECREF(item);
             goto fail;
@@ -161,12 +290,13 @@ frame_stack(PyObject *mod, PyObject *args)
     f = tasklet_top_frame(t);
     for (i = 0; i < level && f != NULL; i++)
         f = f->previous;
-    if (f == NULL || f->owner != FRAME_OWNED_BY_THREAD) {
+    if (f == NULL || (f->owner != FRAME_OWNED_BY_THREAD &&
+                      !frame_is_ours(f))) {
         PyErr_SetString(PyExc_RuntimeError, "no such frame to read");
         return NULL;
     }
-    n = f->f_code->co_nlocalsplus;
-    if (depth < 0 || depth > f->f_code->co_stacksize) {
+    n = FRAME_CODE(f)->co_nlocalsplus;
+    if (depth < 0 || depth > FRAME_CODE(f)->co_stacksize) {
         PyErr_SetString(PyExc_ValueError, "stack depth out of range");
         return NULL;
     }
@@ -177,6 +307,8 @@ frame_stack(PyObject *mod, PyObject *args)
         PyTuple_SET_ITEM(st, i, slot_value(f->localsplus[n + i], null));
     return st;
 }
+
+#endif /* HAS_RESUMER */
 
 /* _frame_slots(frame, null): (code, globals, lasti, localsplus) of a frame
  * object, running or not. */
@@ -191,15 +323,15 @@ frame_slots(PyObject *mod, PyObject *args)
                           &null))
         return NULL;
     f = ((PyFrameObject *)o)->f_frame;
-    n = f->f_code->co_nlocalsplus;
+    n = FRAME_CODE(f)->co_nlocalsplus;
     lp = PyTuple_New(n);
     if (lp == NULL)
         return NULL;
     for (i = 0; i < n; i++)
         PyTuple_SET_ITEM(lp, i, slot_value(f->localsplus[i], null));
-    return Py_BuildValue("(OOiN)", (PyObject *)f->f_code,
+    return Py_BuildValue("(OOiN)", (PyObject *)FRAME_CODE(f),
                          f->f_globals ? f->f_globals : Py_None,
-                         _PyInterpreterFrame_LASTI(f), lp);
+                         FRAME_LASTI(f), lp);
 }
 
 /* _snapshot_frame(code, globals, (), lasti, null): a frame object at that
@@ -225,7 +357,7 @@ snapshot_frame(PyObject *mod, PyObject *args)
     fo = PyFrame_New(PyThreadState_Get(), co, globals, NULL);
     if (fo == NULL)
         return NULL;
-    fo->f_frame->prev_instr = _PyCode_CODE(co) + lasti;
+    FRAME_SET_LASTI(fo->f_frame, co, lasti);
     /* the variables come with _fill_frame() (they may refer back to the
      * frame); until then cells are empty */
     for (i = 0; i < n; i++) {
@@ -251,38 +383,18 @@ fill_frame(PyObject *mod, PyObject *args)
 {
     PyObject *o, *lp, *null;
     _PyInterpreterFrame *f;
-    PyCodeObject *co;
-    int i, n;
     (void)mod;
     if (!PyArg_ParseTuple(args, "O!O!O:_fill_frame", &PyFrame_Type, &o,
                           &PyTuple_Type, &lp, &null))
         return NULL;
     f = ((PyFrameObject *)o)->f_frame;
     if (f->owner != FRAME_OWNED_BY_FRAME_OBJECT || f->frame_obj != NULL ||
-        f->stacktop != f->f_code->co_nlocalsplus) {
+        f->stacktop != FRAME_CODE(f)->co_nlocalsplus) {
         PyErr_SetString(PyExc_ValueError, "not a frame snapshot");
         return NULL;
     }
-    co = f->f_code;
-    n = co->co_nlocalsplus;
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
+    if (set_localsplus(f->localsplus, FRAME_CODE(f), lp, null) < 0)
         return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
-            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
-            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
-                            "cell");
-            return NULL;
-        }
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
-    }
     Py_RETURN_NONE;
 }
 
@@ -309,7 +421,7 @@ gen_state(PyObject *mod, PyObject *args)
     gen = (PyGenObject *)o;
     if (gen->gi_frame_state == FRAME_CREATED)
         state = 0;
-    else if (gen->gi_frame_state == FRAME_SUSPENDED)
+    else if (GEN_IS_SUSPENDED(gen->gi_frame_state))
         state = 1;
     else {
         PyErr_SetString(PyExc_ValueError,
@@ -319,8 +431,8 @@ gen_state(PyObject *mod, PyObject *args)
                             : "it has finished");
         return NULL;
     }
-    f = (_PyInterpreterFrame *)gen->gi_iframe;
-    co = f->f_code;
+    f = GEN_FRAME(gen);
+    co = FRAME_CODE(f);
     n = co->co_nlocalsplus;
     depth = f->stacktop - n;
     if (depth < 0 || depth > co->co_stacksize) {
@@ -340,7 +452,7 @@ gen_state(PyObject *mod, PyObject *args)
         PyTuple_SET_ITEM(st, i, slot_value(f->localsplus[n + i], null));
     exc = gen->gi_exc_state.exc_value;
     return Py_BuildValue("(OOiiNNO)", (PyObject *)co, f->f_globals, state,
-                         _PyInterpreterFrame_LASTI(f), lp, st,
+                         GEN_LASTI(f), lp, st,
                          exc != NULL ? exc : Py_None);
 }
 
@@ -391,7 +503,7 @@ gen_new(PyObject *mod, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "unexpected generator code");
         return NULL;
     }
-    fo->f_frame->prev_instr = _PyCode_CODE(co) + co->_co_firsttraceable - 2;
+    GEN_SET_LASTI(fo->f_frame, co, co->_co_firsttraceable - 2);
     /* takes the frame object's reference and moves its frame into the
      * generator */
     if (co->co_flags & CO_COROUTINE)
@@ -400,7 +512,7 @@ gen_new(PyObject *mod, PyObject *args)
         gen = PyGen_NewWithQualName(fo, name, qualname);
     if (gen == NULL)
         return NULL;
-    f = (_PyInterpreterFrame *)((PyGenObject *)gen)->gi_iframe;
+    f = GEN_FRAME((PyGenObject *)gen);
     assert(f->frame_obj == NULL);
     (void)f;
     /* Until _gen_fill() it behaves as an exhausted generator (one whose
@@ -432,23 +544,19 @@ gen_fill(PyObject *mod, PyObject *args)
         return NULL;
     }
     gen = (PyGenObject *)o;
-    f = (_PyInterpreterFrame *)gen->gi_iframe;
-    co = f->f_code;
+    f = GEN_FRAME(gen);
+    co = FRAME_CODE(f);
     n = co->co_nlocalsplus;
     depth = (int)PyTuple_GET_SIZE(st);
     if (gen->gi_frame_state != FRAME_COMPLETED || f->stacktop != n ||
         f->frame_obj != NULL ||
-        _PyInterpreterFrame_LASTI(f) != co->_co_firsttraceable - 2) {
+        GEN_LASTI(f) != co->_co_firsttraceable - 2) {
         PyErr_SetString(PyExc_ValueError, "not an unpickled generator "
                         "waiting for its state");
         return NULL;
     }
     if (state != 0 && state != 1) {
         PyErr_SetString(PyExc_ValueError, "bad generator state");
-        return NULL;
-    }
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_SetString(PyExc_ValueError, "wrong number of variables");
         return NULL;
     }
     if (depth > co->co_stacksize) {
@@ -464,29 +572,18 @@ gen_fill(PyObject *mod, PyObject *args)
                         "exception");
         return NULL;
     }
-    for (i = 0; i < n; i++) {
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) &&
-            !PyCell_Check(PyTuple_GET_ITEM(lp, i))) {
-            PyErr_SetString(PyExc_ValueError, "a cell variable must be a "
-                            "cell");
-            return NULL;
-        }
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        Py_XSETREF(f->localsplus[i], v == null ? NULL : Py_NewRef(v));
-    }
+    if (set_localsplus(f->localsplus, co, lp, null) < 0)
+        return NULL;
     for (i = 0; i < depth; i++) {
         PyObject *v = PyTuple_GET_ITEM(st, i);
         f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
     }
     f->stacktop = n + depth;
-    f->prev_instr = _PyCode_CODE(co) + lasti;
+    GEN_SET_LASTI(f, co, lasti);
     Py_XSETREF(gen->gi_exc_state.exc_value,
                exc == Py_None ? NULL : Py_NewRef(exc));
-    gen->gi_frame_state = state ? FRAME_SUSPENDED : FRAME_CREATED;
+    gen->gi_frame_state = state ? GEN_SUSPENDED_AT(co, lasti)
+                                : FRAME_CREATED;
     Py_RETURN_NONE;
 }
 
@@ -505,6 +602,7 @@ handled_exc(PyObject *mod, PyObject *o)
     return Py_NewRef(ei != NULL ? ei : Py_None);
 }
 
+#if HAS_RESUMER
 /* ------------------------------------------------------------------------
  * The resumer.
  */
@@ -526,6 +624,7 @@ pyframe_is_resumer(PyObject *o)
     return resumer_type != NULL && Py_IS_TYPE(o, resumer_type);
 }
 
+#if RESUME_IN_FRAME_OBJECT
 static void
 frame_release_slots(_PyInterpreterFrame *f)
 {
@@ -554,11 +653,6 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     n = co->co_nlocalsplus;
     ncode = Py_SIZE(co);
     depth = (int)PyTuple_GET_SIZE(st);
-    if (PyTuple_GET_SIZE(lp) != n) {
-        PyErr_Format(PyExc_ValueError, "frame of %R: %zd locals, the code "
-                     "has %d", co->co_qualname, PyTuple_GET_SIZE(lp), n);
-        return NULL;
-    }
     if (depth + (*push ? 1 : 0) > co->co_stacksize) {
         PyErr_Format(PyExc_ValueError, "frame of %R: value stack of %d "
                      "entries is deeper than the code allows (%d)",
@@ -570,16 +664,6 @@ build_frame(PyObject *spec, PyObject *null, int *push)
         PyErr_Format(PyExc_ValueError, "frame of %R: position %d is "
                      "outside its code", co->co_qualname, resume * 2);
         return NULL;
-    }
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        unsigned char k = (unsigned char)PyBytes_AS_STRING(
-            co->co_localspluskinds)[i];
-        if ((k & (CO_FAST_CELL | CO_FAST_FREE)) && !PyCell_Check(v)) {
-            PyErr_Format(PyExc_ValueError, "frame of %R: variable %d must "
-                         "be a cell", co->co_qualname, i);
-            return NULL;
-        }
     }
     for (i = 0; i < depth; i++) {
         if (PyTuple_GET_ITEM(st, i) == null &&
@@ -600,14 +684,14 @@ build_frame(PyObject *spec, PyObject *null, int *push)
     if (fo == NULL)
         return NULL;
     f = fo->f_frame;
+    if (set_localsplus(f->localsplus, co, lp, null) < 0) {
+        Py_DECREF(fo);
+        return NULL;
+    }
     /* A counted reference, as every frame's frame_obj is (the collector
      * and the tasklet's traversal visit it); the resumer drops it when the
      * frame has run or is dropped (drop_frames()). */
     f->frame_obj = (PyFrameObject *)Py_NewRef(fo);
-    for (i = 0; i < n; i++) {
-        PyObject *v = PyTuple_GET_ITEM(lp, i);
-        f->localsplus[i] = v == null ? NULL : Py_NewRef(v);
-    }
     for (i = 0; i < depth; i++) {
         PyObject *v = PyTuple_GET_ITEM(st, i);
         f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
@@ -619,6 +703,12 @@ build_frame(PyObject *spec, PyObject *null, int *push)
 
 /* Release a list of frames built by build_frame() that never ran: each
  * refers to itself through frame_obj. */
+static int
+built_top(PyObject *o)
+{
+    return ((PyFrameObject *)o)->f_frame->stacktop;
+}
+
 static void
 drop_frames(PyObject *frames)
 {
@@ -635,6 +725,99 @@ drop_frames(PyObject *frames)
     }
     Py_DECREF(frames);
 }
+
+#else /* resumed frames are generators' frames */
+
+/* One frame from (code, globals, locals, localsplus, stack, resume, push):
+ * the generator that runs it.  Until the resumer starts, its state is
+ * "completed", so that dropping it never runs its code. */
+static PyObject *
+build_frame(PyObject *spec, PyObject *null, int *push)
+{
+    PyObject *code, *globals, *locals, *lp, *st, *gen;
+    PyCodeObject *co;
+    PyFrameObject *fo;
+    _PyInterpreterFrame *f;
+    int resume, n, i, depth;
+    if (!PyTuple_Check(spec) ||
+        !PyArg_ParseTuple(spec, "O!O!OO!O!ip:frame", &PyCode_Type, &code,
+                          &PyDict_Type, &globals, &locals, &PyTuple_Type,
+                          &lp, &PyTuple_Type, &st, &resume, push))
+        return NULL;
+    co = (PyCodeObject *)code;
+    n = co->co_nlocalsplus;
+    depth = (int)PyTuple_GET_SIZE(st);
+    if (co->co_flags & GEN_CODE_FLAGS) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: the code of a "
+                     "generator or coroutine is not a frame to resume",
+                     co->co_qualname);
+        return NULL;
+    }
+    if (depth + (*push ? 1 : 0) > co->co_stacksize) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: value stack of %d "
+                     "entries is deeper than the code allows (%d)",
+                     co->co_qualname, depth + (*push ? 1 : 0),
+                     co->co_stacksize);
+        return NULL;
+    }
+    if (resume - 1 < co->_co_firsttraceable || resume >= Py_SIZE(co)) {
+        PyErr_Format(PyExc_ValueError, "frame of %R: position %d is "
+                     "outside its code", co->co_qualname, resume * 2);
+        return NULL;
+    }
+    for (i = 0; i < depth; i++) {
+        if (PyTuple_GET_ITEM(st, i) == null &&
+            NULL_SLOT_MISPLACED(st, i, depth, null)) {
+            /* an empty slot is only ever beside a callable */
+            PyErr_Format(PyExc_ValueError, "frame of %R: misplaced empty "
+                         "stack entry", co->co_qualname);
+            return NULL;
+        }
+    }
+    if (locals == Py_None)
+        locals = NULL;
+    else if (!PyMapping_Check(locals)) {
+        PyErr_SetString(PyExc_TypeError, "frame locals must be a mapping");
+        return NULL;
+    }
+    fo = PyFrame_New(PyThreadState_Get(), co, globals, locals);
+    if (fo == NULL)
+        return NULL;
+    f = fo->f_frame;
+    if (set_localsplus(f->localsplus, co, lp, null) < 0) {
+        Py_DECREF(fo);
+        return NULL;
+    }
+    for (i = 0; i < depth; i++) {
+        PyObject *v = PyTuple_GET_ITEM(st, i);
+        f->localsplus[n + i] = v == null ? NULL : Py_NewRef(v);
+    }
+    f->stacktop = n + depth;
+    /* continues at `resume` (the generator's position is the instruction
+     * before) */
+    GEN_SET_LASTI(f, co, resume - 1);
+    /* takes the frame object's reference; the frame moves into it */
+    gen = PyGen_NewWithQualName(fo, co->co_name, co->co_qualname);
+    if (gen == NULL)
+        return NULL;
+    ((PyGenObject *)gen)->gi_frame_state = FRAME_COMPLETED;
+    return gen;
+}
+
+static int
+built_top(PyObject *o)
+{
+    return GEN_FRAME((PyGenObject *)o)->stacktop;
+}
+
+/* Release a list of generators built by build_frame() that never ran. */
+static void
+drop_frames(PyObject *frames)
+{
+    Py_XDECREF(frames);
+}
+
+#endif /* RESUME_IN_FRAME_OBJECT */
 
 static PyObject *
 resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
@@ -675,12 +858,13 @@ resumer_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         goto fail;
     for (i = 0; i < n; i++) {
         int p = 0;
-        PyFrameObject *fo = build_frame(PyList_GET_ITEM(specs, i), null, &p);
+        PyObject *fo = (PyObject *)build_frame(PyList_GET_ITEM(specs, i),
+                                               null, &p);
         if (fo == NULL)
             goto fail;      /* (the list's empty slots are NULL) */
-        PyList_SET_ITEM(frames, i, (PyObject *)fo);
+        PyList_SET_ITEM(frames, i, fo);
         PyTuple_SET_ITEM(push, i, PyBool_FromLong(p));
-        PyTuple_SET_ITEM(tops, i, PyLong_FromLong(fo->f_frame->stacktop));
+        PyTuple_SET_ITEM(tops, i, PyLong_FromLong(built_top(fo)));
         if (PyTuple_GET_ITEM(tops, i) == NULL)
             goto fail;
         if (!p && i != n - 1) {
@@ -745,6 +929,7 @@ resumer_dealloc(ResumerObject *r)
     Py_DECREF(tp);
 }
 
+#if RESUME_IN_FRAME_OBJECT
 /* Hand frame fo back to its frame object after it ran. */
 static void
 frame_done(PyFrameObject *fo, PyFrameObject *caller)
@@ -883,6 +1068,143 @@ pyframe_resume(PyObject *self, PyObject *tv)
     return value;
 }
 
+#else /* resumed frames are generators' frames */
+
+/* A resumed frame does not pass its RESUME instruction, where the
+ * interpreter reports a 'call' to the trace and profile functions (as it
+ * does when a generator resumes): report it here, with the frame as the
+ * top.  -1 with an error. */
+static int
+trace_call(PyThreadState *ts, PyGenObject *g)
+{
+    PyObject *fo;
+    int err = 0, i;
+    if (ts->tracing || (ts->c_tracefunc == NULL &&
+                        ts->c_profilefunc == NULL))
+        return 0;
+    fo = PyObject_GetAttrString((PyObject *)g, "gi_frame");
+    if (fo == NULL)
+        return -1;
+    if (!PyFrame_Check(fo)) {
+        Py_DECREF(fo);
+        return 0;
+    }
+    THREAD_TOP(ts) = GEN_FRAME(g);
+    for (i = 0; i < 2 && err == 0; i++) {
+        Py_tracefunc fn = i == 0 ? ts->c_profilefunc : ts->c_tracefunc;
+        PyObject *obj = i == 0 ? ts->c_profileobj : ts->c_traceobj;
+        if (fn == NULL)
+            continue;
+        ts->tracing++;
+        err = fn(obj, (PyFrameObject *)fo, PyTrace_CALL, Py_None);
+        ts->tracing--;
+    }
+    THREAD_TOP(ts) = GEN_FRAME(g)->previous;
+    Py_DECREF(fo);
+    return err ? -1 : 0;
+}
+
+/* Continue resumed frame g (a generator's frame that returns instead of
+ * yielding) with value (stolen; pushed when push is set), or with the
+ * raised exception when value is NULL; its return value, or NULL with the
+ * exception it raised.  The interpreter's generator send, without the
+ * generator's own handled-exception item: the frame handles exceptions on
+ * the thread's, as a function's frame does (the eval loop puts exc_info
+ * back from previous_item when the frame is done). */
+static PyObject *
+run_frame(PyThreadState *ts, PyGenObject *g, PyObject *value, int push)
+{
+    _PyInterpreterFrame *f = GEN_FRAME(g);
+    if (value != NULL) {
+        if (push)
+            _PyFrame_StackPush(f, value);
+        else
+            Py_DECREF(value);
+    }
+    g->gi_exc_state.previous_item = ts->exc_info;
+    g->gi_frame_state = FRAME_EXECUTING;
+    value = _PyEval_EvalFrameDefault(ts, f, value == NULL);
+    if (!FRAME_STATE_FINISHED(g->gi_frame_state)) {
+        /* it yielded: not code a frame of a tasklet can have */
+        Py_XDECREF(value);
+        PyErr_SetString(PyExc_RuntimeError, "a resumed frame yielded");
+        return NULL;
+    }
+    return value;
+}
+
+PyObject *
+pyframe_resume(PyObject *self, PyObject *tv)
+{
+    ResumerObject *r = (ResumerObject *)self;
+    PyThreadState *ts = PyThreadState_Get();
+    _PyInterpreterFrame *base = THREAD_TOP(ts);
+    PyObject *frames, *value;
+    Py_ssize_t i, n;
+
+    if (r->started || r->frames == NULL) {
+        Py_XDECREF(tv);
+        PyErr_SetString(PyExc_RuntimeError, "the frames were resumed "
+                        "already");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(r->frames);
+    for (i = 0; i < n; i++) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(r->frames, i);
+        if (g->gi_frame_state != FRAME_COMPLETED ||
+            GEN_FRAME(g)->stacktop !=
+                PyLong_AsLong(PyTuple_GET_ITEM(r->tops, i))) {
+            Py_XDECREF(tv);
+            PyErr_SetString(PyExc_RuntimeError, "the unpickled frames were "
+                            "cleared before they could resume");
+            return NULL;
+        }
+    }
+    r->started = 1;
+    frames = Py_NewRef(r->frames);
+    /* Link the chain (the innermost frame is the top while it runs) and
+     * make the generators continuable. */
+    for (i = 0; i < n; i++) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(frames, i);
+        GEN_FRAME(g)->previous = i == 0 ? base
+            : GEN_FRAME((PyGenObject *)PyList_GET_ITEM(frames, i - 1));
+        g->gi_frame_state = FRAME_SUSPENDED;
+    }
+    if (r->exc != Py_None && ts->exc_info->exc_value == NULL)
+        ts->exc_info->exc_value = Py_NewRef(r->exc);
+
+    /* The result of the operation the innermost frame was suspended in. */
+    if (tv != NULL && Bomb_Check(tv)) {
+        value = bomb_explode(tv);
+    }
+    else if (r->pending != Py_None) {
+        Py_XDECREF(tv);
+        value = PyObject_Call(PyTuple_GET_ITEM(r->pending, 0),
+                              PyTuple_GET_ITEM(r->pending, 1), NULL);
+    }
+    else {
+        value = tv != NULL ? tv : Py_NewRef(Py_None);
+    }
+
+    for (i = n - 1; i >= 0; i--) {
+        PyGenObject *g = (PyGenObject *)PyList_GET_ITEM(frames, i);
+        int push = PyTuple_GET_ITEM(r->push, i) == Py_True;
+        /* the caller's frame is the one below while this one runs */
+        THREAD_TOP(ts) = GEN_FRAME(g)->previous;
+        if (value != NULL && trace_call(ts, g) < 0)
+            Py_CLEAR(value);
+        value = run_frame(ts, g, value, push);
+        PyList_SET_ITEM(frames, i, Py_NewRef(Py_None));
+        Py_DECREF(g);
+    }
+    THREAD_TOP(ts) = base;
+    Py_DECREF(frames);
+    Py_CLEAR(r->frames);
+    return value;
+}
+
+#endif /* RESUME_IN_FRAME_OBJECT */
+
 static PyObject *
 resumer_call(PyObject *self, PyObject *args, PyObject *kwds)
 {
@@ -947,58 +1269,8 @@ static PyType_Spec resumer_spec = {
     Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, resumer_slots
 };
 
-static PyMethodDef pyframe_functions[] = {
-    {"_frames_of", frames_of, METH_VARARGS,
-     "_frames_of(t, null): the frame chain of a suspended tasklet"},
-    {"_frame_slots", frame_slots, METH_VARARGS,
-     "_frame_slots(frame, null): code, globals, lasti, variables"},
-    {"_snapshot_frame", snapshot_frame, METH_VARARGS,
-     "_snapshot_frame(code, globals, localsplus, lasti, null)"},
-    {"_fill_frame", fill_frame, METH_VARARGS,
-     "_fill_frame(frame, localsplus, null): variables of a snapshot"},
-    {"_frame_stack", frame_stack, METH_VARARGS,
-     "_frame_stack(t, level, depth, null): value stack entries of a frame"},
-    {"_gen_state", gen_state, METH_VARARGS,
-     "_gen_state(gen, null): the state of a suspended generator"},
-    {"_gen_new", gen_new, METH_VARARGS,
-     "_gen_new(code, globals, name, qualname): a generator to fill"},
-    {"_gen_fill", gen_fill, METH_VARARGS,
-     "_gen_fill(gen, state, lasti, localsplus, stack, exc, null)"},
-    {"_handled_exc", handled_exc, METH_O,
-     "_handled_exc(t): the exception a suspended tasklet handles"},
-    {NULL}
-};
+#else /* !HAS_RESUMER */
 
-int
-pyframe_module_init(PyObject *m)
-{
-    PyObject *layout;
-    if (PyModule_AddFunctions(m, pyframe_functions) < 0)
-        return -1;
-    resumer_type = (PyTypeObject *)PyType_FromModuleAndSpec(
-        m, &resumer_spec, NULL);
-    if (resumer_type == NULL)
-        return -1;
-    if (PyModule_AddObjectRef(m, "_resumer", (PyObject *)resumer_type) < 0)
-        return -1;
-    /* The format depends on the interpreter's bytecode and frame layout. */
-    layout = Py_BuildValue("(sii)", "cpython-frames", PY_MAJOR_VERSION,
-                           PY_MINOR_VERSION);
-    if (layout == NULL)
-        return -1;
-    if (PyModule_AddObject(m, "_frame_layout", layout) < 0) {
-        Py_DECREF(layout);
-        return -1;
-    }
-    return 0;
-}
-
-#else /* CPython 3.12, 3.13 */
-
-/* The frame layout and the trampoline are implemented for 3.11 only: on
- * later versions a suspended tasklet is not restorable and pickling it
- * raises PicklingError (stackless_compat/_pickle.py says so before it gets
- * here). */
 int
 pyframe_is_resumer(PyObject *o)
 {
@@ -1016,11 +1288,49 @@ pyframe_resume(PyObject *resumer, PyObject *tv)
     return NULL;
 }
 
+#endif /* HAS_RESUMER */
+
+static PyMethodDef pyframe_functions[] = {
+#if HAS_RESUMER
+    {"_frames_of", frames_of, METH_VARARGS,
+     "_frames_of(t, null): the frame chain of a suspended tasklet"},
+    {"_frame_stack", frame_stack, METH_VARARGS,
+     "_frame_stack(t, level, depth, null): value stack entries of a frame"},
+#endif
+    {"_frame_slots", frame_slots, METH_VARARGS,
+     "_frame_slots(frame, null): code, globals, lasti, variables"},
+    {"_snapshot_frame", snapshot_frame, METH_VARARGS,
+     "_snapshot_frame(code, globals, localsplus, lasti, null)"},
+    {"_fill_frame", fill_frame, METH_VARARGS,
+     "_fill_frame(frame, localsplus, null): variables of a snapshot"},
+    {"_gen_state", gen_state, METH_VARARGS,
+     "_gen_state(gen, null): the state of a suspended generator"},
+    {"_gen_new", gen_new, METH_VARARGS,
+     "_gen_new(code, globals, name, qualname): a generator to fill"},
+    {"_gen_fill", gen_fill, METH_VARARGS,
+     "_gen_fill(gen, state, lasti, localsplus, stack, exc, null)"},
+    {"_handled_exc", handled_exc, METH_O,
+     "_handled_exc(t): the exception a suspended tasklet handles"},
+    {NULL}
+};
+
 int
 pyframe_module_init(PyObject *m)
 {
-    PyObject *layout = Py_BuildValue("(sii)", "cpython-frames",
-                                     PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    PyObject *layout;
+    if (PyModule_AddFunctions(m, pyframe_functions) < 0)
+        return -1;
+#if HAS_RESUMER
+    resumer_type = (PyTypeObject *)PyType_FromModuleAndSpec(
+        m, &resumer_spec, NULL);
+    if (resumer_type == NULL)
+        return -1;
+    if (PyModule_AddObjectRef(m, "_resumer", (PyObject *)resumer_type) < 0)
+        return -1;
+#endif
+    /* The format depends on the interpreter's bytecode and frame layout. */
+    layout = Py_BuildValue("(sii)", "cpython-frames", PY_MAJOR_VERSION,
+                           PY_MINOR_VERSION);
     if (layout == NULL)
         return -1;
     if (PyModule_AddObject(m, "_frame_layout", layout) < 0) {
@@ -1029,5 +1339,3 @@ pyframe_module_init(PyObject *m)
     }
     return 0;
 }
-
-#endif

@@ -51,7 +51,13 @@ __all__ = ["NULL", "reduce_suspended", "restore_suspended"]
 
 _FRAME_TAG = "pyframe"
 _LAYOUT = (tuple(_stackless._frame_layout), importlib.util.MAGIC_NUMBER)
-_SUPPORTED = sys.version_info[:2] == (3, 11)
+# Suspended tasklets (the frame-resumption trampoline, csrc/pyframe.c),
+# generators, coroutines, frame objects and tracebacks pickle on every
+# supported version.
+_SUPPORTED = sys.version_info[:2] in ((3, 11), (3, 12), (3, 13))
+# 3.12 puts the NULL of a method call below the callable, 3.13 above it.
+_NULL_ABOVE = sys.version_info >= (3, 13)
+_NULL_PAIR = ["A", "N"] if _NULL_ABOVE else ["N", "A"]
 
 
 class _Null:
@@ -75,9 +81,12 @@ _Null.__module__ = __name__
 
 _OP = opcode.opmap
 _CACHES = getattr(opcode, "_inline_cache_entries", [0] * 256)
+if isinstance(_CACHES, dict):           # 3.13: by name
+    _CACHES = [_CACHES.get(opcode.opname[op], 0) for op in range(256)]
 _HASJREL = set(opcode.hasjrel)
 _BACKWARD = {op for name, op in _OP.items() if "BACKWARD" in name}
 _EXTENDED_ARG = _OP.get("EXTENDED_ARG")
+_END_FOR = "END_FOR" in _OP
 
 # kinds: "N" anything or NULL, "A" any object, "L" list, "S" set, "D" dict,
 # "I" iterator, "W" awaitable iterator (generator, coroutine or iterator),
@@ -153,7 +162,13 @@ def _effect(op, arg, code_len, jump):
         req = ((0, "E"),) if name == "WITH_EXCEPT_START" else ()
         return 0, [A], req
     if name == "LOAD_GLOBAL":
-        return 0, (["N", A] if arg & 1 else [A]), ()
+        return 0, (_NULL_PAIR if arg & 1 else [A]), ()
+    if name == "LOAD_ATTR" and sys.version_info >= (3, 12):
+        return 1, (_NULL_PAIR if arg & 1 else [A]), ()
+    if name == "LOAD_SUPER_ATTR":
+        return 3, (_NULL_PAIR if arg & 1 else [A]), ()
+    if name == "LOAD_FAST_AND_CLEAR":
+        return 0, ["N"], ()
     if name == "LOAD_METHOD":
         return 1, ["N", A], ()
     if name in ("UNARY_POSITIVE", "UNARY_NEGATIVE", "UNARY_NOT",
@@ -195,9 +210,13 @@ def _effect(op, arg, code_len, jump):
     if name == "BEFORE_ASYNC_WITH":
         return 1, [A, "W"], ()
     if name == "FOR_ITER":
-        return (1, [], ((0, "I"),)) if jump else (0, [A], ((0, "I"),))
+        # 3.12+: the loop's exit is an END_FOR that pops the iterator
+        return (1, [], ((0, "I"),)) if jump and not _END_FOR \
+            else (0, [A], ((0, "I"),))
     if name == "SEND":
-        return (2, [A], ((1, "W"),)) if jump else (1, [A], ((1, "W"),))
+        # 3.12+: the receiver stays for END_SEND
+        return (2, [A], ((1, "W"),)) if jump and not _END_FOR \
+            else (1, [A], ((1, "W"),))
     if name in ("JUMP_IF_TRUE_OR_POP", "JUMP_IF_FALSE_OR_POP"):
         return (0, [], ()) if jump else (1, [], ())
     if name == "UNPACK_SEQUENCE":
@@ -225,6 +244,8 @@ def _effect(op, arg, code_len, jump):
         return 1, [], ((arg, "D"),)
     if name == "CALL":
         return arg + 2, [A], ()
+    if name == "CALL_KW":
+        return arg + 3, [A], ()
     if name == "CALL_FUNCTION_EX":
         return 3 + (arg & 1), [A], ()
     if name == "MAKE_FUNCTION":
@@ -236,8 +257,10 @@ def _effect(op, arg, code_len, jump):
     if name in ("COPY", "SWAP"):
         return None             # handled by the caller
     # Not known: the net effect, with no kind information.
-    eff = dis.stack_effect(op, arg, jump=jump) if op >= opcode.HAVE_ARGUMENT \
-        else dis.stack_effect(op, jump=jump)
+    try:
+        eff = dis.stack_effect(op, arg, jump=jump)
+    except ValueError:
+        eff = dis.stack_effect(op, jump=jump)
     return (0, [A] * eff, ()) if eff >= 0 else (-eff, [], ())
 
 
@@ -246,6 +269,8 @@ def _effect(op, arg, code_len, jump):
 def _call_pops(name, arg):
     if name in ("CALL", "PRECALL"):
         return arg + 2
+    if name == "CALL_KW":
+        return arg + 3
     if name == "CALL_FUNCTION_EX":
         return 3 + (arg & 1)
     if name == "BINARY_SUBSCR":
@@ -253,20 +278,22 @@ def _call_pops(name, arg):
     if name == "FOR_ITER":
         return 0
     if name == "BEFORE_WITH":
-        return 0        # __enter__ runs with the bound __exit__ in place
+        # __enter__ runs with the bound __exit__ in place (3.11); 3.12+
+        # store __exit__ after the call, over the manager they released
+        return None if _END_FOR else 0
     if name == "WITH_EXCEPT_START":
         return 0
     return None
 
 
-_NO_FALLTHROUGH = {"RETURN_VALUE", "RAISE_VARARGS", "RERAISE",
-                   "JUMP_FORWARD", "JUMP_BACKWARD",
+_NO_FALLTHROUGH = {"RETURN_VALUE", "RETURN_CONST", "RAISE_VARARGS",
+                   "RERAISE", "JUMP_FORWARD", "JUMP_BACKWARD",
                    "JUMP_BACKWARD_NO_INTERRUPT"}
 
 
 class _Analysis:
     __slots__ = ("instrs", "by_start", "by_unit", "states", "positions",
-                 "nlocalsplus", "__weakref__")
+                 "nlocalsplus", "handlers", "__weakref__")
 
     def __init__(self, code):
         self.positions = {}
@@ -288,6 +315,7 @@ class _Analysis:
         for e in dis._parse_exception_table(code):
             handlers.append((e.start // 2, e.end // 2, e.target // 2,
                              e.depth, e.lasti))
+        self.handlers = handlers
         states = {}
         work = [(0, ())]
         limit = code.co_stacksize
@@ -344,6 +372,75 @@ class _Analysis:
         if 0 <= unit < len(self.by_unit):
             return self.by_unit[unit]
         return None
+
+
+# 3.12+ read a local the compiler proved bound with LOAD_FAST, which does
+# not check for NULL: a restored frame must not reach such a read of a
+# variable it holds unbound.  (slots read, slots stored, slots emptied) of
+# the instructions that touch fast locals:
+_FAST = {
+    "LOAD_FAST": lambda a: ((a,), (), ()),
+    "LOAD_FAST_LOAD_FAST": lambda a: ((a >> 4, a & 15), (), ()),
+    "STORE_FAST_LOAD_FAST": None,       # stores, then reads
+    "STORE_FAST": lambda a: ((), (a,), ()),
+    "STORE_FAST_STORE_FAST": lambda a: ((), (a >> 4, a & 15), ()),
+    "DELETE_FAST": lambda a: ((), (), (a,)),
+    "LOAD_FAST_AND_CLEAR": lambda a: ((), (), (a,)),
+} if "LOAD_FAST_CHECK" in _OP else None
+
+
+def _reads_unbound(a, start, unbound):
+    """Can the code, continued at instruction start with the local slots
+    in unbound empty, reach an unchecked read of an empty slot?"""
+    if _FAST is None or not unbound:
+        return False
+    key = ("unbound", start, unbound)
+    r = a.positions.get(key)
+    if r is not None:
+        return r
+    seen = {}
+    work = [(start, unbound)]
+    r = False
+    while work and not r:
+        pos, u = work.pop()
+        ins = a.by_start.get(pos)
+        if ins is None:
+            continue
+        pos = ins[0]
+        old = seen.get(pos)
+        if old is not None:
+            if u <= old:
+                continue
+            u = u | old
+        seen[pos] = u
+        _, op, arg, nxt, _ = ins
+        name = opcode.opname[op]
+        after = u
+        fast = _FAST.get(name, _N)
+        if fast is None:
+            u = u - {arg >> 4}
+            fast = _FAST["LOAD_FAST"]
+            arg &= 15
+        if fast is not _N:
+            reads, stores, clears = fast(arg)
+            if any(i in u for i in reads):
+                r = True
+                break
+            after = (u - frozenset(stores)) | frozenset(clears)
+        for (hs, he, ht, hd, hl) in a.handlers:
+            if hs <= pos < he:
+                work.append((ht, u | after))
+        if op in _HASJREL:
+            work.append((_target(op, arg, nxt), after))
+        if name not in _NO_FALLTHROUGH:
+            work.append((nxt, after))
+    if len(a.positions) < 4096:
+        a.positions[key] = r
+    return r
+
+
+def _empty_slots(lp):
+    return frozenset(i for i, v in enumerate(lp) if v is NULL)
 
 
 # Caches keyed by code objects (plain dicts: a WeakKeyDictionary lookup
@@ -548,8 +645,11 @@ def _callee_is_called_directly(t, level, caller, callee_func,
         enter = getattr(type(ex.__self__), "__enter__", None)
         return enter is callee_func
     st = _stackless._frame_stack(t, level, prefix + 2, NULL)
-    target = st[prefix + 1] if st[prefix] is NULL or \
-        name == "CALL_FUNCTION_EX" else st[prefix]
+    if _NULL_ABOVE:     # 3.13: the callable, then self or NULL
+        target = st[prefix]
+    else:
+        target = st[prefix + 1] if st[prefix] is NULL or \
+            name == "CALL_FUNCTION_EX" else st[prefix]
     if target is callee_func:
         return True
     if type(target) is types.MethodType:
@@ -805,6 +905,8 @@ def _check_state(code, a, lp, stack, resume, push, error):
                 bad("stack entry %d is not an instruction index" % i)
         elif not _ok(k, v):
             bad("stack entry %d does not match the code (%r)" % (i, k))
+    if _reads_unbound(a, resume, _empty_slots(lp)):
+        bad("an unbound variable would be read unchecked")
 
 
 _loaded = {}     # (code reference, module name) -> (code, analysis, module)
@@ -1059,9 +1161,6 @@ def _reduce_frame(f):
     """A frame object pickles as a snapshot: its code (by reference), its
     variables and its position; it unpickles as a frame object that shows
     them (f_locals, f_lineno) and never runs (f_back is not kept)."""
-    if not _SUPPORTED:
-        raise pickle.PicklingError("cannot pickle frame objects on this "
-                                   "interpreter version")
     code, glob, lasti, lp = _stackless._frame_slots(f, NULL)
     modname = _module_of_globals(glob)
     if modname is None:
@@ -1181,12 +1280,12 @@ def _check_gen(code, a, st, error):
     if exc is not None and not isinstance(exc, BaseException):
         raise error("the handled exception is not an exception")
     _gen_position(code, a, state, lasti, stack, error)
+    if _reads_unbound(a, a.containing(lasti)[3], _empty_slots(lp)):
+        raise error("%s: an unbound variable would be read unchecked"
+                    % _where(code, lasti))
 
 
 def _reduce_gen(g):
-    if not _SUPPORTED:
-        raise pickle.PicklingError(
-            "cannot pickle %r: generators pickle on CPython 3.11 only" % (g,))
     try:
         code, glob, state, lasti, lp, stack, exc = _stackless._gen_state(
             g, NULL)
@@ -1303,13 +1402,12 @@ _COROUTINE_WRAPPER = _coroutine_wrapper_type()
 
 def _register():
     copyreg.pickle(types.CellType, _reduce_cell)
-    if _SUPPORTED:
-        copyreg.pickle(types.FrameType, _reduce_frame)
-        copyreg.pickle(types.TracebackType, _reduce_traceback)
-        for tp in (types.GeneratorType, types.CoroutineType):
-            copyreg.pickle(tp, _reduce_gen)
-            copy._deepcopy_dispatch[tp] = _deepcopy_gen
-            copy._copy_dispatch[tp] = _copy_gen
+    copyreg.pickle(types.FrameType, _reduce_frame)
+    copyreg.pickle(types.TracebackType, _reduce_traceback)
+    for tp in (types.GeneratorType, types.CoroutineType):
+        copyreg.pickle(tp, _reduce_gen)
+        copy._deepcopy_dispatch[tp] = _deepcopy_gen
+        copy._copy_dispatch[tp] = _copy_gen
     copyreg.pickle(types.ModuleType, _reduce_module)
     copyreg.pickle(type({}.keys()), _view_reducer(_keys))
     copyreg.pickle(type({}.values()), _view_reducer(_values))

@@ -11,12 +11,6 @@ import pytest
 
 import stackless_compat as stackless
 from stackless_compat import _extras
-from stackless_compat import _pickle
-
-NOT_PORTED = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="the frame layout and the trampoline (csrc/pyframe.c) are "
-           "implemented for CPython 3.11 only")
 
 _extras.install(stackless)      # a no-op once stackless_compat/__init__ does it
 
@@ -201,7 +195,6 @@ def test_current_tasklet_cannot_be_reduced():
     assert errors == ["You cannot __reduce__ the tasklet which is current."]
 
 
-@NOT_PORTED
 def test_suspended_tasklet_pickles_and_resumes():
     # (tests/test_pickle_running.py covers this in depth)
     def f():
@@ -219,7 +212,6 @@ def test_suspended_tasklet_pickles_and_resumes():
     assert results == [True, True]
 
 
-@NOT_PORTED
 def test_scheduled_started_tasklet_pickles_paused():
     def f():
         stackless.schedule()
@@ -235,7 +227,6 @@ def test_scheduled_started_tasklet_pickles_paused():
     assert results == ["done", "done"]
 
 
-@NOT_PORTED
 def test_tasklet_blocked_in_a_builtin_pickles():
     ch = stackless.channel()
     t = stackless.tasklet(ch.receive)()
@@ -247,25 +238,6 @@ def test_tasklet_blocked_in_a_builtin_pickles():
     u = ch2.queue
     ch2.send("v")
     assert not u.alive
-
-
-@pytest.mark.skipif(_pickle._SUPPORTED, reason="pickling suspended "
-                    "tasklets works on this version")
-def test_unported_version_raises_a_clear_picklingerror():
-    def f():
-        stackless.schedule_remove()
-    t = stackless.tasklet(f)()
-    stackless.run()
-    # restorable is Stackless's rule, whatever this version can pickle
-    assert t.restorable == (t.nesting_level == 0)
-    with pytest.raises(pickle.PicklingError,
-                       match=r"supported on CPython 3\.11 only"):
-        pickle.dumps(t)
-    with pytest.raises(pickle.UnpicklingError,
-                       match=r"supported on CPython 3\.11 only"):
-        stackless.tasklet().__setstate__(
-            (0, None, 0, [], None, None, None, None, {"suspended": True}))
-    t.kill()
 
 
 def test_main_tasklet_cannot_be_pickled():
@@ -400,7 +372,6 @@ def test_bomb_in_tempval_explodes_after_unpickle():
     t.kill()
 
 
-@NOT_PORTED
 def test_bomb_with_traceback_pickles_with_frame_snapshots():
     try:
         raise KeyError("x")

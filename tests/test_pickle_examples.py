@@ -5,16 +5,8 @@ import os
 import subprocess
 import sys
 
-import pytest
-
-from stackless_compat import _pickle
-
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EX = os.path.join(ROOT, "examples")
-
-pytestmark = pytest.mark.skipif(
-    not _pickle._SUPPORTED,
-    reason="pickling running tasklets is implemented for CPython 3.11")
 
 
 def run(*args, limit="20000"):

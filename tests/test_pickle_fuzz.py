@@ -30,10 +30,6 @@ import pickle_subjects as subj
 N = int(os.environ.get("SLP_FUZZ_N", "2000"))
 SEED = int(os.environ.get("SLP_FUZZ_SEED", "12"))
 
-pytestmark = pytest.mark.skipif(
-    not _pickle._SUPPORTED,
-    reason="pickling running tasklets is implemented for CPython 3.11")
-
 
 def _names(data):
     out = set()

@@ -17,10 +17,6 @@ import pickle_subjects as subj
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 
-pytestmark = pytest.mark.skipif(
-    not _pickle._SUPPORTED,
-    reason="pickling generators is implemented for CPython 3.11")
-
 
 def roundtrip(obj, proto):
     if proto == "deepcopy":

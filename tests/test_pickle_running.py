@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import textwrap
+import types
 
 import pytest
 
@@ -23,9 +24,11 @@ import pickle_subjects as subj
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
-pytestmark = pytest.mark.skipif(
-    not _pickle._SUPPORTED,
-    reason="pickling running tasklets is implemented for CPython 3.11")
+# 3.12+ count every C-level entry in nesting_level (csrc/pystate.c does not
+# tell a bound method called through f(*args) apart there), and take a context manager off the
+# value stack before its __enter__ runs (a frame in __enter__ does not
+# resume).
+PY312 = sys.version_info >= (3, 12)
 
 
 @pytest.fixture(autouse=True)
@@ -385,13 +388,17 @@ def test_callback_from_c_is_not_restorable():
 
 def test_call_through_star_args_and_bound_method():
     t = suspended(subj.through_star_args, subj.Caller().method, 41)
-    assert t.restorable
+    assert t.restorable != PY312
     u = pickle.loads(pickle.dumps(t))
     t.kill()
     finish(u)
     assert subj.log == [("star", 42)]
 
 
+@pytest.mark.xfail(PY312, strict=True, reason="3.12+ release the context "
+                   "manager's value stack slot before __enter__ runs and "
+                   "store __exit__ after it: a frame suspended in __enter__ "
+                   "is refused")
 @pytest.mark.parametrize("fail", [None, "x"])
 def test_suspended_in_enter_and_exit(fail):
     t = suspended(subj.with_block, fail)         # in __enter__
@@ -594,7 +601,7 @@ def test_restorable_follows_stackless_and_pickling_goes_by_the_frames():
              (subj.callback_user, (), False, False),
              (subj.receiver, (ch, "r"), True, True),
              (subj.through_star_args, (subj.pause_with, 1), True, True),
-             (subj.with_block, (None,), False, True),
+             (subj.with_block, (None,), False, not PY312),
              (subj.in_closure, (2,), True, True))
     tasklets = []
     for f, a, restorable, pickles in cases:
@@ -614,8 +621,10 @@ def test_restorable_follows_stackless_and_pickling_goes_by_the_frames():
 
 
 def _frames_running(code):
+    # 3.12+ resume frames as the frames of generators made for them
     return [o for o in gc.get_objects()
-            if type(o) is type(sys._getframe()) and o.f_code is code]
+            if (type(o) is type(sys._getframe()) and o.f_code is code) or
+            (type(o) is types.GeneratorType and o.gi_code is code)]
 
 
 def test_unrun_and_finished_resumed_frames_are_freed():
