@@ -467,7 +467,6 @@ def _tracer(frame, event, arg):
     return None
 
 
-@NOT_PORTED
 def test_unrun_unpickled_tasklet_repickles_tracing_and_dict(flags_restored):
     # an unpickled suspended tasklet pickled again before it runs keeps
     # what the first pickle held: its tracing state and its attributes

@@ -1,5 +1,5 @@
 """Pickling of the builtin types Stackless registers reducers for and stock
-CPython does not pickle (STACKLESS_API.md §8.3): dict views, and the
+CPython does not pickle (docs/guides/pickling.rst): dict views, and the
 ``coroutine_wrapper`` that ``coro.__await__()`` returns."""
 
 import copy
@@ -9,11 +9,6 @@ import pytest
 
 import stackless_compat  # noqa: F401  (registers the reducers)
 from stackless_compat import _pickle
-
-NOT_PORTED = pytest.mark.xfail(
-    not _pickle._SUPPORTED, strict=True,
-    reason="coroutines pickle on CPython 3.11 only (the frame layout, "
-           "csrc/pyframe.c, is not ported to this version yet)")
 
 PROTOCOLS = range(pickle.HIGHEST_PROTOCOL + 1)
 DUMPERS = [pickle.dumps, pickle._dumps]     # the C and the Python pickler
@@ -92,7 +87,6 @@ def test_coroutine_wrapper_copy_shares_its_coroutine():
         w.send(None)
 
 
-@NOT_PORTED
 @pytest.mark.parametrize("proto", PROTOCOLS)
 @pytest.mark.parametrize("started", [False, True], ids=["new", "suspended"])
 def test_coroutine_wrapper_roundtrip(started, proto):
@@ -113,7 +107,6 @@ def test_coroutine_wrapper_roundtrip(started, proto):
     c.close()
 
 
-@NOT_PORTED
 def test_coroutine_wrapper_deepcopy_and_shared_coroutine():
     c = two_steps()
     w = c.__await__()
