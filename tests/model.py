@@ -380,7 +380,7 @@ class Model:
         if t is cur:
             return None
         if not t.in_ring:
-            self._insert_after(cur, t)
+            self._append(t)         # Stackless: the end of the queue
         if remove:
             self._ring_remove(cur)
         return (yield from self._switch(t))
