@@ -1,6 +1,7 @@
 # Type stubs of stackless_compat.patches.thread: what patch_thread()
 # installs (the hub's C lock, an RLock owned by a tasklet, queue.SimpleQueue).
 import queue
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -12,7 +13,10 @@ __all__ = ["Lock", "RLock", "allocate_lock"]
 LockType = lock
 def allocate_lock() -> lock: ...
 def allocate() -> lock: ...
-def Lock() -> lock: ...
+if sys.version_info >= (3, 13):
+    Lock = lock      # as 3.13's threading.Lock: the type itself
+else:
+    def Lock() -> lock: ...
 
 class RLock:
     """A reentrant lock owned by the tasklet that acquired it."""
